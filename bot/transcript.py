@@ -1,0 +1,169 @@
+"""Typed views of AssemblyAI's transcript objects (the `Transcript` schema of openapi.yml).
+
+Only the fields the bot reads are typed; everything else stays reachable in `raw`.
+Parsing is lenient about absent optional fields and strict about nothing else: the API
+decides what a transcript is, we just read it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TranscriptStatus(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+    @property
+    def done(self) -> bool:
+        return self in (TranscriptStatus.COMPLETED, TranscriptStatus.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: int
+    end: int
+    confidence: float
+    speaker: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Word:
+        return cls(
+            text=str(data["text"]),
+            start=int(data["start"]),
+            end=int(data["end"]),
+            confidence=float(data.get("confidence") or 0.0),
+            speaker=data.get("speaker"),
+        )
+
+
+def _words(items: Sequence[Mapping[str, Any]] | None) -> tuple[Word, ...]:
+    return tuple(Word.from_json(w) for w in items or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    speaker: str
+    text: str
+    start: int
+    end: int
+    confidence: float
+    words: tuple[Word, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Utterance:
+        return cls(
+            speaker=str(data["speaker"]),
+            text=str(data["text"]),
+            start=int(data["start"]),
+            end=int(data["end"]),
+            confidence=float(data.get("confidence") or 0.0),
+            words=_words(data.get("words")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A sentence or a paragraph: text with its time range and words."""
+
+    text: str
+    start: int
+    end: int
+    confidence: float
+    words: tuple[Word, ...] = ()
+    speaker: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Span:
+        return cls(
+            text=str(data["text"]),
+            start=int(data["start"]),
+            end=int(data["end"]),
+            confidence=float(data.get("confidence") or 0.0),
+            words=_words(data.get("words")),
+            speaker=data.get("speaker"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    id: str
+    status: TranscriptStatus
+    error: str | None = None
+    text: str | None = None
+    words: tuple[Word, ...] = ()
+    utterances: tuple[Utterance, ...] = ()
+    audio_duration: float | None = None
+    language_code: str | None = None
+    confidence: float | None = None
+    audio_url: str | None = None
+    speaker_labels: bool | None = None
+    throttled: bool | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Transcript:
+        duration = data.get("audio_duration")
+        confidence = data.get("confidence")
+        return cls(
+            id=str(data["id"]),
+            status=TranscriptStatus(data["status"]),
+            error=data.get("error"),
+            text=data.get("text"),
+            words=_words(data.get("words")),
+            utterances=tuple(Utterance.from_json(u) for u in data.get("utterances") or ()),
+            audio_duration=float(duration) if duration is not None else None,
+            language_code=data.get("language_code"),
+            confidence=float(confidence) if confidence is not None else None,
+            audio_url=data.get("audio_url"),
+            speaker_labels=data.get("speaker_labels"),
+            throttled=data.get("throttled"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptListItem:
+    id: str
+    status: TranscriptStatus
+    created: str
+    audio_url: str
+    completed: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TranscriptListItem:
+        return cls(
+            id=str(data["id"]),
+            status=TranscriptStatus(data["status"]),
+            created=str(data["created"]),
+            audio_url=str(data["audio_url"]),
+            completed=data.get("completed"),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPage:
+    transcripts: tuple[TranscriptListItem, ...]
+    limit: int
+    result_count: int
+    prev_url: str | None
+    next_url: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TranscriptPage:
+        page = data["page_details"]
+        return cls(
+            transcripts=tuple(TranscriptListItem.from_json(t) for t in data["transcripts"]),
+            limit=int(page["limit"]),
+            result_count=int(page["result_count"]),
+            prev_url=page.get("prev_url"),
+            next_url=page.get("next_url"),
+        )
