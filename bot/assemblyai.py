@@ -1,0 +1,489 @@
+"""Async AssemblyAI client on aiohttp: upload, submit, get, delete, list, exports, LLM Gateway.
+
+Exceptions (all carry AssemblyAI's own `error` message and the HTTP status when there was one):
+
+    AssemblyAIError                 base of everything this module raises
+    ├── APIError                    AssemblyAI answered with an error status
+    │   ├── BadRequestError         400 (and other 4xx not listed below): never retried
+    │   ├── AuthenticationError     401: the API key is wrong
+    │   ├── NotFoundError           404
+    │   ├── RateLimitError          429 after every retry was spent
+    │   └── ServerError             5xx after every retry was spent
+    ├── TransportError              connection refused/reset/dropped after every retry
+    ├── RequestTimeout              no answer in time after every retry
+    ├── TranscriptFailed            the transcript ended with status `error`
+    └── ClientClosedError           the client was used after close()
+
+429, 5xx, connection errors and timeouts are retried with capped exponential backoff and
+full jitter (tenacity); a 429's Retry-After is honoured. Other 4xx are raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Self
+
+import aiohttp
+import tenacity
+from tenacity import AsyncRetrying, RetryCallState
+
+from bot.config import DEFAULT_SPEECH_MODELS, Secret
+from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE: Final = 256 * 1024
+USER_AGENT: Final = "threadscribe/0.1 (+aiohttp)"
+
+
+class AssemblyAIError(Exception):
+    """Base of every error raised by the client."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class APIError(AssemblyAIError):
+    pass
+
+
+class BadRequestError(APIError):
+    pass
+
+
+class AuthenticationError(APIError):
+    pass
+
+
+class NotFoundError(APIError):
+    pass
+
+
+class RateLimitError(APIError):
+    def __init__(
+        self, message: str, status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    pass
+
+
+class TransportError(AssemblyAIError):
+    pass
+
+
+class RequestTimeout(AssemblyAIError):
+    pass
+
+
+class ClientClosedError(AssemblyAIError):
+    pass
+
+
+class TranscriptFailed(AssemblyAIError):
+    """AssemblyAI finished the job with status `error`; `message` is its explanation."""
+
+    def __init__(self, transcript_id: str, message: str) -> None:
+        super().__init__(message)
+        self.transcript_id = transcript_id
+
+
+_RETRYABLE = (RateLimitError, ServerError, TransportError, RequestTimeout)
+
+
+class _ClientState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 20.0
+    # A Retry-After longer than this is not waited for: the error goes to the caller.
+    max_retry_after: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    request: float = 30.0  # whole request for JSON calls
+    connect: float = 10.0
+    read: float = 60.0  # between bytes, for uploads and large downloads
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptOptions:
+    """The submit options the bot exposes (a subset of openapi.yml's TranscriptParams)."""
+
+    speech_models: tuple[str, ...] = DEFAULT_SPEECH_MODELS
+    language_code: str | None = None  # None: automatic language detection
+    speaker_labels: bool = True
+    speakers_expected: int | None = None
+    audio_start_from: int | None = None  # milliseconds
+    audio_end_at: int | None = None
+    punctuate: bool | None = None
+    format_text: bool | None = None
+    webhook_url: str | None = None
+    webhook_auth_header_name: str | None = None
+    webhook_auth_header_value: Secret | None = field(default=None, repr=False)
+
+    def to_json(self, audio_url: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"audio_url": audio_url, "speech_models": list(self.speech_models)}
+        if self.language_code:
+            body["language_code"] = self.language_code
+        else:
+            body["language_detection"] = True
+        body["speaker_labels"] = self.speaker_labels
+        optional = {
+            "speakers_expected": self.speakers_expected,
+            "audio_start_from": self.audio_start_from,
+            "audio_end_at": self.audio_end_at,
+            "punctuate": self.punctuate,
+            "format_text": self.format_text,
+            "webhook_url": self.webhook_url,
+            "webhook_auth_header_name": self.webhook_auth_header_name,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if self.webhook_auth_header_value is not None:
+            body["webhook_auth_header_value"] = self.webhook_auth_header_value.value
+        return body
+
+
+# What can be uploaded: a path, bytes, or an async byte stream. A stream can be sent once
+# only, so it is not retried; pass a zero-argument callable returning a fresh stream to
+# make it retryable.
+ByteStream = AsyncIterable[bytes]
+UploadSource = Path | bytes | ByteStream | Callable[[], ByteStream]
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    factory: Callable[[], AsyncIterator[bytes]]
+    size: int | None
+    replayable: bool
+
+
+def _body(source: UploadSource, size: int | None) -> _Body:
+    if isinstance(source, Path):
+        path = source
+        return _Body(lambda: _read_file(path), path.stat().st_size, True)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return _Body(lambda: _read_bytes(data), len(data), True)
+    if callable(source):
+        make = source
+        return _Body(lambda: aiter(make()), size, True)
+    stream = source
+    return _Body(lambda: aiter(stream), size, False)
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    # Blocking reads of 256 KiB are short; a thread per chunk would cost more than it saves.
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            yield chunk
+
+
+async def _read_bytes(data: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(data)
+    for i in range(0, len(view), CHUNK_SIZE):
+        yield bytes(view[i : i + CHUNK_SIZE])
+
+
+async def _counted(chunks: AsyncIterator[bytes], progress: Progress | None) -> AsyncIterator[bytes]:
+    sent = 0
+    async for chunk in chunks:
+        yield chunk
+        sent += len(chunk)
+        if progress is not None:
+            progress(sent)
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Honour Retry-After on 429s; otherwise capped exponential backoff with full jitter."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._backoff = tenacity.wait_random_exponential(
+            multiplier=policy.initial_delay, max=policy.max_delay
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            return exc.retry_after
+        return self._backoff(retry_state)
+
+
+def _retry_after(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+    def retry(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if not isinstance(exc, _RETRYABLE):
+            return False
+        # A server asking for a longer pause than we are willing to hold a job for.
+        return not (
+            isinstance(exc, RateLimitError)
+            and exc.retry_after is not None
+            and exc.retry_after > policy.max_retry_after
+        )
+
+    return retry
+
+
+class AssemblyAIClient:
+    """One client per process; share it between jobs. Use as an async context manager."""
+
+    def __init__(
+        self,
+        api_key: Secret,
+        *,
+        base_url: str = "https://api.assemblyai.com",
+        llm_base_url: str = "https://llm-gateway.assemblyai.com",
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.llm_base_url = llm_base_url.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self._state = _ClientState.OPEN
+
+    def __repr__(self) -> str:
+        return f"AssemblyAIClient(base_url={self.base_url!r}, state={self._state.value})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._state = _ClientState.CLOSED
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._state is _ClientState.CLOSED:
+            raise ClientClosedError("the AssemblyAI client is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        return self._session
+
+    # -- transcripts -------------------------------------------------------------------
+
+    async def upload(
+        self, source: UploadSource, *, size: int | None = None, progress: Progress | None = None
+    ) -> str:
+        """Stream `source` to /v2/upload and return the upload URL for `audio_url`."""
+        body = _body(source, size)
+        headers = {"Content-Type": "application/octet-stream"}
+        if body.size is not None:
+            headers["Content-Length"] = str(body.size)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
+
+        async def attempt() -> Any:
+            data = _counted(body.factory(), progress)
+            return await self._send(
+                "POST", "/v2/upload", data=data, headers=headers, client_timeout=timeout
+            )
+
+        # A one-shot stream cannot be sent twice, so only replayable bodies are retried.
+        data = await (self._retrying(attempt) if body.replayable else attempt())
+        return str(data["upload_url"])
+
+    async def submit(self, audio_url: str, options: TranscriptOptions | None = None) -> Transcript:
+        body = (options or TranscriptOptions()).to_json(audio_url)
+        return Transcript.from_json(await self._json("POST", "/v2/transcript", json=body))
+
+    async def get(self, transcript_id: str) -> Transcript:
+        return Transcript.from_json(await self._json("GET", f"/v2/transcript/{transcript_id}"))
+
+    async def delete(self, transcript_id: str) -> Transcript:
+        return Transcript.from_json(await self._json("DELETE", f"/v2/transcript/{transcript_id}"))
+
+    async def list(
+        self,
+        *,
+        limit: int | None = None,
+        status: TranscriptStatus | None = None,
+        before_id: str | None = None,
+        after_id: str | None = None,
+    ) -> TranscriptPage:
+        params = {
+            "limit": limit,
+            "status": status.value if status else None,
+            "before_id": before_id,
+            "after_id": after_id,
+        }
+        query = {k: str(v) for k, v in params.items() if v is not None}
+        return TranscriptPage.from_json(await self._json("GET", "/v2/transcript", params=query))
+
+    async def sentences(self, transcript_id: str) -> tuple[Span, ...]:
+        data = await self._json("GET", f"/v2/transcript/{transcript_id}/sentences")
+        return tuple(Span.from_json(s) for s in data["sentences"])
+
+    async def paragraphs(self, transcript_id: str) -> tuple[Span, ...]:
+        data = await self._json("GET", f"/v2/transcript/{transcript_id}/paragraphs")
+        return tuple(Span.from_json(p) for p in data["paragraphs"])
+
+    async def srt(self, transcript_id: str, chars_per_caption: int | None = None) -> str:
+        return await self._subtitles(transcript_id, "srt", chars_per_caption)
+
+    async def vtt(self, transcript_id: str, chars_per_caption: int | None = None) -> str:
+        return await self._subtitles(transcript_id, "vtt", chars_per_caption)
+
+    async def _subtitles(self, transcript_id: str, fmt: str, chars: int | None) -> str:
+        params = {"chars_per_caption": str(chars)} if chars else None
+        path = f"/v2/transcript/{transcript_id}/{fmt}"
+        return await self._retrying(lambda: self._send("GET", path, params=params, text=True))
+
+    async def wait(
+        self,
+        transcript_id: str,
+        *,
+        delays: Callable[[Transcript], float] | None = None,
+        on_status: Callable[[Transcript], Awaitable[None] | None] | None = None,
+    ) -> Transcript:
+        """Poll until the transcript is completed or error; return it either way."""
+        delay_for = delays or poll_delay
+        while True:
+            transcript = await self.get(transcript_id)
+            if on_status is not None:
+                result = on_status(transcript)
+                if asyncio.iscoroutine(result):
+                    await result
+            if transcript.status.done:
+                return transcript
+            await asyncio.sleep(delay_for(transcript))
+
+    # -- LLM Gateway -------------------------------------------------------------------
+
+    async def chat(
+        self, messages: Sequence[Mapping[str, str]], *, model: str, max_tokens: int = 600
+    ) -> str:
+        """One chat completion from AssemblyAI's LLM Gateway; returns the answer text."""
+        body = {"model": model, "messages": list(messages), "max_tokens": max_tokens}
+        url = f"{self.llm_base_url}/v1/chat/completions"
+        data = await self._json("POST", url, json=body)
+        try:
+            return str(data["choices"][0]["message"]["content"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise APIError("the LLM Gateway answered without a message") from exc
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._retrying(lambda: self._send(method, path, **kwargs))
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        retrying = AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            wait=_Wait(self.retry),
+            retry=_retry_after(self.retry),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return await retrying(attempt)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        text: bool = False,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        all_headers = {"Authorization": self._key.value, **(headers or {})}
+        timeout = client_timeout or aiohttp.ClientTimeout(
+            total=self.timeouts.request, connect=self.timeouts.connect
+        )
+        try:
+            async with self._http().request(
+                method, url, headers=all_headers, timeout=timeout, **kwargs
+            ) as response:
+                if response.status >= 400:
+                    raise await _error(response)
+                if text:
+                    return await response.text()
+                return await response.json(content_type=None)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"AssemblyAI did not answer {method} {path} in time") from exc
+        except aiohttp.ClientResponseError as exc:
+            message = f"bad response from AssemblyAI: {exc.message}"
+            raise TransportError(message, exc.status) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            # ValueError: a body that is not JSON where JSON was promised.
+            raise TransportError(f"could not reach AssemblyAI ({type(exc).__name__})") from exc
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning(
+        "AssemblyAI request failed, retrying",
+        extra={"attempt": state.attempt_number, "wait_s": round(wait, 2), "error": repr(exc)},
+    )
+
+
+async def _error(response: aiohttp.ClientResponse) -> APIError:
+    message = await _error_message(response)
+    status = response.status
+    if status == 429:
+        return RateLimitError(message, status, retry_after=_parse_retry_after(response))
+    if status >= 500:
+        return ServerError(message, status)
+    kind: type[APIError] = {401: AuthenticationError, 404: NotFoundError}.get(
+        status, BadRequestError
+    )
+    return kind(message, status)
+
+
+async def _error_message(response: aiohttp.ClientResponse) -> str:
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return f"HTTP {response.status} {response.reason or ''}".strip()
+
+
+def _parse_retry_after(response: aiohttp.ClientResponse) -> float | None:
+    raw = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def poll_delay(transcript: Transcript) -> float:
+    """How long to wait before polling again: sooner for short audio, later for long.
+
+    AssemblyAI processes audio at a fraction of real time, so a fixed poll wastes calls on
+    long files; this scales with the known duration and stays between 1 s and 30 s.
+    """
+    duration = transcript.audio_duration or 0.0
+    if transcript.status is TranscriptStatus.QUEUED:
+        return 3.0
+    return min(30.0, max(1.0, duration * 0.05))

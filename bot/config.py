@@ -1,0 +1,249 @@
+"""Settings, read once from a mapping (the environment plus .env, loaded by the CLI).
+
+Every problem is reported in one line naming the variable and what to do about it, and all
+problems are reported together so an operator fixes them in one pass. Secrets are wrapped
+in `Secret`, whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+T = TypeVar("T")
+
+DEFAULT_ASSEMBLYAI_BASE_URL: Final = "https://api.assemblyai.com"
+DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
+DEFAULT_SPEECH_MODELS: Final = ("universal-3-pro", "universal-2")
+DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./threadscribe.db"
+DEFAULT_SLACK_API_URL: Final = "https://slack.com/api/"
+
+
+class Secret:
+    """A string that stays out of logs, reprs and tracebacks; `.value` reveals it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class ConfigError(Exception):
+    """One or more settings are wrong; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    assemblyai_api_key: Secret | None = None
+    assemblyai_base_url: str = DEFAULT_ASSEMBLYAI_BASE_URL
+    llm_gateway_url: str = DEFAULT_LLM_GATEWAY_URL
+    speech_models: tuple[str, ...] = DEFAULT_SPEECH_MODELS
+    database_url: Secret = dataclasses.field(default_factory=lambda: Secret(DEFAULT_DATABASE_URL))
+    public_url: str | None = None
+    port: int = 8080
+    log_level: str = "INFO"
+
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: Secret | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+
+    discord_token: Secret | None = None
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+
+    @property
+    def slack_enabled(self) -> bool:
+        oauth = bool(self.slack_client_id and self.slack_client_secret)
+        return bool(self.slack_bot_token or oauth) and bool(
+            self.slack_app_token or self.slack_signing_secret
+        )
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    def require_assemblyai_key(self) -> Secret:
+        if self.assemblyai_api_key is None:
+            raise ConfigError([MISSING_API_KEY])
+        return self.assemblyai_api_key
+
+    def require_platform(self) -> None:
+        """Raise unless at least one chat platform is fully configured."""
+        if self.slack_enabled or self.discord_enabled:
+            return
+        problems = ["no chat platform is configured: set the variables for Slack, Discord or both"]
+        if self.slack_bot_token and not (self.slack_app_token or self.slack_signing_secret):
+            problems.append(
+                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode, xapp-...) "
+                "nor SLACK_SIGNING_SECRET (HTTP mode) is: set one of them"
+            )
+        else:
+            problems.append(
+                "  Slack: SLACK_BOT_TOKEN (xoxb-...) and SLACK_APP_TOKEN (xapp-..., Socket Mode) "
+                "or SLACK_SIGNING_SECRET (HTTP mode)"
+            )
+        problems.append("  Discord: DISCORD_TOKEN (the bot token from the Developer Portal)")
+        raise ConfigError(problems)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and validate every setting; raise ConfigError listing all problems."""
+        reader = _Reader(env)
+        settings = cls(
+            assemblyai_api_key=reader.secret("ASSEMBLYAI_API_KEY"),
+            assemblyai_base_url=reader.url("ASSEMBLYAI_BASE_URL", DEFAULT_ASSEMBLYAI_BASE_URL),
+            llm_gateway_url=reader.url("ASSEMBLYAI_LLM_GATEWAY_URL", DEFAULT_LLM_GATEWAY_URL),
+            speech_models=reader.parse(
+                "ASSEMBLYAI_SPEECH_MODELS", DEFAULT_SPEECH_MODELS, parse_speech_models
+            ),
+            database_url=Secret(reader.parse("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)),
+            public_url=reader.optional_url("PUBLIC_URL"),
+            port=reader.parse("PORT", 8080, _port),
+            log_level=reader.parse("LOG_LEVEL", "INFO", _log_level),
+            slack_bot_token=reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-"),
+            slack_app_token=reader.secret("SLACK_APP_TOKEN", prefix="xapp-"),
+            slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
+            slack_client_id=reader.optional("SLACK_CLIENT_ID"),
+            slack_client_secret=reader.secret("SLACK_CLIENT_SECRET"),
+            slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+            discord_token=reader.secret("DISCORD_TOKEN"),
+            discord_api_url=reader.optional_url("DISCORD_API_URL"),
+            discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
+        )
+        if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
+            reader.problems.append(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (multi-workspace install): "
+                "set both or neither"
+            )
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return settings
+
+
+MISSING_API_KEY: Final = (
+    "ASSEMBLYAI_API_KEY is not set: put your AssemblyAI API key in the environment or in .env "
+    "(see .env.example)"
+)
+
+
+class _Reader:
+    """Collects problems instead of stopping at the first one."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def parse(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name} {exc}")
+            return default
+
+    def secret(self, name: str, prefix: str | None = None) -> Secret | None:
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        if prefix and not raw.startswith(prefix):
+            # Never echo the value: a mistyped secret is still a secret.
+            self.problems.append(
+                f"{name} should start with {prefix!r}: check you copied the right token"
+            )
+        return Secret(raw)
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+        return self.parse(name, default, lambda raw: _url(raw, schemes))
+
+    def optional_url(self, name: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+        return self.parse(name, None, lambda raw: _url(raw, schemes))
+
+
+def _url(raw: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"must be a URL starting with {wanted} (got {redact_url(raw)!r})")
+    return raw
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"must be a port number between 1 and 65535 (got {raw!r})")
+    return int(raw)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"must be one of DEBUG, INFO, WARNING, ERROR (got {raw!r})")
+    return level
+
+
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
+
+
+def parse_speech_models(raw: str) -> tuple[str, ...]:
+    """`a,b,c` -> ('a', 'b', 'c'); ValueError explains a malformed list."""
+    models = tuple(m.strip() for m in raw.split(",") if m.strip())
+    if not models or not all(_MODEL.match(m) for m in models):
+        raise ValueError(
+            f"must be a comma-separated list of model names, e.g. universal-3-pro,universal-2 "
+            f"(got {raw!r})"
+        )
+    return models
+
+
+def _database_url(raw: str) -> str:
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+        raise ValueError(
+            "must start with sqlite+aiosqlite:/// (a file) or postgresql+asyncpg:// "
+            f"(got {redact_url(raw)!r})"
+        )
+    return raw

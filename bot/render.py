@@ -1,0 +1,491 @@
+"""A finished transcript as chat-sized plain text: header, speaker statistics, summary,
+transcript lines, the prompt for an AI summary, and the ladder that fits it all under a
+platform's message limit.
+
+Everything here is pure and deterministic. Output is plain text; adapters build Block Kit
+or embeds from the structured `Document`. Lengths are counted in code points (`len`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.transcript import Span, Transcript, TranscriptStatus, Utterance
+
+SLACK_SECTION_LIMIT = 3_000
+SLACK_MESSAGE_LIMIT = 40_000
+DISCORD_MESSAGE_LIMIT = 2_000
+DEFAULT_LLM_MODEL = "claude-sonnet-4-5-20250929"
+# About 25k tokens: fits every LLM Gateway model with room left for the answer.
+PROMPT_MAX_CHARS = 100_000
+
+NO_SPEECH = "(no speech detected)"
+_PARAGRAPH_CHARS = 600  # unlabelled text is grouped into paragraphs of about this size
+_NOTE_RESERVE = 400  # prompt room kept for the truncation note and marker
+
+_LANGUAGES = {
+    "ar": "Arabic", "bn": "Bengali", "ca": "Catalan", "cs": "Czech", "da": "Danish",
+    "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay",
+    "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sk": "Slovak", "sv": "Swedish", "ta": "Tamil", "th": "Thai",
+    "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+_SYSTEM_PROMPT = (
+    "You summarise recorded conversations for a chat thread. Use only what the transcript "
+    "says; never invent names, numbers or decisions."
+)
+_ASK_LABELLED = (
+    "Summarise this conversation in at most 6 short bullet points, most important first. "
+    "Start each bullet with the speaker it comes from, exactly as labelled (for example "
+    "'Speaker A:'). Finish with decisions and action items, if there are any. Plain text, "
+    "no headings."
+)
+_ASK_UNLABELLED = (
+    "Summarise this recording in at most 6 short bullet points, most important first. "
+    "It has no speaker labels, so do not attribute points to people. Finish with decisions "
+    "and action items, if there are any. Plain text, no headings."
+)
+_SHORTENED_NOTE = (
+    "Note: the transcript is too long to send whole; the parts marked [...] are left out. "
+    "Say so in one short line at the end."
+)
+
+
+def format_timestamp(ms: int, *, hours: bool = False) -> str:
+    """`04:05`; `1:02:03` past an hour, or always with `hours` so that columns line up."""
+    total = max(0, ms) // 1000  # floor: a timestamp must not point past the words it marks
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h or hours else f"{m:02d}:{s:02d}"
+
+
+def format_duration(seconds: float) -> str:
+    """`4:05` or `1:02:03`, to the nearest second."""
+    total = int(max(0.0, seconds) + 0.5)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def language_name(code: str | None) -> str | None:
+    """`en_us` -> `English`; a code we have no name for is shown as it is."""
+    if not code:
+        return None
+    return _LANGUAGES.get(code.lower().replace("-", "_").split("_")[0], code)
+
+
+def speaker_label(speaker: str | None) -> str:
+    """`Speaker A` for AssemblyAI's letters; a name from speaker identification as it is."""
+    if speaker is None:
+        return "All speech"
+    return f"Speaker {speaker}" if len(speaker) <= 2 else speaker
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerStats:
+    speaker: str | None  # None: the transcript has no speaker labels
+    talk_ms: int
+    share: float  # of all talk time, 0.0-1.0
+    words: int
+    turns: int
+
+    @property
+    def label(self) -> str:
+        return speaker_label(self.speaker)
+
+
+def speaker_stats(transcript: Transcript) -> tuple[SpeakerStats, ...]:
+    """Per speaker, in order of first appearance.
+
+    A turn is one utterance: AssemblyAI already merges consecutive speech by one speaker
+    into one utterance. Without speaker labels, all words form one anonymous speaker.
+    """
+    if not transcript.utterances:
+        words = transcript.words
+        if not words:
+            return ()
+        talk = max(0, words[-1].end - words[0].start)
+        return (SpeakerStats(None, talk, 1.0 if talk else 0.0, len(words), 1),)
+    talk_ms: dict[str, int] = {}
+    word_count: dict[str, int] = {}
+    turns: dict[str, int] = {}
+    for u in transcript.utterances:  # dicts keep insertion order: first appearance
+        talk_ms[u.speaker] = talk_ms.get(u.speaker, 0) + max(0, u.end - u.start)
+        word_count[u.speaker] = word_count.get(u.speaker, 0) + _utterance_words(u)
+        turns[u.speaker] = turns.get(u.speaker, 0) + 1
+    total = sum(talk_ms.values())
+    return tuple(
+        SpeakerStats(s, talk_ms[s], talk_ms[s] / total if total else 0.0, word_count[s], turns[s])
+        for s in talk_ms
+    )
+
+
+def stats_lines(stats: Sequence[SpeakerStats]) -> tuple[str, ...]:
+    """`Speaker A — 0:42 (58%), 120 words, 4 turns`, one line per speaker."""
+    lines = []
+    for stat, percent in zip(stats, _percents(stats), strict=True):
+        talk, words = format_duration(stat.talk_ms / 1000), _plural(stat.words, "word")
+        if stat.speaker is None:
+            lines.append(f"{stat.label} — {talk}, {words}")
+        else:
+            turns = _plural(stat.turns, "turn")
+            lines.append(f"{stat.label} — {talk} ({percent}%), {words}, {turns}")
+    return tuple(lines)
+
+
+def utterance_lines(utterances: Sequence[Utterance]) -> tuple[str, ...]:
+    """`Speaker A [00:05]: text`, one line per utterance."""
+    hours = any(u.start >= 3_600_000 for u in utterances)
+    return tuple(
+        f"{speaker_label(u.speaker)} [{format_timestamp(u.start, hours=hours)}]: "
+        f"{_one_line(u.text)}"
+        for u in utterances
+    )
+
+
+def paragraph_lines(
+    transcript: Transcript, paragraphs: Sequence[Span] | None = None
+) -> tuple[str, ...]:
+    """Plain paragraphs for a transcript without speaker labels: AssemblyAI's own
+    (`/paragraphs`) when given, else whole sentences grouped to about 600 characters."""
+    if paragraphs:
+        return tuple(text for p in paragraphs if (text := _one_line(p.text)))
+    text = transcript.text or " ".join(w.text for w in transcript.words)
+    out: list[str] = []
+    current = ""
+    for sentence in _SENTENCE.finditer(text.strip()):
+        current += sentence.group()
+        if len(current) >= _PARAGRAPH_CHARS:
+            out.append(_one_line(current))
+            current = ""
+    if current.strip():
+        out.append(_one_line(current))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The AI summary's text, or the reason there is none."""
+
+    text: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_llm(cls, answer: str) -> Summary:
+        text = re.sub(r"\n{3,}", "\n\n", answer.strip())
+        return cls(text=text) if text else cls(reason="empty response")
+
+    @classmethod
+    def unavailable(cls, reason: str) -> Summary:
+        return cls(reason=_one_line(reason) or "no reason given")
+
+
+def summary_section(lines: Sequence[str], summary: Summary | None = None) -> str:
+    """The AI summary, or why it is missing when one was asked for, then the stats `lines`."""
+    parts = []
+    if summary is not None and summary.text:
+        parts.append(f"Summary\n{summary.text}")
+    elif summary is not None:
+        reason = summary.reason or "no reason given"
+        parts.append(f"Summary\n(AI summary unavailable: {reason}; showing talk-time statistics)")
+    if lines:
+        parts.append("Speakers\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def summary_prompt(
+    transcript: Transcript,
+    *,
+    paragraphs: Sequence[Span] | None = None,
+    max_chars: int = PROMPT_MAX_CHARS,
+) -> list[dict[str, str]]:
+    """Chat-completion messages asking for a short summary attributed to speakers.
+
+    The user message is at most `max_chars` long. A longer transcript keeps whole
+    utterances from its start (two thirds) and its end (one third, where decisions tend to
+    be) and says what it left out.
+    """
+    if transcript.utterances:
+        ask, noun = _ASK_LABELLED, "utterances"
+        units = [f"{speaker_label(u.speaker)}: {_one_line(u.text)}" for u in transcript.utterances]
+    else:
+        ask, noun = _ASK_UNLABELLED, "paragraphs"
+        units = list(paragraph_lines(transcript, paragraphs))
+    excerpt = "\n".join(units) or NO_SPEECH
+    user = f"{ask}\n\nTranscript:\n{excerpt}"
+    if len(user) > max_chars:
+        budget = max_chars - len(ask) - _NOTE_RESERVE
+        if budget < 200:
+            raise ValueError(f"max_chars={max_chars} leaves no room for the transcript")
+        user = f"{ask}\n\n{_SHORTENED_NOTE}\n\nTranscript:\n{_shorten(units, budget, noun)}"
+    return [{"role": "system", "content": _SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A rendered transcript in pieces, for adapters that format richly."""
+
+    header: str
+    duration: str | None  # "1:02:03"
+    language: str | None  # "English"
+    stats: tuple[SpeakerStats, ...]
+    stats_lines: tuple[str, ...]
+    summary: str
+    transcript_lines: tuple[str, ...]
+    line_separator: str  # "\n" between utterances, "\n\n" between paragraphs
+    word_count: int
+
+    @property
+    def transcript_text(self) -> str:
+        return self.line_separator.join(self.transcript_lines) or NO_SPEECH
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(p for p in (self.header, self.summary, self.transcript_text) if p)
+
+
+def render(
+    transcript: Transcript,
+    *,
+    paragraphs: Sequence[Span] | None = None,
+    summary: Summary | None = None,
+) -> Document:
+    """Render a completed transcript. `summary` is the AI summary, when one was asked for."""
+    if transcript.status is not TranscriptStatus.COMPLETED:
+        raise ValueError(f"cannot render a transcript that is {transcript.status}")
+    stats = speaker_stats(transcript)
+    lines = stats_lines(stats)
+    if transcript.utterances:
+        body, separator = utterance_lines(transcript.utterances), "\n"
+    else:
+        body, separator = paragraph_lines(transcript, paragraphs), "\n\n"
+    seconds = _duration_seconds(transcript)
+    duration = format_duration(seconds) if seconds is not None else None
+    language = language_name(transcript.language_code)
+    if not stats:
+        speakers = "no speech detected"
+    elif stats[0].speaker is None:
+        speakers = "no speaker labels"
+    else:
+        speakers = _plural(len(stats), "speaker")
+    header = " · ".join(p for p in ("Transcript", duration, language, speakers) if p)
+    return Document(
+        header=header,
+        duration=duration,
+        language=language,
+        stats=stats,
+        stats_lines=lines,
+        summary=summary_section(lines, summary),
+        transcript_lines=body,
+        line_separator=separator,
+        word_count=_word_count(transcript),
+    )
+
+
+def plain_text(transcript: Transcript, *, summary: Summary | None = None) -> str:
+    """The whole rendering as one text, for a terminal or a `.txt` file."""
+    return render(transcript, summary=summary).text + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    name: str
+    content: str
+    mime: str
+
+    @property
+    def data(self) -> bytes:
+        return self.content.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    inline: str  # the message text, at most `limit` characters
+    files: tuple[RenderedFile, ...] = ()
+
+
+def fit(
+    document: Document, limit: int, *, srt: str | None = None, vtt: str | None = None
+) -> Rendered:
+    """The long-output ladder: everything inline if it fits; else header, summary and the
+    first lines that fit, with the whole text in `transcript.txt`. Subtitles passed as
+    `srt`/`vtt` are attached either way."""
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+    subtitles = tuple(
+        RenderedFile(f"transcript.{ext}", text, mime)
+        for ext, text, mime in (("srt", srt, "application/x-subrip"), ("vtt", vtt, "text/vtt"))
+        if text is not None
+    )
+    full = document.text
+    if len(full) <= limit:
+        return Rendered(full, subtitles)
+    note = f"… full transcript attached ({_plural(document.word_count, 'word')})"
+    attached = RenderedFile("transcript.txt", full + "\n", "text/plain")
+    return Rendered(_preview(document, limit, note), (attached, *subtitles))
+
+
+# Closing quotes and brackets that may follow a sentence's full stop; CJK full stops.
+_CLOSE = r"[\"'\u201d\u2019\u00bb)\]]*"
+_CJK_END = r"[\u3002\uff01\uff1f]"
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_LINE_BREAK = re.compile(r"\n\s*")
+_SENTENCE_END = re.compile(rf"[.!?\u2026]{_CLOSE}\s+")
+_SPACE = re.compile(r"\s+")
+_CJK_STOP = re.compile(r"[\u3001\u3002\uff01\uff0c\uff1b\uff1f]")
+_SENTENCE = re.compile(rf".+?(?:[.!?\u2026]+{_CLOSE}(?=\s)|{_CJK_END}+|$)\s*", re.S)
+
+
+def chunks(text: str, limit: int) -> tuple[str, ...]:
+    """Split `text` into pieces of at most `limit` characters, losing nothing:
+    `"".join(chunks(text, limit)) == text`.
+
+    A piece ends after a blank line if one falls in its second half, else after a line
+    break, a sentence, or any whitespace, in that order; whitespace stays with the piece
+    before the break. Only a run of non-space characters longer than `limit` is cut inside,
+    and then not inside a grapheme (accents, emoji sequences) where that can be helped.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+    out = []
+    pos = 0
+    while len(text) - pos > limit:
+        cut = _cut(text, pos, limit)
+        out.append(text[pos : pos + cut])
+        pos += cut
+    if pos < len(text):
+        out.append(text[pos:])
+    return tuple(out)
+
+
+def _cut(text: str, pos: int, limit: int) -> int:
+    window = text[pos : pos + limit]
+    half = max(1, limit // 2)  # a break this early would leave a run of tiny messages
+    for pattern in (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_END):
+        if (end := _last_end(pattern, window)) >= half:
+            return end
+    end = limit if text[pos + limit].isspace() else _last_end(_SPACE, window)
+    if end:
+        return end
+    # A single word longer than the limit: the one place a cut falls inside a word.
+    if (end := _last_end(_CJK_STOP, window)) >= half:
+        return end
+    cut = limit
+    while cut > 1 and _joins(text[pos + cut - 1], text[pos + cut]):
+        cut -= 1
+    return cut
+
+
+def _last_end(pattern: re.Pattern[str], window: str) -> int:
+    end = 0
+    for match in pattern.finditer(window):
+        end = match.end()
+    return end
+
+
+def _joins(before: str, after: str) -> bool:
+    """Whether `before` and `after` belong to one grapheme (a cut between them shows badly)."""
+    return (
+        "\u200d" in (before, after)
+        or unicodedata.category(after) in ("Mn", "Mc", "Me")
+        or "\U0001f3fb" <= after <= "\U0001f3ff"  # skin-tone modifiers
+    )
+
+
+def _clip(text: str, size: int) -> str:
+    """`text` cut at a word boundary to at most `size` characters, ending in `…`."""
+    if len(text) <= size:
+        return text
+    if size < 2:
+        return "…"[:size]
+    return chunks(text, size - 1)[0].rstrip() + "…"
+
+
+def _preview(document: Document, limit: int, note: str) -> str:
+    head = "\n\n".join(p for p in (document.header, document.summary) if p)
+    room = limit - len(head) - len(note) - 4  # two "\n\n" separators
+    if room < 0:
+        # Even header and summary overflow; the attachment holds them whole.
+        head_room = limit - len(note) - 2
+        return _clip(head, head_room) + "\n\n" + note if head_room >= 40 else _clip(note, limit)
+    separator, taken, used = document.line_separator, [], 0
+    for line in document.transcript_lines:
+        cost = len(line) + (len(separator) if taken else 0)
+        if used + cost > room:
+            break
+        taken.append(line)
+        used += cost
+    if not taken and document.transcript_lines and room >= 40:
+        taken.append(_clip(document.transcript_lines[0], room))  # its start beats nothing
+    body = separator.join(taken)
+    return f"{head}\n\n{body}\n\n{note}" if body else f"{head}\n\n{note}"
+
+
+def _shorten(units: Sequence[str], budget: int, noun: str) -> str:
+    head: list[str] = []
+    used = 0
+    for unit in units:
+        if used + len(unit) + 1 > budget * 2 // 3:
+            break
+        head.append(unit)
+        used += len(unit) + 1
+    if not head:  # one enormous first unit: keep its start
+        head.append(_clip(units[0], budget * 2 // 3 - 6) + " [...]")
+        used = len(head[0]) + 1
+    tail: list[str] = []
+    for unit in reversed(units[len(head) :]):
+        if used + len(unit) + 1 > budget:
+            break
+        tail.append(unit)
+        used += len(unit) + 1
+    tail.reverse()
+    omitted = len(units) - len(head) - len(tail)
+    marker = [f"[... {omitted:,} of {len(units):,} {noun} left out ...]"] if omitted else []
+    return "\n".join([*head, *marker, *tail])
+
+
+def _percents(stats: Sequence[SpeakerStats]) -> list[int]:
+    """Whole percentages that add up to exactly 100 (largest remainder), so the lines never
+    show 99% or 101% in total."""
+    raw = [s.share * 100 for s in stats]
+    if not any(raw):
+        return [0] * len(raw)
+    out = [int(r) for r in raw]
+    by_remainder = sorted(range(len(raw)), key=lambda i: (out[i] - raw[i], i))
+    for i in by_remainder[: 100 - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _utterance_words(utterance: Utterance) -> int:
+    return len(utterance.words) or len(utterance.text.split())
+
+
+def _word_count(transcript: Transcript) -> int:
+    if transcript.words:
+        return len(transcript.words)
+    if transcript.utterances:
+        return sum(_utterance_words(u) for u in transcript.utterances)
+    return len((transcript.text or "").split())
+
+
+def _duration_seconds(transcript: Transcript) -> float | None:
+    if transcript.audio_duration is not None:
+        return transcript.audio_duration
+    ends = [w.end for w in transcript.words] + [u.end for u in transcript.utterances]
+    return max(ends) / 1000 if ends else None
+
+
+def _one_line(text: str) -> str:
+    # One utterance, one line: the ladder and the adapters count on it.
+    return " ".join(text.split())
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

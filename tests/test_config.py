@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.config import (
+    DEFAULT_ASSEMBLYAI_BASE_URL,
+    DEFAULT_SPEECH_MODELS,
+    ConfigError,
+    Secret,
+    Settings,
+    redact_url,
+)
+
+KEY = "aai-test-key-0123456789"
+
+
+def test_defaults_with_only_a_key():
+    settings = Settings.from_env({"ASSEMBLYAI_API_KEY": KEY})
+    assert settings.assemblyai_api_key == Secret(KEY)
+    assert settings.assemblyai_base_url == DEFAULT_ASSEMBLYAI_BASE_URL
+    assert settings.speech_models == DEFAULT_SPEECH_MODELS
+    assert settings.database_url.value.startswith("sqlite+aiosqlite:///")
+    assert not settings.slack_enabled and not settings.discord_enabled
+
+
+def test_secrets_never_appear_in_repr_or_str():
+    env = {
+        "ASSEMBLYAI_API_KEY": KEY,
+        "SLACK_BOT_TOKEN": "xoxb-secret-bot-token",
+        "SLACK_APP_TOKEN": "xapp-secret-app-token",
+        "SLACK_SIGNING_SECRET": "signing-secret-value",
+        "DISCORD_TOKEN": "discord-secret-token",
+        "DATABASE_URL": "postgresql+asyncpg://bot:hunter2@db.example/threadscribe",
+    }
+    settings = Settings.from_env(env)
+    shown = repr(settings) + str(settings)
+    for name, value in env.items():
+        secret_part = "hunter2" if name == "DATABASE_URL" else value
+        assert secret_part not in shown, name
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.value == "xoxb-secret-bot-token"
+
+
+def test_every_problem_is_reported_once_with_the_variable_name():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(
+            {
+                "ASSEMBLYAI_BASE_URL": "api.assemblyai.com",
+                "PORT": "eighty",
+                "DATABASE_URL": "mysql://root:topsecret@localhost/db",
+                "SLACK_BOT_TOKEN": "xapp-wrong-kind-of-token",
+                "ASSEMBLYAI_SPEECH_MODELS": " , ",
+                "LOG_LEVEL": "LOUD",
+                "SLACK_CLIENT_ID": "123.456",
+            }
+        )
+    problems = info.value.problems
+    starts = [p.split(" ", 1)[0] for p in problems]
+    assert starts == [
+        "ASSEMBLYAI_BASE_URL",
+        "ASSEMBLYAI_SPEECH_MODELS",
+        "DATABASE_URL",
+        "PORT",
+        "LOG_LEVEL",
+        "SLACK_BOT_TOKEN",
+        "SLACK_CLIENT_ID",
+    ]
+    text = "\n".join(problems)
+    assert "topsecret" not in text and "xapp-wrong-kind-of-token" not in text
+    assert all("\n" not in p for p in problems)
+
+
+def test_eu_base_url_and_model_list():
+    settings = Settings.from_env(
+        {
+            "ASSEMBLYAI_BASE_URL": "https://api.eu.assemblyai.com",
+            "ASSEMBLYAI_SPEECH_MODELS": "universal-2, slam-1",
+        }
+    )
+    assert settings.assemblyai_base_url == "https://api.eu.assemblyai.com"
+    assert settings.speech_models == ("universal-2", "slam-1")
+
+
+def test_missing_key_is_explained():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({}).require_assemblyai_key()
+    assert "ASSEMBLYAI_API_KEY" in str(info.value) and ".env" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "slack", "discord"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, True, False),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, True, False),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, False, False),
+        ({"DISCORD_TOKEN": "d"}, False, True),
+    ],
+)
+def test_platform_detection(env, slack, discord):
+    settings = Settings.from_env(env)
+    assert (settings.slack_enabled, settings.discord_enabled) == (slack, discord)
+
+
+def test_require_platform_names_the_variables():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({}).require_platform()
+    text = str(info.value)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN"):
+        assert name in text
+
+
+def test_half_configured_slack_says_what_is_missing():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).require_platform()
+    assert "neither SLACK_APP_TOKEN" in str(info.value)
+
+
+def test_redact_url():
+    assert redact_url("postgresql+asyncpg://u:pw@h:5432/d") == "postgresql+asyncpg://u:***@h:5432/d"
+    assert redact_url("sqlite+aiosqlite:///./x.db") == "sqlite+aiosqlite:///./x.db"
