@@ -1,2 +1,64 @@
-"""Shared pytest configuration. Fixture modules live beside the tests and are imported
-where they are used, so that each test file says what it depends on."""
+"""Shared pytest configuration; fixtures live in the modules named in `pytest_plugins`."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.emulator_server"]
+
+# scripts/test installs every tool the suite needs and sets this, so that in CI a test can
+# never pass by skipping itself for want of espeak-ng, ffmpeg or PostgreSQL.
+NO_SKIPS = os.environ.get("THREADSCRIBE_NO_SKIPS") == "1"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but THREADSCRIBE_NO_SKIPS=1 forbids skips: {report.longrepr}"
+    return report
+
+
+@pytest.fixture
+def media_server() -> Generator[Callable[[Path], str], None, None]:
+    """Serve files over HTTP from a background thread; returns `publish(path) -> url`."""
+    files: dict[str, Path] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = files.get(self.path)
+            if path is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self.end_headers()
+            with path.open("rb") as fh:
+                shutil.copyfileobj(fh, self.wfile)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def publish(path: Path) -> str:
+        files[f"/media/{path.name}"] = path
+        return f"http://127.0.0.1:{server.server_address[1]}/media/{path.name}"
+
+    yield publish
+    server.shutdown()
+    server.server_close()
+    thread.join()

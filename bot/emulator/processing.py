@@ -1,0 +1,150 @@
+"""The job runner: at most `concurrency` transcripts processing, the rest queued.
+
+A job fetches its media when it starts, measures it, and fails with the API's documented
+errors (download error, no audio, audio too short) or completes after
+`processing_time + processing_ratio * audio seconds`. Jobs waiting for a free slot are
+marked `throttled`, as the API marks jobs held back by the account's concurrency limit.
+When a job ends, its webhook (if any) is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from functools import partial
+
+from .config import EmulatorConfig
+from .fetch import DownloadError, Fetcher
+from .media import NotAudioError, probe
+from .params import UNIVERSAL_3_PRO_LANGUAGES
+from .scripts import Options, ScriptError, load_script, transcribe
+from .store import TranscriptRecord
+from .webhooks import WebhookSender
+
+logger = logging.getLogger(__name__)
+
+MIN_AUDIO_SECONDS = 0.16  # documented minimum
+TOO_SHORT = "Audio duration is too short."  # documented wording
+
+
+def model_used(models: tuple[str, ...], language_code: str) -> str:
+    """The first listed model that handles the language (Universal-3 Pro: six languages)."""
+    base = language_code.split("_")[0]
+    for model in models:
+        if model != "universal-3-pro" or base in UNIVERSAL_3_PRO_LANGUAGES:
+            return model
+    return models[0]
+
+
+class _TooShortError(Exception):
+    def __init__(self, duration: int) -> None:
+        super().__init__(TOO_SHORT)
+        self.duration = duration
+
+
+class Processor:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        fetcher: Fetcher,
+        webhooks: WebhookSender,
+    ) -> None:
+        self._config = config
+        self._fetcher = fetcher
+        self._webhooks = webhooks
+        self._queue: deque[TranscriptRecord] = deque()
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+
+    def submit(self, record: TranscriptRecord) -> None:
+        self._queue.append(record)
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._queue and len(self._active) < self._config.concurrency and not self._closing:
+            record = self._queue.popleft()
+            record.start()
+            task = asyncio.create_task(self._run(record), name=f"transcript-{record.id}")
+            self._active[record.id] = task
+            task.add_done_callback(partial(self._finished, record))
+        for waiting in self._queue:
+            waiting.throttled = True
+
+    def _finished(self, record: TranscriptRecord, task: asyncio.Task[None]) -> None:
+        self._active.pop(record.id, None)
+        if self._closing or task.cancelled():
+            return
+        if record.done and record.request.webhook_url is not None:
+            self._webhooks.send(record)
+        self._pump()
+
+    async def _run(self, record: TranscriptRecord) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        media = None
+        try:
+            media = await self._fetcher.fetch(record.request.audio_url)
+            info = await probe(media.path, self._config.ffprobe)
+            duration_ms = round(info.duration * 1000)
+            seconds = int(info.duration + 0.5)
+            start, end = record.request.window
+            end = duration_ms if end is None else min(end, duration_ms)
+            if info.duration < MIN_AUDIO_SECONDS or end - start < MIN_AUDIO_SECONDS * 1000:
+                raise _TooShortError(seconds)
+            script = await asyncio.to_thread(load_script, self._config.scripts_dir, media.sha256)
+            result = await asyncio.to_thread(
+                transcribe, media.sha256, duration_ms, script, self._options(record)
+            )
+            delay = (
+                self._config.processing_time
+                + self._config.processing_ratio * info.duration
+                - (loop.time() - started)
+            )
+            if delay > 0:
+                await asyncio.sleep(delay)
+            model = model_used(record.request.speech_models, result.language_code)
+            record.complete(result, seconds, info.channels, model)
+            logger.info("transcript completed", extra={"transcript_id": record.id})
+        except DownloadError as exc:
+            # The reason, not the URL: a URL may carry a token.
+            logger.info("download failed", extra={"transcript_id": record.id, "reason": exc.reason})
+            record.fail(exc.message)
+        except NotAudioError as exc:
+            logger.info("not audio", extra={"transcript_id": record.id, "file_type": str(exc)})
+            record.fail(exc.message)
+        except _TooShortError as exc:
+            record.fail(TOO_SHORT, duration=exc.duration)
+        except ScriptError as exc:
+            logger.error("unusable script", extra={"transcript_id": record.id, "reason": str(exc)})
+            record.fail(f"Emulator script error: {exc}")
+        except Exception:
+            logger.exception("transcript failed", extra={"transcript_id": record.id})
+            record.fail("Internal server error")
+        finally:
+            if media is not None and media.temporary:
+                media.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _options(record: TranscriptRecord) -> Options:
+        request = record.request
+        low, high = request.expected_speakers()
+        return Options(
+            speaker_labels=request.speaker_labels,
+            min_speakers=low,
+            max_speakers=high,
+            window=request.window,
+            language_code=request.get("language_code"),
+            language_detection=request.language_detection,
+            punctuate=bool(request.get("punctuate", True)),
+            format_text=bool(request.get("format_text", True)),
+        )
+
+    async def close(self) -> None:
+        """Stop starting jobs, cancel those running, and wait for them to end."""
+        self._closing = True
+        self._queue.clear()
+        tasks = list(self._active.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

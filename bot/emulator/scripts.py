@@ -1,0 +1,217 @@
+"""Deterministic transcripts: a script's turns, or a placeholder, laid over the audio.
+
+A script is `<scripts_dir>/<sha256 of the audio bytes>.json`:
+`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`.
+Its words are spread over the real duration in proportion to their length, with a short
+pause between turns, so that text, words, utterances and timings always agree. The
+script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words
+inside that window. Speaker labels are taken from the script as written.
+Audio without a script gets placeholder speech (about 2.5 words a second) drawn from a
+generator seeded with the audio's hash: the same bytes always give the same transcript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WORDS_PER_SECOND = 2.5
+PAUSE_CHARS = 8  # a pause between turns weighs as much as eight characters of speech
+_PUNCTUATION = re.compile(r"[.,!?;:\"]")
+_VOCABULARY_TEXT = (
+    "the team reviewed plan budget next week project update numbers looks good we should "
+    "schedule meeting report customer feedback design release quarter office market "
+    "priority agree question answer follow timeline results progress today launch"
+)
+_VOCABULARY = _VOCABULARY_TEXT.split()
+
+
+class ScriptError(Exception):
+    """A script file exists for the audio but cannot be used."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path.name}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    language_code: str
+    turns: tuple[tuple[str, str], ...]  # (speaker, text)
+
+
+def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
+    """The script for audio with this hash, None if there is none."""
+    if scripts_dir is None:
+        return None
+    path = scripts_dir / f"{sha256}.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ScriptError(path, f"not readable JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("utterances"), list):
+        raise ScriptError(path, 'expected an object with an "utterances" list')
+    language = data.get("language_code", "en_us")
+    if not isinstance(language, str) or not language:
+        raise ScriptError(path, "language_code must be a non-empty string")
+    turns = []
+    for item in data["utterances"]:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("speaker"), str)
+            and isinstance(item.get("text"), str)
+            and item["text"].split()
+        ):
+            raise ScriptError(path, 'each utterance needs a "speaker" and a non-empty "text"')
+        turns.append((item["speaker"], item["text"]))
+    if not turns:
+        raise ScriptError(path, "the script has no utterances")
+    return Script(language_code=language, turns=tuple(turns))
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: int
+    end: int
+    confidence: float
+    speaker: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "confidence": self.confidence,
+            "speaker": self.speaker,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The request options that shape a transcript."""
+
+    speaker_labels: bool = False
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    window: tuple[int, int | None] = (0, None)
+    language_code: str | None = None
+    language_detection: bool = False
+    punctuate: bool = True
+    format_text: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    words: tuple[Word, ...]
+    language_code: str
+    language_confidence: float | None
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    @property
+    def confidence(self) -> float:
+        return mean_confidence(self.words)
+
+    def utterances(self) -> Iterator[tuple[str, tuple[Word, ...]]]:
+        """Runs of consecutive words by the same speaker."""
+        run: list[Word] = []
+        for word in self.words:
+            if run and word.speaker != run[-1].speaker:
+                yield str(run[0].speaker), tuple(run)
+                run = []
+            run.append(word)
+        if run:
+            yield str(run[0].speaker), tuple(run)
+
+
+def mean_confidence(words: tuple[Word, ...] | list[Word]) -> float:
+    return round(sum(w.confidence for w in words) / len(words), 5) if words else 0.0
+
+
+def _fraction(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def transcribe(
+    sha256: str, duration_ms: int, script: Script | None, opts: Options
+) -> Transcription:
+    turns = script.turns if script else _placeholder_turns(sha256, duration_ms, opts)
+    words = [w for w in _spread(sha256, turns, duration_ms, opts) if _in_window(w, opts.window)]
+    if opts.language_detection:
+        language = script.language_code if script else "en"
+        confidence: float | None = round(0.9 + 0.0999 * _fraction(sha256, "language"), 4)
+    else:
+        language, confidence = opts.language_code or "en_us", None
+    return Transcription(tuple(words), language, confidence)
+
+
+def _in_window(word: Word, window: tuple[int, int | None]) -> bool:
+    start, end = window
+    return word.start >= start and (end is None or word.end <= end)
+
+
+def _spread(
+    sha256: str, turns: tuple[tuple[str, str], ...], duration_ms: int, opts: Options
+) -> Iterator[Word]:
+    tokens = [(speaker, text.split()) for speaker, text in turns]
+    weight = sum(len(w) + 1 for _, ws in tokens for w in ws) + PAUSE_CHARS * (len(tokens) - 1)
+    lead = min(250, duration_ms // 20)
+    per_char = max(duration_ms - 2 * lead, 1) / weight
+    cursor = float(lead)
+    index = 0
+    for turn, (speaker, texts) in enumerate(tokens):
+        if turn:
+            cursor += PAUSE_CHARS * per_char
+        for raw in texts:
+            slot = (len(raw) + 1) * per_char
+            start = min(round(cursor), duration_ms - 1)
+            end = max(start + 1, min(round(cursor + 0.85 * slot), duration_ms))
+            cursor += slot
+            text = _format(raw, opts)
+            if text:
+                confidence = round(0.75 + 0.25 * _fraction(sha256, index, raw), 5)
+                label = speaker if opts.speaker_labels else None
+                yield Word(text, start, end, confidence, label)
+            index += 1
+
+
+def _format(raw: str, opts: Options) -> str:
+    text = raw if opts.punctuate else _PUNCTUATION.sub("", raw)
+    return text if opts.format_text else text.lower()
+
+
+def _placeholder_turns(sha256: str, duration_ms: int, opts: Options) -> tuple[tuple[str, str], ...]:
+    rng = random.Random(sha256)
+    speakers = 2
+    if opts.max_speakers is not None:
+        speakers = min(speakers, opts.max_speakers)
+    if opts.min_speakers is not None:
+        speakers = max(speakers, opts.min_speakers)
+    labels = [string.ascii_uppercase[i % 26] for i in range(max(speakers, 1))]
+    remaining = max(1, round(duration_ms / 1000 * WORDS_PER_SECOND))
+    turns: list[tuple[str, str]] = []
+    while remaining > 0:
+        sentences = []
+        for _ in range(rng.randint(1, 2)):
+            count = min(remaining, rng.randint(5, 12))
+            if count <= 0:
+                break
+            words = [rng.choice(_VOCABULARY) for _ in range(count)]
+            sentences.append(" ".join(words).capitalize() + ".")
+            remaining -= count
+        turns.append((labels[len(turns) % len(labels)], " ".join(sentences)))
+    return tuple(turns)
