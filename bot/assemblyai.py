@@ -401,7 +401,12 @@ class AssemblyAIClient:
             before_sleep=_log_retry,
             reraise=True,
         )
-        return await retrying(attempt)
+
+        async def call() -> Any:
+            # tenacity treats a plain callable as synchronous, so await the coroutine here.
+            return await attempt()
+
+        return await retrying(call)
 
     async def _send(
         self,

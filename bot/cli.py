@@ -1,0 +1,204 @@
+"""The `threadscribe` command: run | transcribe | emulator.
+
+This is the composition root: it loads .env, reads the settings once, and wires the parts
+together. Nothing below it reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dotenv import find_dotenv, load_dotenv
+from rich.console import Console
+
+from bot.assemblyai import TranscriptOptions
+from bot.config import ConfigError, Settings, parse_speech_models
+from bot.emulator import cli as emulator_cli
+from bot.messages import explain
+from bot.sources import SourceError, parse_source
+
+log = logging.getLogger("threadscribe")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # The working directory's .env fills in what the environment does not set.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="threadscribe",
+        description="Transcribe audio and video from Slack and Discord threads with AssemblyAI.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bot (Slack and/or Discord) and its web server")
+    run.set_defaults(func=cmd_run)
+
+    tr = sub.add_parser(
+        "transcribe",
+        help="transcribe a local file or a URL and print the speaker-labelled transcript",
+        description="Transcribe a local audio/video file or a public URL with AssemblyAI.",
+    )
+    tr.add_argument("source", metavar="SOURCE", help="a local file path or an http(s) URL")
+    tr.add_argument(
+        "--speakers",
+        type=_positive_int,
+        metavar="N",
+        help="how many speakers to expect (default: detect)",
+    )
+    tr.add_argument(
+        "--no-speaker-labels", action="store_true", help="do not label speakers (plain paragraphs)"
+    )
+    tr.add_argument(
+        "--language",
+        metavar="CODE",
+        help="language code such as en, fr, de (default: detect automatically)",
+    )
+    tr.add_argument(
+        "--start",
+        type=_timestamp,
+        metavar="TIME",
+        help="start transcribing at TIME (seconds, mm:ss or hh:mm:ss)",
+    )
+    tr.add_argument("--end", type=_timestamp, metavar="TIME", help="stop transcribing at TIME")
+    tr.add_argument(
+        "--speech-models",
+        type=_models,
+        metavar="A,B",
+        help="speech models in priority order (default: ASSEMBLYAI_SPEECH_MODELS)",
+    )
+    tr.add_argument(
+        "--ai-summary",
+        action="store_true",
+        help="add a short AI summary from AssemblyAI's LLM Gateway",
+    )
+    for fmt in ("txt", "srt", "vtt", "json"):
+        tr.add_argument(f"--{fmt}", type=Path, metavar="PATH", help=f"also save a .{fmt} file")
+    tr.set_defaults(func=cmd_transcribe)
+
+    emu = sub.add_parser(
+        "emulator",
+        help="run a local AssemblyAI-compatible server for development and tests",
+    )
+    emulator_cli.configure_parser(emu)
+    emu.set_defaults(func=emulator_cli.run)
+    return parser
+
+
+def _fail(message: str) -> None:
+    print(f"threadscribe: error: {message}", file=sys.stderr, flush=True)
+
+
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from bot.transcribe import Outputs, TranscribeRequest, transcribe
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings()
+        settings.require_assemblyai_key()
+        source = parse_source(args.source)
+    except (ConfigError, SourceError) as exc:
+        _fail(explain(exc))
+        return EXIT_USAGE
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        _fail("--end must be after --start")
+        return EXIT_USAGE
+    options = TranscriptOptions(
+        speech_models=args.speech_models or settings.speech_models,
+        language_code=args.language,
+        speaker_labels=not args.no_speaker_labels,
+        speakers_expected=args.speakers,
+        audio_start_from=args.start,
+        audio_end_at=args.end,
+    )
+    request = TranscribeRequest(
+        source=source,
+        options=options,
+        outputs=Outputs(txt=args.txt, srt=args.srt, vtt=args.vtt, json=args.json),
+        ai_summary=args.ai_summary,
+    )
+    try:
+        asyncio.run(transcribe(settings, request, stdout=sys.stdout, stderr=Console(stderr=True)))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        log.debug("transcribe failed", exc_info=True)
+        _fail(explain(exc))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings()
+        settings.require_assemblyai_key()
+        settings.require_platform()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _fail(problem)
+        return EXIT_USAGE
+    _fail("the Slack and Discord adapters are not part of this build yet")
+    return EXIT_FAILED
+
+
+# -- argument types --------------------------------------------------------------------
+
+
+def _positive_int(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def _timestamp(raw: str) -> int:
+    """Seconds, mm:ss or hh:mm:ss (fractions allowed) -> milliseconds."""
+    parts = raw.strip().split(":")
+    try:
+        if len(parts) > 3 or any(p == "" for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds, mm:ss or hh:mm:ss, got {raw!r}"
+        ) from None
+    seconds = 0.0
+    for value in values:
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"time cannot be negative: {raw!r}")
+        seconds = seconds * 60 + value
+    return round(seconds * 1000)
+
+
+def _models(raw: str) -> tuple[str, ...]:
+    try:
+        return parse_speech_models(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

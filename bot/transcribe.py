@@ -1,0 +1,137 @@
+"""`threadscribe transcribe SOURCE`: one file or link, transcribed in the terminal.
+
+Progress goes to stderr (an upload bar, then the job's status with elapsed time); the
+speaker-labelled transcript and the speaker summary go to stdout, so the output can be
+piped or redirected cleanly. Any failure becomes one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from bot import render
+from bot.assemblyai import AssemblyAIClient, AssemblyAIError, TranscriptFailed, TranscriptOptions
+from bot.config import Settings
+from bot.sources import FileSource, Source
+from bot.transcript import Transcript, TranscriptStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    txt: Path | None = None
+    srt: Path | None = None
+    vtt: Path | None = None
+    json: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeRequest:
+    source: Source
+    options: TranscriptOptions
+    outputs: Outputs = Outputs()
+    ai_summary: bool = False
+    llm_model: str = render.DEFAULT_LLM_MODEL
+
+
+_STATUS_TEXT = {
+    TranscriptStatus.QUEUED: "Queued at AssemblyAI",
+    TranscriptStatus.PROCESSING: "Transcribing",
+    TranscriptStatus.COMPLETED: "Transcribed",
+    TranscriptStatus.ERROR: "Failed",
+}
+
+
+async def transcribe(
+    settings: Settings, request: TranscribeRequest, *, stdout: TextIO, stderr: Console
+) -> None:
+    """Run the whole job; raise (bot.messages explains it) on any failure."""
+    api_key = settings.require_assemblyai_key()
+    async with AssemblyAIClient(
+        api_key, base_url=settings.assemblyai_base_url, llm_base_url=settings.llm_gateway_url
+    ) as client:
+        audio_url = await _audio_url(client, request.source, stderr)
+        transcript = await client.submit(audio_url, request.options)
+        with _status(stderr) as show:
+            show(transcript)
+            transcript = await client.wait(transcript.id, on_status=show)
+        if transcript.status is TranscriptStatus.ERROR:
+            raise TranscriptFailed(transcript.id, transcript.error or "no reason given")
+
+        summary = None
+        if request.ai_summary:
+            summary = await _ai_summary(client, transcript, request.llm_model)
+        stdout.write(render.plain_text(transcript, summary=summary))
+        stdout.flush()
+        await _write_outputs(client, transcript, request.outputs)
+
+
+async def _audio_url(client: AssemblyAIClient, source: Source, stderr: Console) -> str:
+    if not isinstance(source, FileSource):
+        return source.url  # public links are passed through for AssemblyAI to fetch
+    columns = (
+        TextColumn("Uploading {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, console=stderr) as progress:
+        task = progress.add_task(source.path.name, total=source.size)
+        return await client.upload(
+            source.path, progress=lambda sent: progress.update(task, completed=sent)
+        )
+
+
+@contextmanager
+def _status(stderr: Console) -> Iterator[Callable[[Transcript], None]]:
+    columns = (
+        SpinnerColumn(finished_text="•"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr) as progress:
+        task = progress.add_task("Submitted", total=1)
+
+        def show(transcript: Transcript) -> None:
+            text = _STATUS_TEXT[transcript.status]
+            if transcript.status is TranscriptStatus.QUEUED and transcript.throttled:
+                text += " (waiting for a free slot on the account)"
+            progress.update(task, description=text, completed=1 if transcript.status.done else 0)
+
+        yield show
+
+
+async def _ai_summary(
+    client: AssemblyAIClient, transcript: Transcript, model: str
+) -> render.Summary:
+    try:
+        answer = await client.chat(render.summary_prompt(transcript), model=model)
+    except AssemblyAIError as exc:
+        return render.Summary.unavailable(exc.message)
+    return render.Summary.from_llm(answer)
+
+
+async def _write_outputs(client: AssemblyAIClient, transcript: Transcript, out: Outputs) -> None:
+    if out.txt:
+        out.txt.write_text(render.plain_text(transcript), encoding="utf-8")
+    if out.json:
+        out.json.write_text(json.dumps(dict(transcript.raw), indent=2), encoding="utf-8")
+    if out.srt:
+        out.srt.write_text(await client.srt(transcript.id), encoding="utf-8")
+    if out.vtt:
+        out.vtt.write_text(await client.vtt(transcript.id), encoding="utf-8")

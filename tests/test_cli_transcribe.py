@@ -1,0 +1,244 @@
+"""`threadscribe transcribe` end to end: the real command in a subprocess, the emulator on a
+real socket, real audio made by espeak-ng and encoded by ffmpeg."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio import make_dialogue, make_tone
+from tests.emulator_server import EmulatorServer
+
+COMMAND = [sys.executable, "-m", "bot.cli"]
+
+
+def run_cli(
+    *args: str | Path,
+    server: EmulatorServer | None = None,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSEMBLYAI_")}
+    if server is not None:
+        environment |= {
+            "ASSEMBLYAI_API_KEY": server.api_key,
+            "ASSEMBLYAI_BASE_URL": server.base_url,
+            "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
+        }
+    environment |= env or {}
+    return subprocess.run(
+        [*COMMAND, *map(str, args)],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("threadscribe: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg", "m4a"])
+def test_two_speaker_recording_prints_the_script_with_labels_and_summary(emulator, tmp_path, fmt):
+    sample = make_dialogue(tmp_path / "audio", fmt, emulator.scripts_dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli(
+        "transcribe",
+        sample.path,
+        "--speakers",
+        "2",
+        "--txt",
+        out / "t.txt",
+        "--srt",
+        out / "t.srt",
+        "--vtt",
+        out / "t.vtt",
+        "--json",
+        out / "t.json",
+        server=emulator,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    spoken = [line for line in lines if re.match(r"^Speaker [AB] \[\d\d:\d\d\]: ", line)]
+    assert [re.sub(r"\[\d\d:\d\d\]", "[]", line) for line in spoken] == [
+        f"Speaker {u['speaker']} []: {u['text']}" for u in sample.script["utterances"]
+    ]
+    # Timestamps follow the audio: increasing, and within its duration.
+    stamps = [re.search(r"\[(\d\d):(\d\d)\]", line).groups() for line in spoken]
+    seconds = [int(m) * 60 + int(s) for m, s in stamps]
+    assert seconds == sorted(seconds) and seconds[-1] <= sample.duration
+    # The speaker summary: one line per speaker with talk time, share, words and turns.
+    for speaker in ("A", "B"):
+        summary = [line for line in lines if line.startswith(f"Speaker {speaker} ") and "%" in line]
+        assert len(summary) == 1, result.stdout
+        assert re.search(r"\d+:\d\d", summary[0]) and "words" in summary[0]
+        assert "2 turns" in summary[0]
+    # Progress went to stderr, not stdout.
+    assert "Uploading" in result.stderr and "Uploading" not in result.stdout
+
+    txt = (out / "t.txt").read_text()
+    for utterance in sample.script["utterances"]:
+        assert utterance["text"] in txt
+    assert json.loads((out / "t.json").read_text())["status"] == "completed"
+    assert (out / "t.srt").read_text().startswith("1\n")
+    assert (out / "t.vtt").read_text().startswith("WEBVTT")
+
+
+def test_url_source_is_passed_through(emulator, tmp_path, media_server):
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    url = media_server(sample.path)
+    result = run_cli("transcribe", url, server=emulator, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sample.script["utterances"][1]["text"] in result.stdout
+    assert "Uploading" not in result.stderr
+    uploads = [r for r in emulator.requests() if r["path"] == "/v2/upload"]
+    assert uploads == []
+
+
+def test_language_and_no_speaker_labels(emulator, tmp_path):
+    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+    result = run_cli(
+        "transcribe",
+        sample.path,
+        "--no-speaker-labels",
+        "--language",
+        "en",
+        server=emulator,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Speaker A [" not in result.stdout
+    for utterance in sample.script["utterances"]:
+        assert utterance["text"] in result.stdout
+
+
+def test_ai_summary(emulator, tmp_path):
+    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+    result = run_cli("transcribe", sample.path, "--ai-summary", server=emulator, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Summary" in result.stdout
+
+
+# -- bad input: one clear line, non-zero exit, no traceback ---------------------------
+
+
+def test_missing_key(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    result = run_cli("transcribe", "a.wav", cwd=tmp_path)
+    assert_one_line_error(result, "ASSEMBLYAI_API_KEY")
+
+
+def test_key_from_dotenv_file(emulator, tmp_path):
+    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+    (tmp_path / ".env").write_text(
+        f"ASSEMBLYAI_API_KEY={emulator.api_key}\nASSEMBLYAI_BASE_URL={emulator.base_url}\n"
+    )
+    result = run_cli("transcribe", sample.path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_wrong_key(emulator, tmp_path):
+    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+    result = run_cli(
+        "transcribe",
+        sample.path,
+        server=emulator,
+        cwd=tmp_path,
+        env={"ASSEMBLYAI_API_KEY": "not-the-key"},
+    )
+    assert_one_line_error(result, "API key")
+    assert "not-the-key" not in result.stderr
+
+
+def _touch(path: Path) -> Path:
+    path.touch()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _touch(d / "empty.wav"), "empty"),
+    ],
+    ids=["missing", "directory", "empty"],
+)
+def test_bad_local_source(emulator, tmp_path, make, fragment):
+    target = make(tmp_path)
+    result = run_cli("transcribe", target, server=emulator, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert result.returncode == 2
+
+
+def test_non_audio_file(emulator, tmp_path):
+    page = tmp_path / "notes.txt"
+    page.write_text("These are meeting notes, not a recording.\n" * 20)
+    result = run_cli("transcribe", page, server=emulator, cwd=tmp_path)
+    assert_one_line_error(result, "does not appear to contain audio")
+    assert result.returncode == 1
+
+
+def test_too_short_audio(emulator, tmp_path):
+    tone = make_tone(tmp_path / "blip.wav", 0.1)
+    result = run_cli("transcribe", tone, server=emulator, cwd=tmp_path)
+    assert_one_line_error(result, "too short")
+
+
+def test_unreachable_url(emulator, tmp_path):
+    result = run_cli(
+        "transcribe", "http://127.0.0.1:9/nothing-here.mp3", server=emulator, cwd=tmp_path
+    )
+    assert_one_line_error(result, "Download error", "127.0.0.1:9")
+
+
+def test_unreachable_assemblyai(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"RIFF....")
+    result = run_cli(
+        "transcribe",
+        "a.wav",
+        cwd=tmp_path,
+        env={"ASSEMBLYAI_API_KEY": "k", "ASSEMBLYAI_BASE_URL": "http://127.0.0.1:9"},
+    )
+    assert_one_line_error(result, "could not reach AssemblyAI")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--start", "abc"], "--start"),
+        (["--speakers", "0"], "--speakers"),
+        (["--start", "10", "--end", "5"], "--end must be after --start"),
+    ],
+)
+def test_bad_options(emulator, tmp_path, args, fragment):
+    (tmp_path / "a.wav").write_bytes(b"RIFF....")
+    result = run_cli("transcribe", "a.wav", *args, server=emulator, cwd=tmp_path)
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_without_a_platform_names_the_variables(tmp_path):
+    result = run_cli("run", cwd=tmp_path, env={"ASSEMBLYAI_API_KEY": "k"})
+    assert result.returncode == 2
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "DISCORD_TOKEN"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
