@@ -117,8 +117,16 @@ def make_tone(path: Path, seconds: float, fmt: str = "wav") -> Path:
     """A plain sine tone (no speech) of the given length."""
     require_tools("ffmpeg")
     _run(
-        "ffmpeg", "-nostdin", "-y", "-loglevel", "error",
-        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}:sample_rate=16000",
-        *ENCODERS[fmt], path,
+        "ffmpeg",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:duration={seconds}:sample_rate=16000",
+        *ENCODERS[fmt],
+        path,
     )
     return path
