@@ -1,0 +1,170 @@
+"""Opening the database: URL checks, engine set-up per backend, and migrations.
+
+The schema is versioned with Alembic; the scripts ship inside the package
+(`bot/jobs/migrations`) and run programmatically on start-up, so an installed wheel
+upgrades its own database. Every upgrade runs in one transaction that first takes a lock:
+a PostgreSQL advisory lock, or SQLite's write lock (`BEGIN IMMEDIATE`). Replicas that
+start together therefore migrate one after the other, and the later ones find nothing
+left to do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.jobs.errors import InvalidDatabaseURL, SchemaTooNew
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./threadscribe.db"
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+#: Execution option: run this transaction with a plain (deferred) BEGIN on SQLite.
+#: Everything else takes the write lock up front, see `_sqlite_begin`.
+SQLITE_DEFERRED = "threadscribe_sqlite_deferred"
+
+# Any fixed 64-bit number; it only has to be the same in every replica.
+_MIGRATION_LOCK = 0x7468_7265_6164_7363  # "threadsc"
+
+
+def parse_database_url(raw: str | URL) -> URL:
+    """Check a DATABASE_URL and pin it to the asyncio driver of its backend.
+
+    `postgres://` and `postgresql://` become `postgresql+asyncpg://`, and `sqlite://`
+    becomes `sqlite+aiosqlite://`. Anything else is refused with a message that says
+    what to write instead.
+    """
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        # The parser's message repeats the raw string, password and all.
+        raise InvalidDatabaseURL(None, "it does not parse as a database URL") from None
+    backend, _, driver = url.drivername.partition("+")
+    safe = safe_url(url)
+    if backend == "sqlite":
+        if driver not in ("", "aiosqlite"):
+            raise InvalidDatabaseURL(safe, f"the {driver} driver is not asyncio-capable")
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            raise InvalidDatabaseURL(safe, "an in-memory SQLite database loses every job")
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg"):
+            raise InvalidDatabaseURL(safe, f"the {driver} driver is not asyncio-capable")
+        if importlib.util.find_spec("asyncpg") is None:
+            raise InvalidDatabaseURL(
+                safe, "the asyncpg driver is not installed (pip install 'threadscribe[postgres]')"
+            )
+        return url.set(drivername="postgresql+asyncpg")
+    raise InvalidDatabaseURL(safe, f"the {backend} backend is not supported")
+
+
+def safe_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def describe(exc: BaseException, url: URL) -> str:
+    """The driver's own words for what went wrong, never the password."""
+    inner: BaseException = exc
+    if isinstance(inner, DBAPIError) and inner.orig is not None:
+        inner = inner.orig
+    # SQLAlchemy's asyncio adapters wrap the driver's exception: report the driver's.
+    while inner.__cause__ is not None and type(inner).__module__.startswith("sqlalchemy"):
+        inner = inner.__cause__
+    reason = str(inner).strip() or type(inner).__name__
+    if isinstance(inner, TimeoutError):
+        reason = "timed out"
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def make_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        _configure_sqlite(engine, busy_timeout)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": connect_timeout})
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+    # pysqlite's legacy transaction handling issues BEGIN late and never for DDL. Take
+    # that job over (SQLAlchemy's documented recipe), and make the BEGIN IMMEDIATE: the
+    # write lock is then taken, waiting up to busy_timeout, before anything is read, so
+    # a read-then-write transaction can never fail half-way on a lock upgrade.
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never wait for the writer, and the writer never waits for readers.
+        # The mode is kept in the file, so only the first connection to a new file really
+        # switches it. Another connection that is already writing to the new file makes
+        # the switch wait for a lock that it may never get (the writer in turn waits for
+        # us): give up quickly then, as this connection follows the file's mode anyway.
+        cursor.execute("PRAGMA busy_timeout = 100")
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        deferred = conn.get_execution_options().get(SQLITE_DEFERRED, False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+@asynccontextmanager
+async def schema_lock(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that holds the migration lock until it ends."""
+    async with engine.begin() as conn:  # on SQLite this BEGIN takes the write lock
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+        yield conn
+
+
+async def migrate(engine: AsyncEngine, url: URL) -> None:
+    """Bring the schema to the newest revision; a no-op when it is there already."""
+    async with schema_lock(engine) as conn:
+        await conn.run_sync(_upgrade, safe_url(url))
+
+
+def _upgrade(connection: Connection, url: str) -> None:
+    config = _alembic_config(connection)
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    for revision in MigrationContext.configure(connection).get_current_heads():
+        if revision not in known:
+            raise SchemaTooNew(url, revision)
+    command.upgrade(config, "head")

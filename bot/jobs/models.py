@@ -1,0 +1,121 @@
+"""The tables, as typed declarative models. The schema itself is created and changed
+only by the migrations in `bot/jobs/migrations`; a test checks the two agree."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, Index, MetaData, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from bot.jobs.records import JobState, Platform
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    PostgreSQL keeps `timestamptz`. SQLite has no time zones: values are stored as naive
+    UTC in SQLAlchemy's fixed-width text format, so comparisons in SQL stay correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the job store takes aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _str_enum(cls: type[enum.StrEnum]) -> Enum:
+    # Stored as plain VARCHAR holding the values, so adding a member needs no migration.
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+ID = String(64)  # platform ids: Slack team/channel/user ids and ts, Discord snowflakes
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so migrations can refer to them on every backend.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform))
+    workspace: Mapped[str] = mapped_column(ID)
+    channel: Mapped[str] = mapped_column(ID)
+    thread: Mapped[str | None] = mapped_column(ID)
+    message: Mapped[str | None] = mapped_column(ID)
+    requester: Mapped[str] = mapped_column(ID)
+    source: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    state: Mapped[JobState] = mapped_column(_str_enum(JobState))
+    transcript_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    attempts: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    audio_duration: Mapped[float | None] = mapped_column(Float)
+    posted: Mapped[dict[str, str]] = mapped_column(JSONDocument)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_requester", "platform", "workspace", "requester"),
+        Index("ix_jobs_channel", "platform", "workspace", "channel"),
+    )
+
+
+class ChannelSettingsRow(Base):
+    __tablename__ = "channel_settings"
+
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform), primary_key=True)
+    workspace: Mapped[str] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(ID, primary_key=True)
+    auto_transcribe: Mapped[bool]
+    updated_by: Mapped[str] = mapped_column(ID)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeploymentSecretRow(Base):
+    """Secrets made once per deployment and shared by its replicas (the webhook secret)."""
+
+    __tablename__ = "deployment_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,237 @@
+"""What the job store hands out and takes in: plain enums and frozen dataclasses.
+
+Nothing here touches the database; the ORM rows live in `bot.jobs.models`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, TypeAlias, TypedDict
+from urllib.parse import urlsplit
+
+from bot.jobs.errors import IllegalTransition
+
+#: What a platform file reference may hold: ids, names, sizes, URLs. Never bytes.
+JSONScalar: TypeAlias = str | int | float | bool | None
+
+
+class Platform(enum.StrEnum):
+    SLACK = "slack"
+    DISCORD = "discord"
+
+
+class JobState(enum.StrEnum):
+    """received -> fetching -> submitted -> completed | failed -> delivered.
+
+    A URL source may skip `fetching` (AssemblyAI fetches it). Any unfinished state may
+    fail. A failed job is still delivered: its error is posted to the thread.
+    """
+
+    RECEIVED = "received"
+    FETCHING = "fetching"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+
+    @property
+    def in_flight(self) -> bool:
+        """Work towards a transcript is still under way (what the limits count)."""
+        return self in _IN_FLIGHT
+
+    @property
+    def awaiting_delivery(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+    @property
+    def terminal(self) -> bool:
+        return self is JobState.DELIVERED
+
+    def can_become(self, other: JobState) -> bool:
+        """Whether `self -> other` is legal. Staying in an unfinished state is legal too:
+        that is how fields change under the same compare-and-set."""
+        return other in _NEXT[self] or (other is self and not self.terminal)
+
+    def check(self, other: JobState) -> None:
+        if not self.can_become(other):
+            raise IllegalTransition(self, other)
+
+
+_IN_FLIGHT = frozenset({JobState.RECEIVED, JobState.FETCHING, JobState.SUBMITTED})
+
+_NEXT: dict[JobState, frozenset[JobState]] = {
+    JobState.RECEIVED: frozenset({JobState.FETCHING, JobState.SUBMITTED, JobState.FAILED}),
+    JobState.FETCHING: frozenset({JobState.SUBMITTED, JobState.FAILED}),
+    JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED}),
+    # completed -> failed: the result could not be rendered; the error is delivered.
+    JobState.COMPLETED: frozenset({JobState.DELIVERED, JobState.FAILED}),
+    JobState.FAILED: frozenset({JobState.DELIVERED}),
+    JobState.DELIVERED: frozenset(),
+}
+
+#: Key names a file reference must not carry: those would be credentials.
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "authorization", "cookie", "apikey")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlSource:
+    """A public http(s) URL, handed to AssemblyAI as `audio_url`."""
+
+    kind: ClassVar[str] = "url"
+    url: str
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an audio URL must be an absolute http(s) URL")
+        if parts.password is not None:
+            raise ValueError("an audio URL must not carry credentials")
+
+    @property
+    def identity(self) -> str:
+        return "url:" + hashlib.sha256(self.url.encode()).hexdigest()[:24]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url}
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """A reference to a file held by the chat platform (ids, name, size, mimetype, the
+    URL the adapter downloads it from with its own token). It is fetched when the job
+    runs, so neither the bytes nor a token ever reach the database: values are JSON
+    scalars, and keys that name a credential are refused. `ref["id"]` is required."""
+
+    kind: ClassVar[str] = "file"
+    ref: Mapping[str, JSONScalar]
+
+    def __post_init__(self) -> None:
+        ref = dict(self.ref)
+        for key, value in ref.items():
+            if not isinstance(key, str):
+                raise TypeError("file reference keys must be strings")
+            bare = key.lower().replace("_", "").replace("-", "")
+            if any(word in bare for word in _SECRET_WORDS):
+                raise ValueError(f"a file reference must not hold credentials ({key!r})")
+            if not isinstance(value, str | int | float | bool | None):
+                raise TypeError(
+                    f"file reference values must be JSON scalars, not {type(value).__name__} "
+                    f"({key!r}): store where the file is, never its bytes"
+                )
+        if not isinstance(ref.get("id"), str) or not ref["id"]:
+            raise ValueError("a file reference needs the platform's file id as ref['id']")
+        object.__setattr__(self, "ref", ref)
+
+    @property
+    def identity(self) -> str:
+        return f"file:{self.ref['id']}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ref": dict(self.ref)}
+
+
+Source: TypeAlias = UrlSource | FileSource
+
+
+def source_from_json(data: Mapping[str, Any]) -> Source:
+    kind = data.get("kind")
+    if kind == UrlSource.kind:
+        return UrlSource(url=data["url"])
+    if kind == FileSource.kind:
+        return FileSource(ref=data["ref"])
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRecord:
+    """What an adapter hands the core when it sees a trigger.
+
+    `message` is the platform message the trigger is about (a file share, a link, the
+    target of a message action); `event_id` identifies a trigger that has no message
+    (a slash command's trigger or interaction id). The dedupe key is built from the
+    message if there is one, else from the event, plus the file or URL, so a retried or
+    replayed event finds the job it already made.
+    """
+
+    platform: Platform
+    workspace: str
+    channel: str
+    requester: str
+    source: Source
+    thread: str | None = None
+    message: str | None = None
+    event_id: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    audio_duration: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "platform", Platform(self.platform))
+        if self.message is None and self.event_id is None:
+            raise ValueError("an intake needs the message id or the id of the triggering event")
+        try:
+            json.dumps(dict(self.options))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"job options must be JSON-serialisable: {exc}") from None
+
+    @property
+    def dedupe_key(self) -> str:
+        origin = self.message if self.message is not None else f"event:{self.event_id}"
+        key = ":".join(
+            (self.platform.value, self.workspace, self.channel, origin, self.source.identity)
+        )
+        if len(key) > 255:  # the column's width; ids this long are not expected
+            key = f"{self.platform.value}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one job as stored. Change it through `JobStore`, never in place."""
+
+    id: str
+    platform: Platform
+    workspace: str
+    channel: str
+    thread: str | None
+    message: str | None
+    requester: str
+    source: Source
+    options: Mapping[str, Any]
+    state: JobState
+    transcript_id: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime
+    audio_duration: float | None
+    #: ids of messages already posted, by delivery step, so delivery resumes, not repeats
+    posted: Mapping[str, str]
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    dedupe_key: str
+
+
+class JobFields(TypedDict, total=False):
+    """Fields a transition may set together with the state."""
+
+    transcript_id: str | None
+    last_error: str | None
+    attempts: int
+    next_attempt_at: datetime
+    audio_duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    platform: Platform
+    workspace: str
+    channel: str
+    auto_transcribe: bool
+    updated_by: str
+    updated_at: datetime
