@@ -153,16 +153,40 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.run import builtin_factories, load_factory, serve
+
     try:
         settings = _settings()
         settings.require_assemblyai_key()
-        settings.require_platform()
+        # Extra adapters by import path ("package.module:function", comma-separated): an
+        # extension point, and how the tests plug in a recording platform.
+        extra = [s for s in os.environ.get("THREADSCRIBE_ADAPTERS", "").split(",") if s.strip()]
+        if not extra:
+            settings.require_platform()
+        factories = [*builtin_factories(settings), *(load_factory(s.strip()) for s in extra)]
     except ConfigError as exc:
         for problem in exc.problems:
             _fail(problem)
         return EXIT_USAGE
-    _fail("the Slack and Discord adapters are not part of this build yet")
-    return EXIT_FAILED
+    except (ImportError, AttributeError, ValueError) as exc:
+        _fail(f"THREADSCRIBE_ADAPTERS: cannot load {exc}")
+        return EXIT_USAGE
+    _configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings, factories))
+    except Exception as exc:
+        log.debug("run failed", exc_info=True)
+        _fail(explain(exc))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 # -- argument types --------------------------------------------------------------------

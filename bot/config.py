@@ -21,6 +21,7 @@ DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
 DEFAULT_SPEECH_MODELS: Final = ("universal-3-pro", "universal-2")
 DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./threadscribe.db"
 DEFAULT_SLACK_API_URL: Final = "https://slack.com/api/"
+DEFAULT_LLM_MODEL: Final = "claude-sonnet-4-5-20250929"
 
 
 class Secret:
@@ -90,6 +91,16 @@ class Settings:
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
 
+    max_concurrent_jobs: int = 5
+    max_jobs_per_user: int = 3
+    max_jobs_per_channel: int = 10
+    max_file_mb: int = 1000
+    max_duration_minutes: int = 240
+    delete_after_delivery: bool = False
+    ai_summary: bool = False
+    llm_model: str = DEFAULT_LLM_MODEL
+    webhook_secret: Secret | None = None
+
     @property
     def slack_enabled(self) -> bool:
         oauth = bool(self.slack_client_id and self.slack_client_secret)
@@ -148,6 +159,16 @@ class Settings:
             discord_token=reader.secret("DISCORD_TOKEN"),
             discord_api_url=reader.optional_url("DISCORD_API_URL"),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
+            max_concurrent_jobs=reader.parse("MAX_CONCURRENT_JOBS", 5, _bounded(1, 200)),
+            max_jobs_per_user=reader.parse("MAX_JOBS_PER_USER", 3, _bounded(1, 1000)),
+            max_jobs_per_channel=reader.parse("MAX_JOBS_PER_CHANNEL", 10, _bounded(1, 10000)),
+            # AssemblyAI takes uploads up to 2.2 GB and audio up to 10 hours.
+            max_file_mb=reader.parse("MAX_FILE_MB", 1000, _bounded(1, 2200)),
+            max_duration_minutes=reader.parse("MAX_DURATION_MINUTES", 240, _bounded(1, 600)),
+            delete_after_delivery=reader.parse("DELETE_AFTER_DELIVERY", False, _boolean),
+            ai_summary=reader.parse("AI_SUMMARY", False, _boolean),
+            llm_model=reader.parse("LLM_MODEL", DEFAULT_LLM_MODEL, _model_name),
+            webhook_secret=reader.secret("WEBHOOK_SECRET"),
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(
@@ -246,4 +267,28 @@ def _database_url(raw: str) -> str:
             "must start with sqlite+aiosqlite:/// (a file) or postgresql+asyncpg:// "
             f"(got {redact_url(raw)!r})"
         )
+    return raw
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high} (got {raw!r})")
+        return int(raw)
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"must be true or false (got {raw!r})")
+
+
+def _model_name(raw: str) -> str:
+    if not _MODEL.match(raw):
+        raise ValueError(f"must be a model name such as {DEFAULT_LLM_MODEL} (got {raw!r})")
     return raw

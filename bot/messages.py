@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot import assemblyai as aai
 from bot.config import ConfigError
+from bot.jobs import StoreError
 from bot.sources import SourceError
 
 
@@ -13,7 +14,7 @@ def explain(exc: BaseException) -> str:
     match exc:
         case ConfigError():
             return "; ".join(exc.problems)
-        case SourceError():
+        case SourceError() | StoreError():
             return str(exc)
         case aai.AuthenticationError():
             return (
@@ -40,3 +41,79 @@ def explain(exc: BaseException) -> str:
             target = f" {exc.filename}" if exc.filename else ""
             return f"cannot access{target}: {exc.strerror or exc}"
     return f"unexpected error ({type(exc).__name__}); the details are in the log"
+
+
+# -- the thread: status line and outcomes ---------------------------------------------
+
+SHUTTING_DOWN = "threadscribe is restarting: please try again in a minute"
+EMPTY_FILE = "that file is empty (0 bytes): there is nothing to transcribe"
+RENDER_FAILED = "the transcript arrived but could not be formatted; the details are in the log"
+
+
+def _megabytes(size: float) -> str:
+    return f"{size / 1_000_000:,.0f} MB" if size >= 10_000_000 else f"{size / 1_000_000:.1f} MB"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes / 60:g} h" if minutes >= 120 else f"{minutes:g} min"
+
+
+def too_large(size: float, limit: float) -> str:
+    return f"that file is {_megabytes(size)}; this workspace's limit is {_megabytes(limit)}"
+
+
+def too_long(seconds: float, limit: float) -> str:
+    return f"that recording lasts {_minutes(round(seconds))}; the limit is {_minutes(limit)}"
+
+
+def user_limit(limit: int) -> str:
+    return (
+        f"you already have {limit} transcription{'s' if limit != 1 else ''} in progress: "
+        "please wait for one to finish"
+    )
+
+
+def channel_limit(limit: int) -> str:
+    return f"this channel already has {limit} transcriptions in progress: please wait a little"
+
+
+def gave_up(message: str) -> str:
+    return f"{message} (gave up after several tries)"
+
+
+def assemblyai_failed(error: str | None) -> str:
+    return f"AssemblyAI could not transcribe this audio: {error or 'no reason given'}"
+
+
+def failed(reason: str) -> str:
+    return f"Sorry, I could not transcribe this: {reason}"
+
+
+def status_queued(ahead: int) -> str:
+    if ahead == 0:
+        return "⏳ Queued: starting in a moment"
+    return f"⏳ Queued: {ahead} job{'s' if ahead != 1 else ''} ahead"
+
+
+def status_working() -> str:
+    return "⏳ Working on it"
+
+
+def status_uploading() -> str:
+    return "⬆️ Uploading the audio to AssemblyAI"
+
+
+def status_transcribing(elapsed: float | None) -> str:
+    if not elapsed:
+        return "🎧 Transcribing"
+    minutes, seconds = divmod(int(elapsed), 60)
+    return f"🎧 Transcribing ({minutes}:{seconds:02d} so far)"
+
+
+def status_done() -> str:
+    return "✅ Transcribed"
+
+
+def status_failed() -> str:
+    return "❌ Could not transcribe"

@@ -18,7 +18,7 @@ from bot.transcript import Span, Transcript, TranscriptStatus, Utterance
 SLACK_SECTION_LIMIT = 3_000
 SLACK_MESSAGE_LIMIT = 40_000
 DISCORD_MESSAGE_LIMIT = 2_000
-DEFAULT_LLM_MODEL = "claude-sonnet-4-5-20250929"
+
 # About 25k tokens: fits every LLM Gateway model with room left for the answer.
 PROMPT_MAX_CHARS = 100_000
 

@@ -27,7 +27,7 @@ from rich.progress import (
 
 from bot import render
 from bot.assemblyai import AssemblyAIClient, AssemblyAIError, TranscriptFailed, TranscriptOptions
-from bot.config import Settings
+from bot.config import DEFAULT_LLM_MODEL, Settings
 from bot.sources import FileSource, Source
 from bot.transcript import Transcript, TranscriptStatus
 
@@ -46,7 +46,7 @@ class TranscribeRequest:
     options: TranscriptOptions
     outputs: Outputs = Outputs()
     ai_summary: bool = False
-    llm_model: str = render.DEFAULT_LLM_MODEL
+    llm_model: str = DEFAULT_LLM_MODEL
 
 
 _STATUS_TEXT = {

@@ -1,0 +1,144 @@
+"""What the core needs from a chat platform, and the plain values that cross the line.
+
+The engine talks to Slack and Discord only through `ChatPlatform`. Adapters implement it
+(adapters/base.py re-exports these names for them); the core never imports an adapter.
+Everything here is serialisable or a plain value: no live platform objects, no tokens.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from aiohttp import web
+
+from bot.jobs import Job, Platform
+from bot.render import Document, RenderedFile
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+
+class Reaction(enum.StrEnum):
+    """The state shown on the source message (⏳ → ✅ | ❌ on Slack and Discord)."""
+
+    WORKING = "working"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    """Where a job's replies go: rebuilt from the job record after any restart.
+
+    `message` is the source message (react on it, reply under it); `thread` the thread
+    to reply in when the source was already inside one (Slack: the thread's ts; Discord:
+    a thread channel id). With neither (a slash command), the engine's first post starts
+    the thread and later posts carry its id as `thread`. `job_id` and `options` (the job
+    options the adapter chose at intake: JSON, never a secret) let an adapter find what it
+    keeps for a job, such as a Discord interaction it answered.
+    """
+
+    platform: Platform
+    workspace: str
+    channel: str
+    thread: str | None
+    message: str | None
+    job_id: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: Job, thread: str | None = None) -> ThreadRef:
+        return cls(
+            job.platform,
+            job.workspace,
+            job.channel,
+            thread or job.thread,
+            job.message,
+            job.id,
+            job.options,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileStream:
+    """A private platform file, opened for streaming (never read whole, never on disk)."""
+
+    chunks: AsyncIterator[bytes]
+    size: int | None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One message to post: plain text that fits the platform's limit, optional files, and
+    the structured document so an adapter can format it richly (Block Kit, embeds)."""
+
+    text: str
+    files: Sequence[RenderedFile] = ()
+    document: Document | None = None
+
+
+class PlatformError(Exception):
+    """A platform call failed. `retryable` tells the engine whether to try again later."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class FileUnavailable(PlatformError):
+    """The platform would not give us the file; `message` tells the user why and what to do
+    (for example which permission the app lacks)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+@runtime_checkable
+class ChatPlatform(Protocol):
+    """The small surface the engine drives. Every method is idempotent where `key` is given:
+    posting the same key twice must not show two messages when the platform allows it to
+    be avoided (Slack message metadata, Discord's enforce_nonce)."""
+
+    name: Platform
+    #: characters one message's text may hold (Slack section: 3,000; Discord: 2,000)
+    message_limit: int
+
+    async def open_file(self, job: Job) -> FileStream:
+        """Open the job's private file source (job.source is a FileSource)."""
+        ...
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        """Post in the thread and return the new message's id."""
+        ...
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        """Replace the text of a message the bot posted earlier."""
+        ...
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        """Show `reaction` on the source message (replacing the previous one)."""
+        ...
+
+
+@runtime_checkable
+class Adapter(ChatPlatform, Protocol):
+    """A platform as `threadscribe run` starts it: the ChatPlatform the engine drives, plus
+    the intake side (events in) and its lifecycle.
+
+    Order at start-up: construct (settings only, no I/O) -> `routes()` mounted on the web
+    server -> `start(engine)` connects and begins handing intakes to `engine.intake()`.
+    At shutdown `stop()` stops taking events first; the engine then drains.
+    """
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        """HTTP routes to mount on the bot's web server (Slack HTTP mode, OAuth)."""
+        ...
+
+    async def start(self, engine: Engine) -> None: ...
+
+    async def stop(self) -> None: ...

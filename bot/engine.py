@@ -1,0 +1,695 @@
+"""The job engine: intake -> submit -> wait (webhook or poll) -> render -> deliver; resume.
+
+Every step of a job runs under a lease taken from the store, so one replica (and one task)
+works on a job at a time, and a job whose holder died is picked up when its lease runs
+out. Each step ends in a compare-and-set state change or a release with the time the job
+is next due (a retry with backoff, the next poll), so a restart at any point continues
+from the last recorded state. Delivery records every posted message id before the job
+becomes `delivered`, so a crash mid-delivery resumes without posting twice.
+
+The loop is driven by the store, not by memory: `run_until_idle()` drains it for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+
+from bot import assemblyai as aai
+from bot import messages, render
+from bot.chat import ChatPlatform, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
+from bot.config import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS, Secret
+from bot.jobs import FileSource, IntakeRecord, Job, JobState, JobStore, Platform, UrlSource
+from bot.metrics import Metrics
+from bot.polling import PollSchedule
+from bot.transcript import Transcript, TranscriptStatus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WEBHOOK_HEADER: Final = "X-Threadscribe-Webhook-Secret"
+_TO_SUBMIT: Final = (JobState.RECEIVED, JobState.FETCHING)
+_UNFINISHED: Final = tuple(state for state in JobState if state is not JobState.DELIVERED)
+# New jobs wait for a free slot towards AssemblyAI; every other unfinished job already
+# holds one (or needs none), so it is claimed whenever it is due.
+_GATED: Final = (JobState.RECEIVED,)
+_UNGATED: Final = tuple(state for state in _UNFINISHED if state not in _GATED)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    concurrency: int = 5  # jobs uploading or at AssemblyAI at once (the free tier runs 5)
+    per_user: int = 3  # unfinished jobs one person may have
+    per_channel: int = 10  # unfinished jobs one channel may have
+    max_file_bytes: int = 1024 * 1024 * 1024
+    max_duration: float = 4 * 3600.0  # seconds
+    speech_models: tuple[str, ...] = DEFAULT_SPEECH_MODELS
+    webhook_url: str | None = None
+    webhook_secret: Secret | None = field(default=None, repr=False)
+    delete_after_delivery: bool = False
+    ai_summary: bool = False
+    llm_model: str = DEFAULT_LLM_MODEL
+    lease: float = 60.0
+    max_attempts: int = 6
+    retry_base: float = 2.0
+    retry_cap: float = 300.0
+    status_interval: float = 5.0  # at most one status edit per job this often
+    idle: float = 5.0  # longest sleep between looks at the store
+    max_tasks: int = 256  # jobs worked on at once by this process (mostly I/O waits)
+    shutdown_grace: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOutcome:
+    job: Job | None
+    created: bool
+    #: why the intake was refused (a limit), for the person who asked; None if accepted
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job as `/transcribe status` shows it: `ahead` is its queue position, if waiting."""
+
+    job: Job
+    ahead: int | None
+
+
+class _Retry(Exception):
+    """This step should run again later; `message` explains the last failure."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Lost(Exception):
+    """The job changed under us (lease lost, or another writer won): stop working on it."""
+
+
+class _Fail(Exception):
+    """The job cannot succeed; `message` is what the thread is told."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: JobStore,
+        client: aai.AssemblyAIClient,
+        platforms: Mapping[Platform, ChatPlatform],
+        config: EngineConfig | None = None,
+        *,
+        owner: str | None = None,
+        metrics: Metrics | None = None,
+        schedule: PollSchedule | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.platforms = dict(platforms)
+        self.config = config or EngineConfig()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.metrics = metrics or Metrics()
+        self.schedule = schedule or PollSchedule()
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # job id -> task working on it
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._accepting = True
+        self._stopping = False
+        self._last_status: dict[str, float] = {}  # job id -> monotonic time of last edit
+        self._submitted: dict[str, float] = {}  # job id -> monotonic submission time
+        # Jobs this process took from the queue that have not reached FETCHING/SUBMITTED
+        # in the store yet: they already hold a slot towards AssemblyAI.
+        self._starting: set[str] = set()
+
+    # -- intake ------------------------------------------------------------------------
+
+    async def intake(self, record: IntakeRecord) -> IntakeOutcome:
+        """Persist a trigger as a job (idempotent on its dedupe key), or refuse it with a
+        reason when a limit is exceeded. Call before acknowledging the platform."""
+        if not self._accepting:
+            return IntakeOutcome(None, False, messages.SHUTTING_DOWN)
+        existing = await self.store.find(record.dedupe_key)
+        if existing is not None:
+            return IntakeOutcome(existing, False)
+        refused = await self._refusal(record)
+        if refused is not None:
+            self.metrics.intakes.labels(record.platform.value, "refused").inc()
+            return IntakeOutcome(None, False, refused)
+        job, created = await self.store.intake(record)
+        self.metrics.intakes.labels(record.platform.value, "created" if created else "dupe").inc()
+        if created:
+            self._spawn_side(self._announce_new(job))
+        return IntakeOutcome(job, created)
+
+    async def _refusal(self, record: IntakeRecord) -> str | None:
+        size = _source_size(record)
+        if size is not None and size > self.config.max_file_bytes:
+            return messages.too_large(size, self.config.max_file_bytes)
+        if size == 0:
+            return messages.EMPTY_FILE
+        if record.audio_duration is not None and record.audio_duration > self.config.max_duration:
+            return messages.too_long(record.audio_duration, self.config.max_duration)
+        mine = await self.store.active_for_requester(
+            record.platform, record.workspace, record.requester
+        )
+        if mine >= self.config.per_user:
+            return messages.user_limit(self.config.per_user)
+        channel = await self.store.active_for_channel(
+            record.platform, record.workspace, record.channel
+        )
+        if channel >= self.config.per_channel:
+            return messages.channel_limit(self.config.per_channel)
+        return None
+
+    async def _announce_new(self, job: Job) -> None:
+        """React and post the status message for a new job, under a short lease so that a
+        worker claiming the job meanwhile does not announce it too."""
+        leased = await self.store.lease(job.id, self.owner, lease_seconds=self.config.lease)
+        if leased is None:
+            return  # a worker has it already and announces it itself
+        try:
+            await self._announce(leased)
+        except Exception:
+            log.warning("could not announce job %s", job.id, exc_info=True)
+        finally:
+            await self.store.release(job.id, self.owner, leased.next_attempt_at)
+            self._wake.set()
+
+    async def jobs_of(self, platform: Platform, workspace: str, requester: str) -> list[JobView]:
+        """This person's unfinished jobs, oldest first, with queue positions."""
+        views = []
+        for job in await self.store.jobs_of(platform, workspace, requester):
+            ahead = await self.store.ahead_of(job) if job.state is JobState.RECEIVED else None
+            views.append(JobView(job, ahead))
+        return views
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def webhook_authorised(self, presented: str | None) -> bool:
+        secret = self.config.webhook_secret
+        if secret is None or presented is None:
+            return False
+        return hmac.compare_digest(presented.encode(), secret.value.encode())
+
+    async def webhook(self, transcript_id: str) -> bool:
+        """AssemblyAI says the transcript is done: make its job due now. Returns whether a
+        job was waiting for it (a replay, or an unknown id, changes nothing)."""
+        job = await self.store.get_by_transcript_id(transcript_id)
+        if job is None or job.state is not JobState.SUBMITTED:
+            return False
+        await self.store.make_due(job.id)
+        self.metrics.webhooks.inc()
+        self._wake.set()
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._loop(), name="engine-loop")
+
+    async def stop(self) -> None:
+        """Stop taking work, let running steps reach a safe point within the grace period,
+        then cancel what is left (its leases run out and another run resumes it)."""
+        self._accepting = False
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+        pending = [*self._tasks.values(), *self._side_tasks]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def run_until_idle(self) -> None:
+        """Process jobs until every one is delivered and nothing runs (for tests); bound it
+        with `asyncio.timeout` at the call site."""
+        platforms = list(self.platforms)
+        while True:
+            started = await self._dispatch()
+            busy = [*self._tasks.values(), *self._side_tasks]
+            if busy:
+                await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if started:
+                continue
+            if await self.store.next_due(_UNFINISHED, platforms=platforms) is None:
+                return
+            wait = await self._next_due_in()
+            await asyncio.sleep(self.config.idle if wait is None else min(wait, self.config.idle))
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._dispatch()
+                wait = await self._next_due_in()
+            except Exception:
+                log.exception("engine loop error; retrying shortly")
+                wait = 1.0
+            timeout = self.config.idle if wait is None else min(wait, self.config.idle)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def _free_slots(self) -> int:
+        busy = await self.store.count(JobState.FETCHING, JobState.SUBMITTED)
+        return self.config.concurrency - busy - len(self._starting)
+
+    async def _next_due_in(self) -> float | None:
+        """Seconds until a job this process could claim becomes due (None: none waits)."""
+        states = _UNFINISHED if await self._free_slots() > 0 else _UNGATED
+        when = await self.store.next_due(states, platforms=list(self.platforms))
+        if when is None:
+            return None
+        return max(0.0, (when - _now()).total_seconds())
+
+    async def _dispatch(self) -> int:
+        """Claim what is due and start a task per job; returns how many were started."""
+        if self._stopping:
+            return 0
+        platforms = list(self.platforms)
+        started = 0
+        room = self.config.max_tasks - len(self._tasks)
+        if room > 0:
+            jobs = await self.store.claim(
+                self.owner,
+                lease_seconds=self.config.lease,
+                states=_UNGATED,
+                limit=room,
+                platforms=platforms,
+            )
+            started += self._start_all(jobs)
+        # FIFO towards AssemblyAI: the oldest waiting jobs get the free slots.
+        slots = min(self.config.max_tasks - len(self._tasks), await self._free_slots())
+        if slots > 0:
+            jobs = await self.store.claim(
+                self.owner,
+                lease_seconds=self.config.lease,
+                states=_GATED,
+                limit=slots,
+                platforms=platforms,
+            )
+            self._starting.update(job.id for job in jobs)
+            started += self._start_all(jobs)
+        self.metrics.queue_depth.set(await self.store.count(JobState.RECEIVED))
+        return started
+
+    def _start_all(self, jobs: list[Job]) -> int:
+        for job in jobs:
+            task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+            self._tasks[job.id] = task
+        return len(jobs)
+
+    def _spawn_side(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # -- one job -----------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            async with self._renewing(job):
+                await self._advance(job)
+        except Exception:
+            log.exception("job %s: unexpected error", job.id)
+            await self._release_after_error(job, "unexpected error")
+        finally:
+            self._tasks.pop(job.id, None)
+            self._starting.discard(job.id)
+            self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, job: Job) -> AsyncIterator[None]:
+        """Keep the lease alive while a long step (an upload) runs."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.config.lease / 3)
+                await self.store.renew(job.id, self.owner, lease_seconds=self.config.lease)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _advance(self, job: Job) -> None:
+        platform = self.platforms[job.platform]
+        try:
+            if job.state in _TO_SUBMIT:
+                job = await self._submit(job, platform)
+            if job.state is JobState.SUBMITTED:
+                job = await self._poll(job, platform)
+            if job.state in (JobState.COMPLETED, JobState.FAILED):
+                await self._deliver(job, platform)
+        except _Lost:
+            log.info("job %s: changed elsewhere; leaving it", job.id)
+        except _Retry as retry:
+            await self._release_after_error(job, retry.message)
+        except _Fail as failure:
+            await self._fail(job, failure.message)
+
+    async def _release_after_error(self, job: Job, message: str) -> None:
+        current = await self.store.get(job.id)
+        if current is None or current.lease_owner != self.owner:
+            return
+        attempts = current.attempts + 1
+        if attempts >= self.config.max_attempts and current.state.in_flight:
+            await self._fail(current, messages.gave_up(message))
+            return
+        delay = min(self.config.retry_cap, self.config.retry_base * 2 ** (attempts - 1))
+        delay *= random.uniform(0.5, 1.0)
+        log.warning("job %s: %s; retrying in %.1fs", job.id, message, delay)
+        await self.store.release(
+            job.id, self.owner, _now() + timedelta(seconds=delay), error=message
+        )
+
+    async def _fail(self, job: Job, message: str) -> None:
+        """Mark an unfinished job failed (its message is then delivered to the thread)."""
+        failed = await self.store.transition(
+            job.id,
+            self.owner,
+            [*_TO_SUBMIT, JobState.SUBMITTED, JobState.COMPLETED],
+            JobState.FAILED,
+            last_error=message,
+            next_attempt_at=_now(),
+        )
+        if failed is not None:
+            platform = self.platforms[job.platform]
+            await self._guarded_deliver(failed, platform)
+
+    async def _guarded_deliver(self, job: Job, platform: ChatPlatform) -> None:
+        try:
+            await self._deliver(job, platform)
+        except (_Retry, _Fail) as exc:
+            await self.store.release(
+                job.id, self.owner, _now() + timedelta(seconds=5), error=exc.message
+            )
+
+    # -- submit ------------------------------------------------------------------------
+
+    async def _submit(self, job: Job, platform: ChatPlatform) -> Job:
+        await self._announce(job)
+        if isinstance(job.source, UrlSource):
+            audio_url = job.source.url
+        else:
+            job = await self._moved(job, _TO_SUBMIT, JobState.FETCHING)
+            await self._status(job, messages.status_uploading(), force=True)
+            audio_url = await self._upload(job, platform)
+        options = _transcript_options(job, self.config)
+        started = time.perf_counter()
+        try:
+            transcript = await self.client.submit(audio_url, options)
+        except aai.AssemblyAIError as exc:
+            raise _classify(exc) from exc
+        finally:
+            self.metrics.assemblyai_latency.labels("submit").observe(time.perf_counter() - started)
+        self._submitted[job.id] = time.monotonic()
+        delay = self.schedule.next_delay(
+            elapsed=0.0, polls=0, duration=job.audio_duration, status=transcript.status
+        )
+        job = await self._moved(
+            job,
+            _TO_SUBMIT,
+            JobState.SUBMITTED,
+            transcript_id=transcript.id,
+            attempts=0,
+            next_attempt_at=_now() + timedelta(seconds=delay),
+        )
+        await self._status(job, messages.status_transcribing(0.0), force=True)
+        return job
+
+    async def _upload(self, job: Job, platform: ChatPlatform) -> str:
+        assert isinstance(job.source, FileSource)
+        try:
+            stream = await platform.open_file(job)
+        except FileUnavailable as exc:
+            raise _Fail(exc.message) from exc
+        except PlatformError as exc:
+            raise (_Retry if exc.retryable else _Fail)(exc.message) from exc
+        if stream.size is not None and stream.size > self.config.max_file_bytes:
+            raise _Fail(messages.too_large(stream.size, self.config.max_file_bytes))
+        limit = self.config.max_file_bytes
+
+        async def capped() -> AsyncIterator[bytes]:
+            sent = 0
+            async for chunk in stream.chunks:
+                sent += len(chunk)
+                if sent > limit:
+                    raise _Fail(messages.too_large(sent, limit))
+                yield chunk
+            if sent == 0:
+                raise _Fail(messages.EMPTY_FILE)
+
+        started = time.perf_counter()
+        try:
+            return await self.client.upload(capped(), size=stream.size)
+        except aai.AssemblyAIError as exc:
+            # A _Fail raised inside the stream surfaces as the cause of a transport error.
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, _Fail):
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, _Fail):
+                raise cause from exc
+            raise _classify(exc) from exc
+        finally:
+            self.metrics.assemblyai_latency.labels("upload").observe(time.perf_counter() - started)
+
+    # -- wait --------------------------------------------------------------------------
+
+    async def _poll(self, job: Job, platform: ChatPlatform) -> Job:
+        assert job.transcript_id is not None
+        started = time.perf_counter()
+        try:
+            transcript = await self.client.get(job.transcript_id)
+        except aai.AssemblyAIError as exc:
+            raise _classify(exc) from exc
+        finally:
+            self.metrics.assemblyai_latency.labels("get").observe(time.perf_counter() - started)
+            self.metrics.polls.inc()
+        polls = job.attempts + 1  # while submitted, `attempts` counts the polls made
+        submitted = self._submitted.get(job.id)
+        elapsed = time.monotonic() - submitted if submitted is not None else None
+        if not transcript.status.done:
+            await self._status(job, messages.status_transcribing(elapsed))
+            delay = self.schedule.next_delay(
+                elapsed=elapsed or 0.0,
+                polls=polls,
+                duration=job.audio_duration,
+                status=transcript.status,
+            )
+            await self.store.poll_later(job.id, self.owner, _now() + timedelta(seconds=delay))
+            return replace(job, lease_owner=None)
+        if elapsed is not None:
+            self.schedule.learn(duration=job.audio_duration, turnaround=elapsed, polls=polls)
+        self._submitted.pop(job.id, None)
+        if transcript.status is TranscriptStatus.COMPLETED:
+            return await self._moved(
+                job,
+                JobState.SUBMITTED,
+                JobState.COMPLETED,
+                audio_duration=transcript.audio_duration,
+            )
+        return await self._moved(
+            job,
+            JobState.SUBMITTED,
+            JobState.FAILED,
+            last_error=messages.assemblyai_failed(transcript.error),
+        )
+
+    # -- deliver -----------------------------------------------------------------------
+
+    async def _deliver(self, job: Job, platform: ChatPlatform) -> None:
+        await self._announce(job)
+        job = await self._current(job)
+        where = self._where(job)
+        if "result" not in job.posted:
+            if job.state is JobState.COMPLETED:
+                try:
+                    post = await self._result_post(job, platform)
+                except _Fail as failure:
+                    job = await self._moved(
+                        job, JobState.COMPLETED, JobState.FAILED, last_error=failure.message
+                    )
+                    post = Post(messages.failed(failure.message))
+            else:
+                post = Post(messages.failed(job.last_error or "unknown error"))
+            message_id = await self._platform_call(
+                platform.post(where, post, key=f"{job.id}:result")
+            )
+            updated = await self.store.record_posted(job.id, "result", message_id)
+            job = updated or job
+        ok = job.state is JobState.COMPLETED
+        final = messages.status_done() if ok else messages.status_failed()
+        await self._status(job, final, force=True)
+        await self._platform_call(platform.react(where, Reaction.DONE if ok else Reaction.FAILED))
+        delivered = await self.store.transition(
+            job.id, self.owner, job.state, JobState.DELIVERED, release=True
+        )
+        if delivered is None:
+            return
+        self.metrics.deliveries.labels(job.platform.value, "ok" if ok else "failed").inc()
+        self._last_status.pop(job.id, None)
+        if self.config.delete_after_delivery and job.transcript_id:
+            self._spawn_side(self._delete_transcript(job.transcript_id))
+
+    async def _result_post(self, job: Job, platform: ChatPlatform) -> Post:
+        assert job.transcript_id is not None
+        try:
+            transcript = await self.client.get(job.transcript_id)
+            formats = set(job.options.get("formats", ()))
+            srt = await self.client.srt(job.transcript_id) if "srt" in formats else None
+            vtt = await self.client.vtt(job.transcript_id) if "vtt" in formats else None
+        except aai.AssemblyAIError as exc:
+            raise _classify(exc) from exc
+        summary = await self._summary(transcript) if self.config.ai_summary else None
+        try:
+            document = render.render(transcript, summary=summary)
+            rendered = render.fit(document, platform.message_limit, srt=srt, vtt=vtt)
+        except Exception as exc:
+            log.exception("job %s: rendering failed", job.id)
+            raise _Fail(messages.RENDER_FAILED) from exc
+        return Post(rendered.inline, rendered.files, document)
+
+    async def _summary(self, transcript: Transcript) -> render.Summary:
+        started = time.perf_counter()
+        try:
+            answer = await self.client.chat(
+                render.summary_prompt(transcript), model=self.config.llm_model
+            )
+        except aai.AssemblyAIError as exc:
+            log.warning("AI summary unavailable: %s", exc.message)
+            return render.Summary.unavailable(exc.message)
+        finally:
+            self.metrics.assemblyai_latency.labels("chat").observe(time.perf_counter() - started)
+        return render.Summary.from_llm(answer)
+
+    async def _delete_transcript(self, transcript_id: str) -> None:
+        try:
+            await self.client.delete(transcript_id)
+        except aai.AssemblyAIError as exc:
+            log.warning(
+                "could not delete transcript %s at AssemblyAI: %s", transcript_id, exc.message
+            )
+
+    # -- feedback in the thread --------------------------------------------------------
+
+    def _where(self, job: Job) -> ThreadRef:
+        root = None if (job.thread or job.message) else job.posted.get("status")
+        return ThreadRef.of(job, thread=root)
+
+    async def _announce(self, job: Job) -> None:
+        """React on the source message and post the status message, once per job."""
+        if "status" in job.posted:
+            return
+        platform = self.platforms[job.platform]
+        where = self._where(job)
+        await self._platform_call(platform.react(where, Reaction.WORKING))
+        ahead = await self.store.ahead_of(job)
+        text = (
+            messages.status_queued(ahead)
+            if job.state is JobState.RECEIVED
+            else (messages.status_working())
+        )
+        message_id = await self._platform_call(
+            platform.post(where, Post(text), key=f"{job.id}:status")
+        )
+        await self.store.record_posted(job.id, "status", message_id)
+        self._last_status[job.id] = time.monotonic()
+
+    async def _status(self, job: Job, text: str, *, force: bool = False) -> None:
+        """Edit the status message, at most every `status_interval` unless forced."""
+        job = await self._current(job)
+        message_id = job.posted.get("status")
+        if message_id is None:
+            return
+        now = time.monotonic()
+        last = self._last_status.get(job.id)
+        if not force and last is not None and now - last < self.config.status_interval:
+            return
+        self._last_status[job.id] = now
+        platform = self.platforms[job.platform]
+        try:
+            await platform.edit(self._where(job), message_id, Post(text))
+        except PlatformError as exc:
+            # A status line is cosmetic: never hold a job back for it.
+            log.info("status edit failed for job %s: %s", job.id, exc.message)
+
+    async def _platform_call(self, call: Coroutine[Any, Any, T]) -> T:
+        try:
+            return await call
+        except FileUnavailable as exc:
+            raise _Fail(exc.message) from exc
+        except PlatformError as exc:
+            raise (_Retry if exc.retryable else _Fail)(exc.message) from exc
+
+    # -- store helpers -----------------------------------------------------------------
+
+    async def _current(self, job: Job) -> Job:
+        return await self.store.get(job.id) or job
+
+    async def _moved(self, job: Job, sources: Any, target: JobState, **fields: Any) -> Job:
+        moved = await self.store.transition(job.id, self.owner, sources, target, **fields)
+        if moved is not None and moved.state is not JobState.RECEIVED:
+            self._starting.discard(job.id)  # the store counts it from now on
+        if moved is None:
+            raise _Lost(job.id)
+        return moved
+
+
+def _transcript_options(job: Job, config: EngineConfig) -> aai.TranscriptOptions:
+    opts = job.options
+    webhook = config.webhook_url if config.webhook_secret is not None else None
+    return aai.TranscriptOptions(
+        speech_models=tuple(opts.get("speech_models") or config.speech_models),
+        language_code=opts.get("language_code"),
+        speaker_labels=bool(opts.get("speaker_labels", True)),
+        speakers_expected=opts.get("speakers_expected"),
+        audio_start_from=opts.get("audio_start_from"),
+        audio_end_at=opts.get("audio_end_at"),
+        webhook_url=webhook,
+        webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
+        webhook_auth_header_value=config.webhook_secret if webhook else None,
+    )
+
+
+def _classify(exc: aai.AssemblyAIError) -> _Retry | _Fail:
+    message = messages.explain(exc)
+    if isinstance(
+        exc, aai.RateLimitError | aai.ServerError | aai.TransportError | aai.RequestTimeout
+    ):
+        return _Retry(message)
+    return _Fail(message)
+
+
+def _source_size(record: IntakeRecord) -> int | None:
+    if isinstance(record.source, FileSource):
+        size = record.source.ref.get("size")
+        return int(size) if isinstance(size, int | float) else None
+    return None

@@ -1,0 +1,139 @@
+"""`threadscribe run`: compose the bot from settings, serve until SIGTERM, shut down cleanly.
+
+Start-up: store (schema upgraded) -> AssemblyAI client -> adapters (constructed, no I/O)
+-> engine -> web server (webhook, health, metrics, adapter routes) -> engine loop (every
+unfinished job resumes) -> adapters connect and start taking events.
+
+Shutdown, in two phases: adapters stop taking events, then the engine lets running steps
+reach a safe point within its grace period (the rest resume at the next start), then the
+web server, the client and the store close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from aiohttp import web
+
+from bot.assemblyai import AssemblyAIClient
+from bot.chat import Adapter
+from bot.config import Secret, Settings
+from bot.engine import Engine, EngineConfig
+from bot.jobs import JobStore
+from bot.metrics import Metrics
+from bot.web import WEBHOOK_PATH, create_app
+
+log = logging.getLogger(__name__)
+
+AdapterFactory = Callable[[Settings, JobStore], Adapter]
+WEBHOOK_SECRET_NAME: Final = "assemblyai-webhook"
+
+
+def load_factory(spec: str) -> AdapterFactory:
+    """`package.module:function` -> the function (for THREADSCRIBE_ADAPTERS)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{spec!r} is not of the form package.module:function")
+    factory: AdapterFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+def builtin_factories(settings: Settings) -> list[AdapterFactory]:
+    # The composition root is the one place in bot/ that names the platform adapters.
+    factories: list[AdapterFactory] = []
+    if settings.slack_enabled:
+        from adapters import slack
+
+        factories.append(slack.create)
+    if settings.discord_enabled:
+        from adapters import discord
+
+        factories.append(discord.create)
+    return factories
+
+
+def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineConfig:
+    webhook_url = None
+    if settings.public_url:
+        webhook_url = settings.public_url.rstrip("/") + WEBHOOK_PATH
+    return EngineConfig(
+        concurrency=settings.max_concurrent_jobs,
+        per_user=settings.max_jobs_per_user,
+        per_channel=settings.max_jobs_per_channel,
+        max_file_bytes=settings.max_file_mb * 1_000_000,
+        max_duration=settings.max_duration_minutes * 60.0,
+        speech_models=settings.speech_models,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret if webhook_url else None,
+        delete_after_delivery=settings.delete_after_delivery,
+        ai_summary=settings.ai_summary,
+        llm_model=settings.llm_model,
+    )
+
+
+async def serve(
+    settings: Settings,
+    factories: Sequence[AdapterFactory],
+    *,
+    host: str = "0.0.0.0",
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set (by default on SIGTERM or SIGINT)."""
+    stop = stop or _stop_on_signals()
+    store = await JobStore.open(settings.database_url.value)
+    client = AssemblyAIClient(
+        settings.require_assemblyai_key(),
+        base_url=settings.assemblyai_base_url,
+        llm_base_url=settings.llm_gateway_url,
+    )
+    runner: web.AppRunner | None = None
+    adapters: list[Adapter] = []
+    engine: Engine | None = None
+    try:
+        secret = settings.webhook_secret or Secret(
+            await store.deployment_secret(WEBHOOK_SECRET_NAME)
+        )
+        adapters = [factory(settings, store) for factory in factories]
+        engine = Engine(
+            store,
+            client,
+            {adapter.name: adapter for adapter in adapters},
+            engine_config(settings, secret),
+            metrics=Metrics(),
+        )
+        routes = [route for adapter in adapters for route in adapter.routes()]
+        runner = web.AppRunner(create_app(engine, routes), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, settings.port).start()
+        log.info("listening on port %d", settings.port)
+        await engine.start()
+        for adapter in adapters:
+            await adapter.start(engine)
+        log.info("threadscribe is running", extra={"platforms": [a.name.value for a in adapters]})
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for adapter in adapters:
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter %s did not stop cleanly", adapter.name.value)
+        if engine is not None:
+            await engine.stop()
+        if runner is not None:
+            await runner.cleanup()
+        await client.close()
+        await store.close()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,150 @@
+"""A chat platform that records what the engine asks of it (the test adapter of issue 3).
+
+It implements bot.chat.ChatPlatform in memory: posts, edits and reactions are recorded
+with their thread; private files are served from registered bytes (streamed in chunks);
+failures can be injected per call. Posting a key twice is recorded too, so tests can
+assert that nothing was posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from bot.chat import FileStream, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
+from bot.jobs import FileSource, IntakeRecord, Job, Platform
+
+
+@dataclass
+class Posted:
+    id: str
+    where: ThreadRef
+    text: str
+    key: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    edits: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> str:
+        return self.edits[-1] if self.edits else self.text
+
+
+@dataclass
+class RecordingPlatform:
+    name: Platform = Platform.SLACK
+    message_limit: int = 3000
+    chunk: int = 64 * 1024
+    posts: list[Posted] = field(default_factory=list)
+    reactions: list[tuple[str | None, Reaction]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: method name -> what its next calls do, in order: raise the exception, or (None) work
+    faults: dict[str, list[Exception | None]] = field(default_factory=dict)
+    #: set to hold open_file streams until released (to catch a job mid-upload)
+    hold_files: asyncio.Event | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    # -- test helpers ------------------------------------------------------------------
+
+    def add_file(self, file_id: str, data: bytes) -> None:
+        self.files[file_id] = data
+
+    def fail(self, method: str, *errors: Exception | None) -> None:
+        self.faults.setdefault(method, []).extend(errors)
+
+    def results(self, job_id: str | None = None) -> list[Posted]:
+        return [
+            p
+            for p in self.posts
+            if p.key.endswith(":result") and (job_id is None or p.key.startswith(job_id))
+        ]
+
+    def statuses(self, job_id: str) -> list[Posted]:
+        return [p for p in self.posts if p.key == f"{job_id}:status"]
+
+    async def until(self, predicate: object, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)  # type: ignore[arg-type]
+
+    # -- ChatPlatform ------------------------------------------------------------------
+
+    def _fault(self, method: str) -> None:
+        queue = self.faults.get(method)
+        if queue:
+            error = queue.pop(0)
+            if error is not None:
+                raise error
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def open_file(self, job: Job) -> FileStream:
+        self._fault("open_file")
+        assert isinstance(job.source, FileSource)
+        file_id = str(job.source.ref["id"])
+        if file_id not in self.files:
+            raise FileUnavailable(f"file {file_id} is gone")
+        data = self.files[file_id]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(data), self.chunk):
+                if self.hold_files is not None:
+                    await self.hold_files.wait()
+                yield data[i : i + self.chunk]
+
+        return FileStream(chunks(), len(data), "application/octet-stream")
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        self._fault("post")
+        message_id = f"m{next(self._ids)}"
+        files = {f.name: f.data for f in post.files}
+        self.posts.append(Posted(message_id, where, post.text, key, files))
+        await self._notify()
+        return message_id
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        self._fault("edit")
+        for posted in self.posts:
+            if posted.id == message_id:
+                posted.edits.append(post.text)
+                await self._notify()
+                return
+        raise PlatformError(f"no message {message_id}", retryable=False)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        self._fault("react")
+        self.reactions.append((where.message, reaction))
+        await self._notify()
+
+
+def url_intake(url: str, message: str = "1700000000.000100", **kw: object) -> IntakeRecord:
+    from bot.jobs import UrlSource
+
+    fields: dict[str, object] = {
+        "platform": Platform.SLACK,
+        "workspace": "T1",
+        "channel": "C1",
+        "requester": "U1",
+        "message": message,
+        "source": UrlSource(url),
+    }
+    fields.update(kw)
+    return IntakeRecord(**fields)  # type: ignore[arg-type]
+
+
+def file_intake(
+    file_id: str, size: int, message: str = "1700000000.000200", **kw: object
+) -> IntakeRecord:
+    fields: dict[str, object] = {
+        "platform": Platform.SLACK,
+        "workspace": "T1",
+        "channel": "C1",
+        "requester": "U1",
+        "message": message,
+        "source": FileSource({"id": file_id, "name": f"{file_id}.wav", "size": size}),
+    }
+    fields.update(kw)
+    return IntakeRecord(**fields)  # type: ignore[arg-type]
