@@ -73,6 +73,7 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         delete_after_delivery=settings.delete_after_delivery,
         ai_summary=settings.ai_summary,
         llm_model=settings.llm_model,
+        lease=float(settings.job_lease_seconds),
     )
 
 
