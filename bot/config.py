@@ -100,7 +100,7 @@ class Settings:
     ai_summary: bool = False
     llm_model: str = DEFAULT_LLM_MODEL
     webhook_secret: Secret | None = None
-    job_lease_seconds: int = 60
+    job_lease_seconds: int = 30
 
     @property
     def slack_enabled(self) -> bool:
@@ -170,7 +170,7 @@ class Settings:
             ai_summary=reader.parse("AI_SUMMARY", False, _boolean),
             llm_model=reader.parse("LLM_MODEL", DEFAULT_LLM_MODEL, _model_name),
             webhook_secret=reader.secret("WEBHOOK_SECRET"),
-            job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 60, _bounded(2, 3600)),
+            job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 30, _bounded(2, 3600)),
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(

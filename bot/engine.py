@@ -59,7 +59,7 @@ class EngineConfig:
     delete_after_delivery: bool = False
     ai_summary: bool = False
     llm_model: str = DEFAULT_LLM_MODEL
-    lease: float = 60.0
+    lease: float = 30.0  # a job whose holder died is picked up again after this
     max_attempts: int = 6
     retry_base: float = 2.0
     retry_cap: float = 300.0
@@ -334,6 +334,12 @@ class Engine:
         try:
             async with self._renewing(job):
                 await self._advance(job)
+        except asyncio.CancelledError:
+            # Shutdown ran out of patience: hand the job back now rather than letting the
+            # next process wait for the lease to run out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(job.id, self.owner, _now()))
+            raise
         except Exception:
             log.exception("job %s: unexpected error", job.id)
             await self._release_after_error(job, "unexpected error")
@@ -556,6 +562,7 @@ class Engine:
             return
         self.metrics.deliveries.labels(job.platform.value, "ok" if ok else "failed").inc()
         self._last_status.pop(job.id, None)
+        self._submitted.pop(job.id, None)
         if self.config.delete_after_delivery and job.transcript_id:
             self._spawn_side(self._delete_transcript(job.transcript_id))
 
