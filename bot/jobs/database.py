@@ -11,6 +11,7 @@ left to do.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,10 +24,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.jobs.errors import InvalidDatabaseURL, SchemaTooNew
+from bot.jobs.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./threadscribe.db"
 
@@ -38,6 +39,23 @@ SQLITE_DEFERRED = "threadscribe_sqlite_deferred"
 
 # Any fixed 64-bit number; it only has to be the same in every replica.
 _MIGRATION_LOCK = 0x7468_7265_6164_7363  # "threadsc"
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [SQLAlchemyError, OSError, TimeoutError, sqlite3.Error]
+    try:
+        from asyncpg import exceptions as asyncpg_errors
+    except ImportError:  # PostgreSQL support is an optional extra
+        pass
+    else:
+        # SQLAlchemy 2.0 lets asyncpg's errors out of connect() unwrapped (bad password,
+        # unknown database, too many connections).
+        errors += [asyncpg_errors.PostgresError, asyncpg_errors.InterfaceError]
+    return tuple(errors)
+
+
+#: What opening or using the database raises when it cannot be reached or opened.
+UNAVAILABLE_ERRORS = _unavailable_errors()
 
 
 def parse_database_url(raw: str | URL) -> URL:
@@ -69,6 +87,21 @@ def parse_database_url(raw: str | URL) -> URL:
             )
         return url.set(drivername="postgresql+asyncpg")
     raise InvalidDatabaseURL(safe, f"the {backend} backend is not supported")
+
+
+def check_sqlite_folder(url: URL) -> None:
+    """Refuse a SQLite path whose folder is missing or read-only, before connecting.
+
+    Clearer than SQLite's "unable to open database file", and it keeps a failed
+    aiosqlite connect (whose worker thread outlives the attempt) out of the common case.
+    """
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") or not url.database:
+        return
+    folder = Path(url.database).expanduser().absolute().parent
+    if not folder.is_dir():
+        raise DatabaseUnavailable(safe_url(url), f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseUnavailable(safe_url(url), f"the folder {folder} is not writable")
 
 
 def safe_url(url: URL) -> str:

@@ -25,6 +25,7 @@ import enum
 import logging
 import re
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.jobs.database import (
     DEFAULT_DATABASE_URL,
     SQLITE_DEFERRED,
+    UNAVAILABLE_ERRORS,
+    check_sqlite_folder,
     describe,
     make_engine,
     migrate,
@@ -89,6 +92,14 @@ _IN_FLIGHT = tuple(state for state in JobState if state.in_flight)
 
 # Executing ORM UPDATE/INSERT ... RETURNING: take the returned rows as they are.
 _RETURNING = {"synchronize_session": False, "populate_existing": True}
+
+# Losing the database mid-run: SQLAlchemy's connection-level errors, and the driver's own
+# where SQLAlchemy lets them through. Anything else (an IntegrityError, say) is a bug.
+_LOST: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    *(e for e in UNAVAILABLE_ERRORS if not issubclass(e, SQLAlchemyError | sqlite3.Error)),
+)
 
 
 def utcnow() -> datetime:
@@ -127,10 +138,11 @@ class JobStore:
         release has already upgraded it.
         """
         parsed = parse_database_url(url)
+        check_sqlite_folder(parsed)
         engine = make_engine(parsed, connect_timeout=connect_timeout, busy_timeout=busy_timeout)
         try:
             await migrate(engine, parsed)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             await engine.dispose()
             raise DatabaseUnavailable(safe_url(parsed), describe(exc, parsed)) from exc
         except BaseException:
@@ -560,7 +572,7 @@ class JobStore:
                 if not write:
                     await session.connection(execution_options={SQLITE_DEFERRED: True})
                 yield session
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except _LOST as exc:
             raise DatabaseUnavailable(self.url, describe(exc, self._url)) from exc
 
     def _insert(self, model: type[Base]) -> Any:
