@@ -369,7 +369,8 @@ class Engine:
         platform = self.platforms[job.platform]
         try:
             if job.state in _TO_SUBMIT:
-                job = await self._submit(job, platform)
+                await self._submit(job, platform)
+                return  # released until its first poll (or its webhook)
             if job.state is JobState.SUBMITTED:
                 job = await self._poll(job, platform)
             if job.state in (JobState.COMPLETED, JobState.FAILED):
@@ -386,7 +387,9 @@ class Engine:
         if current is None or current.lease_owner != self.owner:
             return
         attempts = current.attempts + 1
-        if attempts >= self.config.max_attempts and current.state.in_flight:
+        # Submission gives up after max_attempts; a submitted job keeps polling through an
+        # outage (its attempts count polls), and a finished one keeps trying to deliver.
+        if attempts >= self.config.max_attempts and current.state in _TO_SUBMIT:
             await self._fail(current, messages.gave_up(message))
             return
         delay = min(self.config.retry_cap, self.config.retry_base * 2 ** (attempts - 1))
@@ -420,7 +423,7 @@ class Engine:
 
     # -- submit ------------------------------------------------------------------------
 
-    async def _submit(self, job: Job, platform: ChatPlatform) -> Job:
+    async def _submit(self, job: Job, platform: ChatPlatform) -> None:
         await self._announce(job)
         if isinstance(job.source, UrlSource):
             audio_url = job.source.url
@@ -447,9 +450,9 @@ class Engine:
             transcript_id=transcript.id,
             attempts=0,
             next_attempt_at=_now() + timedelta(seconds=delay),
+            release=True,
         )
         await self._status(job, messages.status_transcribing(0.0), force=True)
-        return job
 
     async def _upload(self, job: Job, platform: ChatPlatform) -> str:
         assert isinstance(job.source, FileSource)

@@ -47,8 +47,9 @@ async def submitted_job(engine: Engine, transcript_id: str) -> str:
     """A job waiting on `transcript_id`, next poll far in the future."""
     from datetime import UTC, datetime, timedelta
 
-    outcome = await engine.intake(url_intake("https://media.example/a.mp3"))
-    job_id = outcome.job.id
+    # Straight into the store: engine.intake would also start announcing the job.
+    job, _created = await engine.store.intake(url_intake("https://media.example/a.mp3"))
+    job_id = job.id
     [claimed] = await engine.store.claim("test", lease_seconds=30, states=[JobState.RECEIVED])
     await engine.store.transition(
         job_id,
@@ -142,6 +143,7 @@ async def test_health_readiness_and_metrics(tmp_path):
         assert 'threadscribe_jobs{state="received"} 1.0' in text
         assert 'threadscribe_intakes_total{outcome="created",platform="slack"} 1.0' in text
         assert "# TYPE threadscribe_assemblyai_seconds histogram" in text
+        await engine.stop()  # let the intake's announcement finish before the store goes
         await engine.store.close()
         async with http.get(f"{base}/readyz") as response:
             assert response.status == 503
