@@ -21,6 +21,7 @@ from tests.fakes.discord import (
     FakeDiscord,
     GeneratedBytes,
     Intent,
+    Permission,
     Upload,
     fake_discord_fixture,  # noqa: F401 - provides the fake_discord fixture
     run_client,
@@ -711,3 +712,39 @@ async def test_gateway_close_codes(fake_discord: FakeDiscord, identify, code) ->
         closing = await ws.receive()
         assert closing.type is aiohttp.WSMsgType.CLOSE
         assert closing.data == code
+
+
+async def test_a_channel_overwrite_can_take_permissions_from_the_bot(
+    fake_discord: FakeDiscord, bot: TranscribeBot
+) -> None:
+    world = fake_discord.world
+    fake_discord.deny_bot(world.general, Permission.EMBED_LINKS, Permission.ATTACH_FILES)
+    channel = bot.get_channel(world.general.id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("hi", embed=discord.Embed(title="dropped"))
+    assert sent.embeds == []  # Discord drops embeds silently without Embed Links
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send(file=discord.File(io.BytesIO(b"x"), "a.txt"))
+    assert (refused.value.status, refused.value.code) == (403, 50013)
+
+    fake_discord.deny_bot(world.general, Permission.CREATE_PUBLIC_THREADS)
+    with pytest.raises(discord.Forbidden):
+        await sent.create_thread(name="nope")
+    # Threads in the channel inherit the overwrite, and interactions report it.
+    ix = await fake_discord.dispatch_slash_command(
+        "transcribe", {"url": "https://a/b.mp3"}, channel=world.thread
+    )
+    interaction, *_ = await bot.next_seen()
+    assert interaction.id == ix.id
+    assert not interaction.app_permissions.embed_links
+    assert interaction.app_permissions.send_messages
+
+
+async def test_command_permissions_come_back_as_strings(fake_discord: FakeDiscord) -> None:
+    world = fake_discord.world
+    url = f"{fake_discord.api_url}/applications/{world.application_id}/commands"
+    auth = {"Authorization": f"Bot {fake_discord.token}"}
+    body = [{"name": "settings", "description": "x", "default_member_permissions": 32}]
+    async with aiohttp.ClientSession() as http, http.put(url, json=body, headers=auth) as reply:
+        (command,) = await reply.json()
+    assert command["default_member_permissions"] == "32"  # as Discord answers

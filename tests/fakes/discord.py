@@ -17,10 +17,10 @@ there), a forum, an existing thread and forum post, alice (a member), morgan (Ma
 Server), olivia (the owner) and alice's DM.
 
 A test makes users act with the `dispatch_*` methods, steers faults with `outage`,
-`force_resume`, `invalidate_session`, `rate_limit`, `deny_cdn`, `reset_token` and
-`clock.advance`, and reads what the app did with `calls`, `messages`, `threads`,
-`reactions`, `interaction_responses`, `original_response`, `followups`, `files`,
-`commands` and `cdn_fetches` (`wait_for` waits for any of them).
+`force_resume`, `invalidate_session`, `rate_limit`, `deny_cdn`, `deny_bot` (a channel
+overwrite), `reset_token` and `clock.advance`, and reads what the app did with `calls`,
+`messages`, `threads`, `reactions`, `interaction_responses`, `original_response`,
+`followups`, `files`, `commands` and `cdn_fetches` (`wait_for` waits for any of them).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from tests.fakes.discord_model import (
     Intent,
     MessageFlag,
     OptionType,
+    Permission,
     Snowflakes,
     StoredAttachment,
     Upload,
@@ -80,6 +81,7 @@ __all__ = [
     "FakeInteraction",
     "GeneratedBytes",
     "Intent",
+    "Permission",
     "Reaction",
     "RestCall",
     "Upload",
@@ -578,7 +580,7 @@ class FakeDiscord:
                 guild_locale="en-US",
                 member={**member.payload(), "permissions": str(perms)},
                 channel={**channel.payload(), "permissions": str(perms)},
-                app_permissions=str(guild.permissions_of(world.bot.id)),
+                app_permissions=str(self.rest.bot_permissions(channel)),
                 authorizing_integration_owners={"0": str(guild.id)},
                 context=0,
             )
@@ -610,6 +612,14 @@ class FakeDiscord:
         rule = ForcedRateLimit(route, times, retry_after, scope)
         self.rest.limiter.rules.append(rule)
         return rule
+
+    def deny_bot(self, channel: ChannelRef, *permissions: Permission) -> None:
+        """A channel overwrite taking `permissions` from the bot (threads inherit it):
+        REST answers 403 50013 Missing Permissions, embeds are dropped without Embed
+        Links, and interactions in the channel carry the reduced `app_permissions`."""
+        target = self._channel(channel)
+        for permission in permissions:
+            self.rest.bot_denied[target.id] = self.rest.bot_denied.get(target.id, 0) | permission
 
     def deny_cdn(self, attachment_id: int | str, status: int = 403) -> None:
         """Make the CDN refuse one attachment (expiry is done by advancing the clock)."""

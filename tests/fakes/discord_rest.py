@@ -39,6 +39,7 @@ from tests.fakes.discord_http import (
 )
 from tests.fakes.discord_interactions import FakeInteraction, InteractionRoutes
 from tests.fakes.discord_model import (
+    BOT_PERMISSIONS,
     JSON,
     ChannelType,
     CommandType,
@@ -47,6 +48,7 @@ from tests.fakes.discord_model import (
     Intent,
     MessageFlag,
     MessageType,
+    Permission,
     StoredAttachment,
     Upload,
     attachment_payload,
@@ -99,6 +101,8 @@ class RestApi:
         self.command_syncs: list[tuple[int | None, list[JSON]]] = []
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self.cdn_denied: dict[int, int] = {}
+        # Permissions a channel overwrite takes from the bot (channel id -> bits).
+        self.bot_denied: dict[int, int] = {}
         self.internal_errors: list[Exception] = []
 
         r = self._route
@@ -231,6 +235,22 @@ class RestApi:
         if mid not in self.channel_messages.get(channel.id, []):
             raise unknown("Message")
         return self.messages[mid]
+
+    def bot_permissions(self, channel: FakeChannel) -> int:
+        """The bot's permissions in `channel`: its role's, less any overwrite a test set
+        (on the channel, or for a thread on its parent). DMs allow what a DM allows."""
+        world = self._fake.world
+        if channel.guild_id is None:
+            return int(BOT_PERMISSIONS)
+        denied = self.bot_denied.get(channel.id, 0)
+        if channel.parent_id is not None:
+            denied |= self.bot_denied.get(channel.parent_id, 0)
+        return world.guild.permissions_of(world.bot.id) & ~denied
+
+    def require(self, channel: FakeChannel, *needed: Permission) -> None:
+        have = self.bot_permissions(channel)
+        if any(not have & p for p in needed):
+            raise ApiError(403, 50013, "Missing Permissions")
 
     def store_attachment(self, channel_id: int, upload: Upload, *, ephemeral: bool = False) -> JSON:
         """Put a file on the CDN; returns its attachment object (with a signed URL)."""
@@ -467,6 +487,13 @@ class RestApi:
         body: JSON = request[BODY] or {}
         files: list[UploadedFile] = request[FILES]
         validate_message(body, n_files=len(files), creating=True)
+        in_thread = channel.is_thread
+        send = Permission.SEND_MESSAGES_IN_THREADS if in_thread else Permission.SEND_MESSAGES
+        self.require(channel, Permission.VIEW_CHANNEL, send)
+        if files:
+            self.require(channel, Permission.ATTACH_FILES)
+        if body.get("embeds") and not self.bot_permissions(channel) & Permission.EMBED_LINKS:
+            body = {**body, "embeds": []}  # Discord drops them without a word
         duplicate = self._same_nonce(channel, body)
         if duplicate is not None:
             return json_response(self.rest_view(duplicate))
@@ -544,6 +571,7 @@ class RestApi:
         if channel.type not in (ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT):
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
         message = self.message_in(channel, request.match_info["message_id"])
+        self.require(channel, Permission.VIEW_CHANNEL, Permission.CREATE_PUBLIC_THREADS)
         if message["flags"] & MessageFlag.HAS_THREAD:
             raise ApiError(400, 160004, "A thread has already been created for this message")
         body: JSON = request[BODY] or {}
@@ -588,6 +616,8 @@ class RestApi:
 
     async def add_reaction(self, request: web.Request) -> web.StreamResponse:
         reaction = self._reaction(request)
+        channel = self._fake.world.channels[reaction.channel_id]
+        self.require(channel, Permission.ADD_REACTIONS, Permission.READ_MESSAGE_HISTORY)
         if reaction not in self.reactions:
             self.reactions.append(reaction)
             await self._fake.dispatch_reaction("MESSAGE_REACTION_ADD", reaction)
@@ -672,7 +702,8 @@ class RestApi:
             "name": name,
             "description": description,
             "options": data.get("options") or [],
-            "default_member_permissions": data.get("default_member_permissions"),
+            # Discord answers with permissions as a decimal string, whatever was sent.
+            "default_member_permissions": _permissions(data.get("default_member_permissions")),
             "dm_permission": data.get("dm_permission", True),
             "nsfw": data.get("nsfw", False),
             "integration_types": data.get("integration_types") or [0],
@@ -720,3 +751,7 @@ class RestApi:
             self.cdn_fetches.append(
                 CdnFetch(request.path, status, request.headers.get("Authorization"), request.method)
             )
+
+
+def _permissions(value: object) -> str | None:
+    return None if value is None else str(value)

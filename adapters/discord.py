@@ -1,0 +1,284 @@
+"""The Discord adapter: discord.py's gateway client and REST, translated to the core.
+
+    adapter = adapters.discord.create(settings, store)   # no I/O
+    adapter.routes()                                      # [] (the gateway needs none)
+    await adapter.start(engine)                           # login, sync commands, connect
+    ...
+    await adapter.stop()     # phase 1: take no more triggers; posting still works
+    await engine.stop()      # the engine drains, still posting through the adapter
+    await adapter.close()    # phase 2: disconnect
+
+Intake (`discord_intake`) turns messages and interactions into jobs; delivery
+(`discord_delivery`, `discord_format`) posts results in threads; `discord_files` streams
+attachments. Run the gateway in exactly one process (see docs/discord.md).
+
+This module is named like the library it wraps; `import discord` below still imports
+discord.py, because imports are absolute and the `adapters` folder itself is never on
+`sys.path`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+from adapters import discord_texts as texts
+from adapters.base import FileSource, FileStream, PlatformError, Post, Reaction, ThreadRef
+from adapters.discord_client import GatewayClient, invite_url
+from adapters.discord_delivery import Delivery, Interactions
+from adapters.discord_files import AttachmentFetcher
+from adapters.discord_intake import Intake
+from bot.config import ConfigError, Secret, Settings
+from bot.jobs import Job, JobStore, Platform
+from bot.render import DISCORD_MESSAGE_LIMIT
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DiscordAdapter", "configure_endpoints", "create"]
+
+#: How long shutdown waits for event handlers that are mid-intake.
+HANDLER_GRACE: Final = 5.0
+
+
+def create(
+    settings: Settings,
+    store: JobStore,
+    *,
+    dev_guild: int | None = None,
+    auto_transcribe: bool | None = None,
+    guild_ready_timeout: float = 2.0,
+    ready_timeout: float = 60.0,
+) -> DiscordAdapter:
+    """The adapter for `settings` (no I/O). `dev_guild` registers the commands in that
+    server only, where they appear at once (global commands may take up to an hour);
+    `auto_transcribe` is the default for channels nobody has set. Both default to the
+    settings (DISCORD_DEV_GUILD, DISCORD_AUTO_TRANSCRIBE)."""
+    if settings.discord_token is None:
+        raise ConfigError([texts.TOKEN_MISSING])
+    configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
+    return DiscordAdapter(
+        settings.discord_token,
+        store,
+        dev_guild=dev_guild if dev_guild is not None else settings.discord_dev_guild,
+        auto_transcribe=(
+            settings.discord_auto_transcribe if auto_transcribe is None else auto_transcribe
+        ),
+        guild_ready_timeout=guild_ready_timeout,
+        ready_timeout=ready_timeout,
+    )
+
+
+def configure_endpoints(api_url: str | None, gateway_url: str | None) -> None:
+    """Point discord.py at another REST base (DISCORD_API_URL, with its `/api/v10`) and
+    gateway (DISCORD_GATEWAY_URL): a proxy, or a local fake in tests. These are
+    discord.py's own class-wide settings, so they hold for the whole process."""
+    if api_url:
+        discord.http.Route.BASE = api_url.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPED = "stopped"  # no more triggers; posting still works
+    CLOSED = "closed"
+
+
+class DiscordAdapter:
+    """`bot.chat.Adapter` for Discord. One start per instance (discord.py's client is
+    single-use)."""
+
+    name: Final = Platform.DISCORD
+    message_limit: Final = DISCORD_MESSAGE_LIMIT
+
+    def __init__(
+        self,
+        token: Secret,
+        store: JobStore,
+        *,
+        dev_guild: int | None = None,
+        auto_transcribe: bool = True,
+        guild_ready_timeout: float = 2.0,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self._token = token
+        self._dev_guild = dev_guild
+        self._ready_timeout = ready_timeout
+        self._state = _State.NEW
+        self.interactions = Interactions()
+        self.intake = Intake(store, self.interactions, auto_transcribe=auto_transcribe)
+        self.client = GatewayClient(self.intake, guild_ready_timeout=guild_ready_timeout)
+        self._delivery = Delivery(self.client, self.interactions)
+        self._files = AttachmentFetcher(self.client)
+        self._gateway: asyncio.Task[None] | None = None
+        self._settled = asyncio.Event()  # start() finished, one way or the other
+
+    def __repr__(self) -> str:
+        return f"<DiscordAdapter {self._state.value}>"
+
+    @property
+    def healthy(self) -> bool:
+        """Connected (or reconnecting) to the gateway, for a health check."""
+        gateway = self._gateway
+        return self._state is _State.RUNNING and gateway is not None and not gateway.done()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        return []  # everything arrives over the gateway
+
+    async def start(self, engine: Engine) -> None:
+        """Log in, register the commands, connect, and return once the gateway is ready.
+        Raises PlatformError with a one-line reason (a bad DISCORD_TOKEN, the Message
+        Content intent switched off, Discord unreachable)."""
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"cannot start a {self._state.value} Discord adapter")
+        self._state = _State.STARTING
+        try:
+            await self._files.open()
+            await self._login()
+            await self._sync_commands()
+            self.intake.attach(engine)
+            self._gateway = asyncio.create_task(self._connect(), name="discord-gateway")
+            await self._until_ready(self._gateway)
+            self._state = _State.RUNNING
+        except BaseException:
+            await self.close()
+            raise
+        finally:
+            self._settled.set()
+        user = self.client.user
+        log.info("Discord gateway ready as %s (%s)", user, getattr(user, "id", "?"))
+        if self.client.application_id is not None:
+            log.info("invite link: %s", invite_url(self.client.application_id))
+
+    async def stop(self) -> None:
+        """Phase one of shutdown: take no more triggers and let handlers that are mid-
+        intake finish. The connection stays up so the engine can still deliver."""
+        if self._state is _State.RUNNING:
+            self._state = _State.STOPPED
+        self.intake.pause()
+        await self.intake.drain(HANDLER_GRACE)
+
+    async def close(self) -> None:
+        """Phase two: disconnect from the gateway and REST. Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self.intake.pause()
+        self._state = _State.CLOSED
+        self._settled.set()
+        await self.client.close()
+        if self._gateway is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._gateway, timeout=10)
+        await self._files.close()
+
+    async def _login(self) -> None:
+        try:
+            await self.client.login(self._token.value)
+        except discord.LoginFailure as exc:
+            raise PlatformError(texts.TOKEN_REJECTED, retryable=False) from exc
+        except discord.HTTPException as exc:
+            reason = f"HTTP {exc.status}: {exc.text}"
+            raise PlatformError(texts.unreachable(discord.http.Route.BASE, reason)) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise PlatformError(texts.unreachable(discord.http.Route.BASE, reason)) from exc
+
+    async def _sync_commands(self) -> None:
+        tree = self.client.tree
+        guild = None if self._dev_guild is None else discord.Object(id=self._dev_guild)
+        scope = "globally" if guild is None else f"in server {self._dev_guild}"
+        if guild is not None:
+            tree.copy_global_to(guild=guild)
+        try:
+            synced = await tree.sync(guild=guild)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise PlatformError(texts.sync_refused(scope, exc.text), retryable=False) from exc
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            # Commands registered by an earlier start keep working; messages do anyway.
+            log.warning("could not register the slash commands %s: %s", scope, exc)
+            return
+        log.info("registered %d application commands %s", len(synced), scope)
+
+    async def _connect(self) -> None:
+        try:
+            await self.client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired as exc:
+            raise PlatformError(texts.INTENT_MISSING, retryable=False) from exc
+        except discord.ConnectionClosed as exc:
+            if exc.code == 4004:
+                raise PlatformError(texts.TOKEN_REJECTED, retryable=False) from exc
+            raise PlatformError(texts.unreachable("gateway", f"closed {exc.code}")) from exc
+        finally:
+            if self._state is _State.RUNNING:
+                log.error("the Discord gateway stopped; no more triggers will be seen")
+
+    async def _until_ready(self, gateway: asyncio.Task[None]) -> None:
+        ready = asyncio.create_task(self.client.wait_until_ready(), name="discord-ready")
+        try:
+            done, _ = await asyncio.wait(
+                {gateway, ready}, timeout=self._ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+        if ready in done:
+            return
+        if gateway in done:
+            gateway.result()  # raises the PlatformError that ended it
+            raise PlatformError(texts.unreachable("gateway", "closed before it was ready"))
+        raise PlatformError(texts.not_ready(self._ready_timeout))
+
+    # -- ChatPlatform --------------------------------------------------------------------
+
+    async def open_file(self, job: Job) -> FileStream:
+        await self._usable()
+        if not isinstance(job.source, FileSource):
+            raise TypeError(f"job {job.id} has no file source")
+        return await self._files.open_file(job.source)
+
+    async def public_url(self, job: Job, *, valid_for: float = 3600.0) -> str | None:
+        """For an engine that lets AssemblyAI fetch a file itself before streaming it
+        (a "URL first" mode): a CDN URL signed for `valid_for` more seconds, or None."""
+        await self._usable()
+        if not isinstance(job.source, FileSource):
+            return None
+        return await self._files.public_url(job.source, valid_for=valid_for)
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        await self._usable()
+        return await self._delivery.post(where, post, key=key)
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        await self._usable()
+        await self._delivery.edit(where, message_id, post)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        await self._usable()
+        await self._delivery.react(where, reaction)
+
+    async def _usable(self) -> None:
+        """Wait for a start under way (the engine resumes jobs while the gateway connects);
+        then REST works in every state but new and closed."""
+        if self._state in (_State.NEW, _State.STARTING):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self._ready_timeout)
+        if self._state not in (_State.RUNNING, _State.STOPPED) or self.client.is_closed():
+            # Retryable: the job waits for the next run instead of failing.
+            raise PlatformError(f"the Discord adapter is {self._state.value}")

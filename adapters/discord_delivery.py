@@ -1,0 +1,304 @@
+"""Where and how a job's posts appear on Discord: the ChatPlatform half of the adapter.
+
+- A trigger in a guild text channel gets a thread started from its source message; the
+  thread's id is the message's id, so it is found again after any restart, and Discord's
+  160004 ("a thread has already been created") just means: use it.
+- DMs, threads, forum posts and voice-channel chats get replies in place.
+- A slash command has no source message: its deferred response becomes the status
+  message (the thread root), edited through the interaction token while the token is
+  valid (15 minutes, kept in memory only), through the bot token after that.
+- Every new message carries a nonce derived from the engine's key, with
+  `enforce_nonce`, so a post repeated after a crash is not shown twice.
+
+What the adapter chose at intake travels in the job options under "discord" (`Hints`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import aiohttp
+import discord
+
+from adapters import discord_texts as texts
+from adapters.base import PlatformError, Post, Reaction, ThreadRef
+from adapters.discord_format import NO_MENTIONS, Outgoing, nonce, outgoing, thread_name
+
+log = logging.getLogger(__name__)
+
+INTERACTION_LIFETIME: Final = timedelta(minutes=15)
+#: Stop using a token this long before Discord does (a call may be slow to arrive).
+TOKEN_MARGIN: Final = timedelta(seconds=30)
+#: Errors that mean the interaction token can no longer be used.
+TOKEN_GONE: Final = frozenset({10015, 10062, 50027})  # unknown webhook/interaction, invalid token
+THREAD_EXISTS: Final = 160004
+UNKNOWN_MESSAGE: Final = 10008
+CANNOT_THREAD_HERE: Final = 50024  # "Cannot execute action on this channel type"
+EMOJI: Final = {Reaction.WORKING: "⏳", Reaction.DONE: "✅", Reaction.FAILED: "❌"}
+
+
+class Reply(enum.StrEnum):
+    THREAD = "thread"  # start (or reuse) a thread from the source message
+    IN_PLACE = "in_place"  # DMs, threads, forum posts, voice-channel chats
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the adapter decided at intake, stored with the job (JSON; never a token)."""
+
+    reply: Reply = Reply.IN_PLACE
+    title: str = "recording"
+    interaction: str | None = None  # the deferred interaction's id, for its in-memory token
+    embeds: bool = True  # the bot may embed links there
+
+    def options(self) -> dict[str, Any]:
+        return {"discord": asdict(self)}
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Hints:
+        raw = options.get("discord")
+        if not isinstance(raw, Mapping):
+            return cls()
+        return cls(
+            reply=Reply(raw.get("reply", Reply.IN_PLACE)),
+            title=str(raw.get("title") or "recording"),
+            interaction=raw.get("interaction"),
+            embeds=bool(raw.get("embeds", True)),
+        )
+
+
+def reply_mode(channel: object) -> Reply:
+    """Threads can be started from messages in text and announcement channels only."""
+    if isinstance(channel, discord.TextChannel):  # announcement channels are TextChannels too
+        return Reply.THREAD
+    return Reply.IN_PLACE
+
+
+class Interactions:
+    """Interactions answered with a deferral, by id, while their tokens can be used.
+
+    Tokens are credentials: they live here, in memory, and nowhere else. After a restart
+    they are gone, and the bot token takes over.
+    """
+
+    def __init__(self, *, now: Callable[[], datetime] = discord.utils.utcnow) -> None:
+        self._now = now
+        self._by_id: dict[str, discord.Interaction] = {}
+
+    def add(self, interaction: discord.Interaction) -> str:
+        self._prune()
+        key = str(interaction.id)
+        self._by_id[key] = interaction
+        return key
+
+    def get(self, interaction_id: str | None) -> discord.Interaction | None:
+        interaction = self._by_id.get(interaction_id or "")
+        if interaction is None or self._expired(interaction):
+            return None
+        return interaction
+
+    def forget(self, interaction_id: str | None) -> None:
+        self._by_id.pop(interaction_id or "", None)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _expired(self, interaction: discord.Interaction) -> bool:
+        return self._now() >= interaction.created_at + INTERACTION_LIFETIME - TOKEN_MARGIN
+
+    def _prune(self) -> None:
+        for key in [k for k, ix in self._by_id.items() if self._expired(ix)]:
+            del self._by_id[key]
+
+
+@contextlib.asynccontextmanager
+async def converted() -> AsyncIterator[None]:
+    """discord.py and aiohttp errors become the core's PlatformError, with a message the
+    thread can be shown and whether trying again later can help."""
+    try:
+        yield
+    except PlatformError:
+        raise
+    except discord.Forbidden as exc:
+        raise PlatformError(texts.forbidden(exc.text or "403"), retryable=False) from exc
+    except discord.NotFound as exc:
+        raise PlatformError(texts.CHANNEL_GONE, retryable=False) from exc
+    except discord.HTTPException as exc:
+        retryable = exc.status >= 500 or exc.status in (401, 429)
+        message = texts.refused_by_discord(exc.status, exc.code, exc.text)
+        raise PlatformError(message, retryable=retryable) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise PlatformError(texts.unreachable("REST", str(exc) or type(exc).__name__)) from exc
+
+
+class Delivery:
+    def __init__(self, client: discord.Client, interactions: Interactions) -> None:
+        self._client = client
+        self._interactions = interactions
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        hints = Hints.of(where.options)
+        out = outgoing(post, embeds=hints.embeds)
+        async with converted():
+            if where.message is None and where.thread is None:
+                return await self._first_of_command(where, hints, out, nonce(key))
+            if hints.reply is Reply.THREAD:
+                anchor = int(where.message or where.thread or 0)
+                thread = await self._thread(where, anchor, hints.title)
+                if thread is not None:
+                    try:
+                        return await self._send(thread, out, nonce(key))
+                    except discord.Forbidden:
+                        log.info("may not post in thread %s; replying in place", thread)
+            # In place: a reply to the source message, or to a slash command's status.
+            reply_to = where.message or where.thread
+            try:
+                return await self._send(int(where.channel), out, nonce(key), reply_to=reply_to)
+            except discord.Forbidden:
+                # The bot may not post here, but the interaction may still answer.
+                interaction = self._interactions.get(hints.interaction)
+                if interaction is None:
+                    raise
+                sent = await interaction.followup.send(**_send_kwargs(out), wait=True)
+                return str(sent.id)
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        hints = Hints.of(where.options)
+        out = outgoing(post, embeds=hints.embeds)
+        kwargs: dict[str, Any] = {
+            "content": out.content,
+            "embeds": list(out.embeds),
+            "allowed_mentions": NO_MENTIONS,
+        }
+        async with converted():
+            if where.message is None and message_id == where.thread:
+                # A slash command's status: the deferred response itself, in the channel.
+                if await self._edit_response(hints, kwargs):
+                    return
+                channel = int(where.channel)
+            elif hints.reply is Reply.THREAD:
+                channel = int(where.message or where.thread or 0)
+            else:
+                channel = int(where.channel)
+            try:
+                await self._message(channel, message_id).edit(**kwargs)
+            except (discord.NotFound, discord.Forbidden):
+                if channel == int(where.channel):
+                    raise
+                # No thread could be used, so the message went in place.
+                await self._message(int(where.channel), message_id).edit(**kwargs)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        """⏳ while working, then ✅ or ❌ in its place. A slash command has no source
+        message to react on: its status message says it all."""
+        if where.message is None:
+            return
+        message = self._message(int(where.channel), where.message)
+        me = self._client.user
+        try:
+            async with converted():
+                await message.add_reaction(EMOJI[reaction])
+                if reaction is not Reaction.WORKING and me is not None:
+                    await message.remove_reaction(EMOJI[Reaction.WORKING], me)
+        except PlatformError as exc:
+            if exc.retryable:
+                raise
+            # Cosmetic: a deleted message or a missing Add Reactions must not fail a job.
+            log.info("reaction %s not shown on %s: %s", reaction.value, where.message, exc)
+
+    # -- the pieces ----------------------------------------------------------------------
+
+    def _message(self, channel_id: int, message_id: str | int) -> discord.PartialMessage:
+        channel = self._client.get_partial_messageable(channel_id)
+        return channel.get_partial_message(int(message_id))
+
+    async def _send(
+        self, channel_id: int, out: Outgoing, key_nonce: str, *, reply_to: str | None = None
+    ) -> str:
+        channel = self._client.get_partial_messageable(channel_id)
+        reference = None
+        if reply_to is not None:
+            reference = discord.MessageReference(
+                message_id=int(reply_to), channel_id=channel_id, fail_if_not_exists=False
+            )
+        sent = await channel.send(**_send_kwargs(out), nonce=key_nonce, reference=reference)  # type: ignore[call-overload]
+        return str(sent.id)
+
+    async def _thread(self, where: ThreadRef, anchor: int, title: str) -> int | None:
+        """The thread started from message `anchor` (made now, or found): its id, or None
+        when none can be made here, and the reply goes in place."""
+        if not where.workspace.isdigit():
+            return None  # not in a server (DMs have no threads)
+        guild_id = int(where.workspace)
+        if self._client.get_guild(guild_id) is None:
+            await self._client.wait_until_ready()
+            if self._client.get_guild(guild_id) is None:
+                raise PlatformError(texts.CHANNEL_GONE, retryable=False)
+        channel = self._client.get_partial_messageable(int(where.channel), guild_id=guild_id)
+        try:
+            thread = await channel.get_partial_message(anchor).create_thread(
+                name=thread_name(title)
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return anchor  # a thread started from a message takes the message's id
+            if exc.code == UNKNOWN_MESSAGE:
+                # The message was deleted; a thread started from it earlier lives on.
+                return anchor if self._client.get_channel(anchor) is not None else None
+            if exc.code == CANNOT_THREAD_HERE or isinstance(exc, discord.Forbidden):
+                log.info("no thread in channel %s (%s); replying in place", where.channel, exc)
+                return None
+            raise
+        return thread.id
+
+    async def _first_of_command(
+        self, where: ThreadRef, hints: Hints, out: Outgoing, key_nonce: str
+    ) -> str:
+        """A slash command's first post fills in its deferred response; without a usable
+        token (expired, or lost in a restart) a new message becomes the root instead."""
+        interaction = self._interactions.get(hints.interaction)
+        if interaction is not None:
+            try:
+                sent = await interaction.edit_original_response(
+                    content=out.content,
+                    embeds=list(out.embeds),
+                    attachments=out.discord_files(),
+                    allowed_mentions=NO_MENTIONS,
+                )
+                return str(sent.id)
+            except discord.HTTPException as exc:
+                if exc.code not in TOKEN_GONE:
+                    raise
+                self._interactions.forget(hints.interaction)
+        return await self._send(int(where.channel), out, key_nonce)
+
+    async def _edit_response(self, hints: Hints, kwargs: dict[str, Any]) -> bool:
+        interaction = self._interactions.get(hints.interaction)
+        if interaction is None:
+            return False
+        try:
+            await interaction.edit_original_response(**kwargs)
+        except discord.HTTPException as exc:
+            if exc.code not in TOKEN_GONE:
+                raise
+            log.info("interaction token unusable (%s); editing with the bot token", exc.code)
+            self._interactions.forget(hints.interaction)
+            return False
+        return True
+
+
+def _send_kwargs(out: Outgoing) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+    if out.content:
+        kwargs["content"] = out.content
+    if out.embeds:
+        kwargs["embeds"] = list(out.embeds)
+    if out.files:
+        kwargs["files"] = out.discord_files()
+    return kwargs

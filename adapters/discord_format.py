@@ -1,0 +1,162 @@
+"""How a core `Post` looks on Discord: message content, an embed and files, within limits.
+
+A result reads best as an embed (header as title, the AI summary, talk-time per speaker)
+above the transcript itself in the message content, escaped so that `*`, `_` or `>` in
+what people said is shown as said. Content holds 2,000 characters: the transcript lines
+that fit, and when they do not all fit, `transcript.txt` carries everything. Status lines
+and failures are our own plain text. Mentions never ping (`AllowedMentions.none()`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import discord
+
+from adapters.base import Post
+from bot import render
+from bot.render import Document, RenderedFile
+
+CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT
+TITLE_LIMIT: Final = 256
+DESCRIPTION_LIMIT: Final = 4096
+FIELD_LIMIT: Final = 1024
+THREAD_NAME_LIMIT: Final = 100
+NONCE_LENGTH: Final = 25  # Discord's limit for a string nonce
+ACCENT: Final = 0x4F7CAC
+NO_MENTIONS: Final = discord.AllowedMentions.none()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One Discord message: what `send` and `edit` take."""
+
+    content: str
+    embeds: tuple[discord.Embed, ...] = ()
+    files: tuple[RenderedFile, ...] = ()
+
+    def discord_files(self) -> list[discord.File]:
+        """Fresh `discord.File`s (each is consumed by the request that sends it)."""
+        return [discord.File(io.BytesIO(f.data), filename=f.name) for f in self.files]
+
+
+def outgoing(post: Post, *, embeds: bool = True) -> Outgoing:
+    """The message for `post`. Without `embeds` (the bot lacks Embed Links there, and
+    Discord would silently drop them) everything goes in the content."""
+    document = post.document
+    if document is None:
+        # Our own texts (status lines, failures): short, but never over the limit.
+        return Outgoing(clip(post.text, CONTENT_LIMIT), files=tuple(post.files))
+    if embeds:
+        return _with_embed(document, post.files)
+    return _plain(document, post.files)
+
+
+def _with_embed(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
+    embed = discord.Embed(title=clip(document.header, TITLE_LIMIT), colour=ACCENT)
+    summary = ai_summary(document)
+    complete = True
+    if summary:
+        escaped = escape_summary(summary)
+        embed.description = clip(escaped, DESCRIPTION_LIMIT)
+        complete = embed.description == escaped
+    if document.stats_lines:
+        value = "\n".join(escape(line) for line in document.stats_lines)
+        embed.add_field(name="Speakers", value=clip(value, FIELD_LIMIT), inline=False)
+        complete = complete and len(value) <= FIELD_LIMIT
+    embed.set_footer(text=f"{document.word_count:,} words · transcribed with AssemblyAI")
+    lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
+    content, fits = fit_lines("", lines, document.line_separator, _note(document))
+    return Outgoing(content, (embed,), _ensure_full_text(document, files, complete and fits))
+
+
+def _plain(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
+    head = "\n\n".join(escape(part) for part in (document.header, document.summary) if part)
+    lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
+    content, fits = fit_lines(head, lines, document.line_separator, _note(document))
+    return Outgoing(content, (), _ensure_full_text(document, files, fits))
+
+
+def ai_summary(document: Document) -> str | None:
+    """The AI summary part of `document.summary` (which also holds the speaker lines),
+    or why it is missing; None when none was asked for."""
+    stats_only = render.summary_section(document.stats_lines)
+    if document.summary == stats_only:
+        return None
+    text = document.summary.removesuffix(stats_only).rstrip()
+    return text.removeprefix("Summary\n").strip() or None
+
+
+def fit_lines(head: str, lines: Sequence[str], separator: str, note: str) -> tuple[str, bool]:
+    """`head`, then as many whole `lines` as fit in one message; if not all fit, `note`
+    closes it. Returns the text and whether every line is in it."""
+    whole = separator.join(lines)
+    full = f"{head}\n\n{whole}" if head else whole
+    if len(full) <= CONTENT_LIMIT:
+        return full, True
+    room = CONTENT_LIMIT - len(note) - 2 - (len(head) + 2 if head else 0)
+    if room < 40:
+        # Even the head overflows (a very long summary): the file holds it whole.
+        return clip(head, CONTENT_LIMIT - len(note) - 2) + "\n\n" + note, False
+    taken: list[str] = []
+    used = 0
+    for line in lines:
+        cost = len(line) + (len(separator) if taken else 0)
+        if used + cost > room:
+            break
+        taken.append(line)
+        used += cost
+    body = separator.join(taken) if taken else clip(lines[0], room)
+    parts = [p for p in (head, body, note) if p]
+    return "\n\n".join(parts), False
+
+
+def _note(document: Document) -> str:
+    return f"… full transcript attached ({document.word_count:,} words)"
+
+
+def _ensure_full_text(
+    document: Document, files: Sequence[RenderedFile], complete: bool
+) -> tuple[RenderedFile, ...]:
+    """The files to attach; `transcript.txt` is added when the message cannot show
+    everything and the core did not attach it already (its ladder counts unescaped text)."""
+    attached = tuple(files)
+    if complete or any(f.name == "transcript.txt" for f in attached):
+        return attached
+    full = RenderedFile("transcript.txt", document.text + "\n", "text/plain")
+    return (full, *attached)
+
+
+def escape(text: str) -> str:
+    """Show what people said as they said it: no accidental bold, quotes or spoilers."""
+    return discord.utils.escape_markdown(text)
+
+
+def escape_summary(text: str) -> str:
+    """Like `escape`, but the summary's own bullets (we ask for them) stay a list."""
+    lines = []
+    for line in text.split("\n"):
+        marker = line[:2] if line[:2] in ("- ", "• ", "* ") else ""
+        lines.append("- " + escape(line[2:]) if marker else escape(line))
+    return "\n".join(lines)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, ending in `…`."""
+    if len(text) <= limit:
+        return text
+    return render.chunks(text, limit - 1)[0].rstrip() + "…"
+
+
+def nonce(key: str) -> str:
+    """Discord's idempotency key for a post (`enforce_nonce`): the engine's key, hashed to
+    fit Discord's 25 characters. Same key, same nonce: a repeated post is not shown twice."""
+    return hashlib.sha256(key.encode()).hexdigest()[:NONCE_LENGTH]
+
+
+def thread_name(title: str) -> str:
+    return clip(f"Transcript: {' '.join(title.split())}", THREAD_NAME_LIMIT)

@@ -1,0 +1,169 @@
+"""The Discord adapter running against the Discord fake, with a real store and engine.
+
+    async def test_x(bot: Harness) -> None:
+        voice = await bot.fake.dispatch_voice_message(audio=..., duration_secs=4.0)
+        await bot.drain()
+        thread = bot.fake.messages(int(voice["id"]))   # a thread takes its message's id
+
+The adapter is built by `adapters.discord.create` from `Settings` whose two Discord URLs
+point at the fake (the only seam); the engine is the real one, on a SQLite store in the
+test's tmp_path, talking to the AssemblyAI emulator. Test modules import the fixtures
+they use (`fake_discord`, `store`, `assemblyai`, `bot`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.discord import DiscordAdapter, create
+from bot.assemblyai import AssemblyAIClient, RetryPolicy
+from bot.config import Secret, Settings
+from bot.engine import Engine, EngineConfig
+from bot.jobs import Job, JobState, JobStore, Platform
+from bot.polling import PollSchedule
+from tests.emulator_server import EmulatorServer
+from tests.fakes.discord import FakeDiscord, fake_discord_fixture
+from tests.fakes.discord_model import JSON
+
+__all__ = [
+    "FAST_ENGINE",
+    "Harness",
+    "assemblyai_fixture",
+    "bot_fixture",
+    "discord_settings",
+    "fake_discord_fixture",
+    "running_bot",
+    "store_fixture",
+]
+
+#: Engine timings for tests: short leases and waits, quick retries.
+FAST_ENGINE = EngineConfig(
+    lease=5.0, idle=0.05, retry_base=0.05, retry_cap=0.2, status_interval=0.0, shutdown_grace=2.0
+)
+#: Poll the emulator (0.2 s per job) soon and often.
+FAST_POLLS = PollSchedule(base=0.2, ratio=0.0, first_gap=0.05, growth=1.2, unknown_first=0.2)
+
+
+def discord_settings(fake: FakeDiscord, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "discord_token": Secret(fake.token),
+        "discord_api_url": fake.api_url,
+        "discord_gateway_url": fake.gateway_url,
+    }
+    return Settings(**(values | overrides))
+
+
+class _Errors(logging.Handler):
+    """Errors the adapter logged: a handler that failed shows up only in the log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    store: JobStore
+    adapter: DiscordAdapter
+    engine: Engine
+    #: set by a test that provokes errors; otherwise any logged error fails the test
+    errors_expected: bool = False
+
+    async def drain(self, seconds: float = 20.0) -> None:
+        """Run the engine until no job is due or running."""
+        async with asyncio.timeout(seconds):
+            await self.engine.run_until_idle()
+
+    async def jobs(self) -> list[Job]:
+        """Every job not yet delivered."""
+        return await self.store.unfinished()
+
+    async def settle(self) -> None:
+        """Let handlers for events already sent finish (their intakes, their replies)."""
+        await asyncio.sleep(0.05)
+        await self.adapter.intake.drain(5.0)
+
+    def bot_messages(self, channel: Any = None) -> list[JSON]:
+        return self.fake.messages(channel, from_bot=True)
+
+    def in_thread(self, message: JSON) -> list[JSON]:
+        """The bot's messages in the thread started from `message` ([] until it exists)."""
+        if int(message["id"]) not in self.fake.world.channels:
+            return []
+        return self.bot_messages(int(message["id"]))
+
+
+@asynccontextmanager
+async def running_bot(
+    fake: FakeDiscord,
+    store: JobStore,
+    client: AssemblyAIClient,
+    *,
+    config: EngineConfig = FAST_ENGINE,
+    **adapter_options: Any,
+) -> AsyncIterator[Harness]:
+    """Start the adapter (commands synced to the fake's guild) with an engine that is
+    driven by `drain()`; stop both in two phases afterwards."""
+    options: dict[str, Any] = {"guild_ready_timeout": 0.05, "dev_guild": fake.world.guild.id}
+    adapter = create(discord_settings(fake), store, **(options | adapter_options))
+    engine = Engine(store, client, {Platform.DISCORD: adapter}, config, schedule=FAST_POLLS)
+    errors = _Errors()
+    logger = logging.getLogger("adapters")
+    logger.addHandler(errors)
+    harness = Harness(fake, store, adapter, engine)
+    try:
+        await adapter.start(engine)
+        yield harness
+    finally:
+        await adapter.stop()
+        await engine.stop()
+        await adapter.close()
+        logger.removeHandler(errors)
+    if errors.records and not harness.errors_expected:
+        logged = "\n".join(f"{r.name}: {r.getMessage()} {r.exc_info!r}" for r in errors.records)
+        raise AssertionError(f"the adapter logged errors:\n{logged}")
+
+
+@pytest.fixture(name="store")
+async def store_fixture(tmp_path: Path) -> AsyncIterator[JobStore]:
+    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture(name="assemblyai")
+async def assemblyai_fixture(emulator: EmulatorServer) -> AsyncIterator[AssemblyAIClient]:
+    client = AssemblyAIClient(
+        Secret(emulator.api_key),
+        base_url=emulator.base_url,
+        llm_base_url=emulator.base_url,
+        retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.1),
+    )
+    async with client:
+        yield client
+
+
+@pytest.fixture(name="bot")
+async def bot_fixture(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai: AssemblyAIClient
+) -> AsyncIterator[Harness]:
+    async with running_bot(fake_discord, store, assemblyai) as harness:
+        yield harness
+
+
+def states(jobs: list[Job]) -> list[JobState]:
+    return [job.state for job in jobs]
