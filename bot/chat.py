@@ -132,7 +132,8 @@ class Adapter(ChatPlatform, Protocol):
 
     Order at start-up: construct (settings only, no I/O) -> `routes()` mounted on the web
     server -> `start(engine)` connects and begins handing intakes to `engine.intake()`.
-    At shutdown `stop()` stops taking events first; the engine then drains.
+    At shutdown `stop()` stops taking events first; the engine then drains (and may still
+    post through the adapter); `close()` then disconnects.
     """
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
@@ -141,4 +142,10 @@ class Adapter(ChatPlatform, Protocol):
 
     async def start(self, engine: Engine) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop taking events; posting keeps working until `close()`."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect and release everything (after the engine has stopped)."""
+        ...

@@ -90,6 +90,8 @@ class Settings:
     discord_token: Secret | None = None
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
+    discord_dev_guild: int | None = None
+    discord_auto_transcribe: bool = True
 
     max_concurrent_jobs: int = 5
     max_jobs_per_user: int = 3
@@ -160,6 +162,8 @@ class Settings:
             discord_token=reader.secret("DISCORD_TOKEN"),
             discord_api_url=reader.optional_url("DISCORD_API_URL"),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
+            discord_dev_guild=reader.parse("DISCORD_DEV_GUILD", None, _snowflake),
+            discord_auto_transcribe=reader.parse("DISCORD_AUTO_TRANSCRIBE", True, _boolean),
             max_concurrent_jobs=reader.parse("MAX_CONCURRENT_JOBS", 5, _bounded(1, 200)),
             max_jobs_per_user=reader.parse("MAX_JOBS_PER_USER", 3, _bounded(1, 1000)),
             max_jobs_per_channel=reader.parse("MAX_JOBS_PER_CHANNEL", 10, _bounded(1, 10000)),
@@ -294,3 +298,9 @@ def _model_name(raw: str) -> str:
     if not _MODEL.match(raw):
         raise ValueError(f"must be a model name such as {DEFAULT_LLM_MODEL} (got {raw!r})")
     return raw
+
+
+def _snowflake(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 20:
+        raise ValueError(f"must be a server (guild) id: digits only (got {raw!r})")
+    return int(raw)

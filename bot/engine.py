@@ -60,7 +60,8 @@ class EngineConfig:
     ai_summary: bool = False
     llm_model: str = DEFAULT_LLM_MODEL
     lease: float = 30.0  # a job whose holder died is picked up again after this
-    max_attempts: int = 6
+    max_attempts: int = 6  # submission attempts before a job fails
+    max_delivery_attempts: int = 40  # about three hours of backoff before giving up a thread
     retry_base: float = 2.0
     retry_cap: float = 300.0
     status_interval: float = 5.0  # at most one status edit per job this often
@@ -151,6 +152,9 @@ class Engine:
         if existing is not None:
             return IntakeOutcome(existing, False)
         refused = await self._refusal(record)
+        if refused is not None and (existing := await self.store.find(record.dedupe_key)):
+            # A replay racing its original: the original got in meanwhile.
+            return IntakeOutcome(existing, False)
         if refused is not None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
             return IntakeOutcome(None, False, refused)
@@ -380,7 +384,12 @@ class Engine:
         except _Retry as retry:
             await self._release_after_error(job, retry.message)
         except _Fail as failure:
-            await self._fail(job, failure.message)
+            current = await self._current(job)
+            if current.state is JobState.FAILED:
+                # Even the failure notice cannot be posted (channel gone, bot removed).
+                await self._undeliverable(current, failure.message)
+            else:
+                await self._fail(current, failure.message)
 
     async def _release_after_error(self, job: Job, message: str) -> None:
         current = await self.store.get(job.id)
@@ -388,9 +397,12 @@ class Engine:
             return
         attempts = current.attempts + 1
         # Submission gives up after max_attempts; a submitted job keeps polling through an
-        # outage (its attempts count polls), and a finished one keeps trying to deliver.
+        # outage (its attempts count polls); delivery keeps trying for a few hours.
         if attempts >= self.config.max_attempts and current.state in _TO_SUBMIT:
             await self._fail(current, messages.gave_up(message))
+            return
+        if attempts >= self.config.max_delivery_attempts and current.state.awaiting_delivery:
+            await self._undeliverable(current, message)
             return
         delay = min(self.config.retry_cap, self.config.retry_base * 2 ** (attempts - 1))
         delay *= random.uniform(0.5, 1.0)
@@ -416,10 +428,24 @@ class Engine:
     async def _guarded_deliver(self, job: Job, platform: ChatPlatform) -> None:
         try:
             await self._deliver(job, platform)
-        except (_Retry, _Fail) as exc:
-            await self.store.release(
-                job.id, self.owner, _now() + timedelta(seconds=5), error=exc.message
-            )
+        except _Retry as retry:
+            await self._release_after_error(job, retry.message)
+        except _Fail as failure:
+            await self._undeliverable(job, failure.message)
+
+    async def _undeliverable(self, job: Job, message: str) -> None:
+        """The thread cannot be reached for good: end the job so it is not retried forever."""
+        ended = await self.store.transition(
+            job.id,
+            self.owner,
+            (JobState.COMPLETED, JobState.FAILED),
+            JobState.DELIVERED,
+            last_error=f"undeliverable: {message}",
+            release=True,
+        )
+        if ended is not None:
+            log.warning("job %s could not be delivered: %s", job.id, message)
+            self.metrics.deliveries.labels(job.platform.value, "undeliverable").inc()
 
     # -- submit ------------------------------------------------------------------------
 

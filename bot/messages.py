@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from bot import assemblyai as aai
+from bot.chat import PlatformError
 from bot.config import ConfigError
 from bot.jobs import StoreError
 from bot.sources import SourceError
@@ -16,6 +17,8 @@ def explain(exc: BaseException) -> str:
             return "; ".join(exc.problems)
         case SourceError() | StoreError():
             return str(exc)
+        case PlatformError():
+            return exc.message
         case aai.AuthenticationError():
             return (
                 "AssemblyAI rejected the API key (401): check ASSEMBLYAI_API_KEY "

@@ -126,6 +126,11 @@ async def serve(
                 log.exception("adapter %s did not stop cleanly", adapter.name.value)
         if engine is not None:
             await engine.stop()
+        for adapter in adapters:
+            try:
+                await adapter.close()
+            except Exception:
+                log.exception("adapter %s did not close cleanly", adapter.name.value)
         if runner is not None:
             await runner.cleanup()
         await client.close()
