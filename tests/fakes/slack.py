@@ -8,8 +8,9 @@ one aiohttp server at 127.0.0.1:<ephemeral port>, as strict as Slack where it ma
 
 The bot reaches it through `SLACK_API_URL=slack.api_url`. The workspace is seeded (see the
 constants below); `add_*` methods extend it. Faults are switched on per method
-(`rate_limit`, `fail`). Everything done to the fake is recorded (`calls`, `messages`,
-`reactions`, `uploaded_files`, `downloads`, `ephemerals`, `response_posts`).
+(`rate_limit`, `fail`). The OAuth install flow is `oauth` (slack_oauth.py). Everything
+done to the fake is recorded (`calls`, `messages`, `reactions`, `uploaded_files`,
+`downloads`, `ephemerals`, `response_posts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack_events import SignedRequest, SlackEvents
+from tests.fakes.slack_oauth import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.fakes.slack_socket import SocketModeServer
 from tests.fakes.slack_state import (
     DEFAULT_APP_SCOPES,
@@ -107,6 +109,8 @@ class FakeSlack:
         self.state = SlackState()
         self.socket = SocketModeServer(self.state, ack_timeout=ack_timeout)
         self.web = WebApi(self.state, self.socket.issue_url)
+        self.oauth = OAuthServer(self.state, installing_team=TEAM_ID, installer=OLGA)
+        self.web.open_methods["oauth.v2.access"] = self.oauth.oauth_v2_access
         self._seed()
         self.events = SlackEvents(self.state, TEAM_ID, signing_secret)
         self.app_responses: list[AppResponse] = []
@@ -143,7 +147,7 @@ class FakeSlack:
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._touch])
-        app.add_routes(self.web.routes() + self.socket.routes())
+        app.add_routes(self.web.routes() + self.socket.routes() + self.oauth.routes())
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -201,6 +205,15 @@ class FakeSlack:
     @property
     def app_token(self) -> str:
         return APP_TOKEN
+
+    @property
+    def client_id(self) -> str:
+        """The app's OAuth client id (SLACK_CLIENT_ID); the secret is `client_secret`."""
+        return CLIENT_ID
+
+    @property
+    def client_secret(self) -> str:
+        return CLIENT_SECRET
 
     @property
     def team(self) -> Team:
@@ -341,6 +354,13 @@ class FakeSlack:
     def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
         """The next `times` calls of `method` get HTTP 429, Retry-After and `ratelimited`."""
         self.state.faults.append(Fault(method, times, 429, "ratelimited", retry_after))
+
+    def slow(self, method: str, seconds: float | None) -> None:
+        """Calls of `method` wait `seconds` before they are handled (None: no longer)."""
+        if seconds is None:
+            self.state.delays.pop(method, None)
+        else:
+            self.state.delays[method] = seconds
 
     def fail(self, method: str, error: str, *, times: int = 1, status: int = 200) -> None:
         """The next `times` calls of `method` fail with `error` (and HTTP `status`)."""

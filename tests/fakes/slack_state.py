@@ -449,6 +449,7 @@ class SlackState:
         self.pending_uploads: dict[str, PendingUpload] = {}  # by ticket
         self.response_urls: dict[str, ResponseUrl] = {}  # by path
         self.faults: list[Fault] = []
+        self.delays: dict[str, float] = {}  # method -> seconds to wait before answering
         # the record
         self.calls: list[ApiCall] = []
         self.uploads: list[UploadedFile] = []

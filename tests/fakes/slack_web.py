@@ -8,6 +8,7 @@ when the request does not carry a token with `files:read`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -208,6 +209,7 @@ class ApiRequest:
 
 
 MethodHandler = Callable[[ApiRequest], Awaitable[JSON]]
+
 HUMAN_TOKENS = frozenset({TokenKind.BOT, TokenKind.USER})
 
 
@@ -218,11 +220,16 @@ class MethodSpec:
     token_kinds: frozenset[TokenKind] = HUMAN_TOKENS
 
 
+#: A method that authenticates its caller itself (oauth.v2.access: client id and secret).
+OpenMethod = Callable[[web.Request, ApiCall], Awaitable[JSON]]
+
+
 @dataclass
 class WebApi:
     state: SlackState
     issue_socket_url: Callable[[Grant], str]
     methods: dict[str, MethodSpec] = field(init=False)
+    open_methods: dict[str, OpenMethod] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         conv_read = ("channels:read", "groups:read", "im:read", "mpim:read")
@@ -270,26 +277,11 @@ class WebApi:
         headers: dict[str, str] = {}
         try:
             form_token = await self._read_params(request, call)
-            self._read_token(request, call, form_token)
-            spec = self.methods.get(name)
-            if spec is None:
-                raise SlackError("unknown_method", req_method=name)
-            grant = self._authenticate(call.token, spec)
-            headers["X-OAuth-Scopes"] = ",".join(sorted(grant.scopes))
-            headers["X-Accepted-OAuth-Scopes"] = ",".join(spec.scopes)
-            fault = self.state.take_fault(name)
-            if fault is not None:
-                call.http_status = fault.status
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = str(fault.retry_after)
-                raise SlackError(fault.error)
-            if spec.scopes and not grant.scopes.intersection(spec.scopes):
-                raise SlackError(
-                    "missing_scope",
-                    needed=",".join(spec.scopes),
-                    provided=",".join(sorted(grant.scopes)),
-                )
-            body = await spec.handler(ApiRequest(name, call.params, grant, self.state))
+            open_method = self.open_methods.get(name)
+            if open_method is not None:
+                body = await open_method(request, call)
+            else:
+                body = await self._authenticated(request, call, form_token, headers)
             call.response = {"ok": True, **body}
         except SlackError as exc:
             call.response = {"ok": False, "error": exc.error, **exc.extra}
@@ -300,6 +292,38 @@ class WebApi:
             charset="utf-8",
             headers=headers,
         )
+
+    async def _authenticated(
+        self,
+        request: web.Request,
+        call: ApiCall,
+        form_token: str | None,
+        headers: dict[str, str],
+    ) -> JSON:
+        """A method called with a token: authenticate, fault, check scopes, handle."""
+        name = call.method
+        self._read_token(request, call, form_token)
+        spec = self.methods.get(name)
+        if spec is None:
+            raise SlackError("unknown_method", req_method=name)
+        grant = self._authenticate(call.token, spec)
+        headers["X-OAuth-Scopes"] = ",".join(sorted(grant.scopes))
+        headers["X-Accepted-OAuth-Scopes"] = ",".join(spec.scopes)
+        if name in self.state.delays:
+            await asyncio.sleep(self.state.delays[name])
+        fault = self.state.take_fault(name)
+        if fault is not None:
+            call.http_status = fault.status
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            raise SlackError(fault.error)
+        if spec.scopes and not grant.scopes.intersection(spec.scopes):
+            raise SlackError(
+                "missing_scope",
+                needed=",".join(spec.scopes),
+                provided=",".join(sorted(grant.scopes)),
+            )
+        return await spec.handler(ApiRequest(name, call.params, grant, self.state))
 
     async def _read_params(self, request: web.Request, call: ApiCall) -> str | None:
         """Query string and body merged, as Slack does; returns a token found in a form."""

@@ -1,0 +1,294 @@
+"""The Slack adapter: what `threadscribe run` starts when Slack is configured.
+
+    adapter = adapters.slack.create(settings, store)   # no I/O
+    web_app.add_routes(adapter.routes())               # /slack/events, OAuth pages
+    await adapter.start(engine)                        # Socket Mode connects here
+    ...
+    await adapter.stop()                               # stop taking events first
+
+Modes: Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), else HTTP mode at
+POST /slack/events, signatures verified by Bolt with SLACK_SIGNING_SECRET. With
+SLACK_CLIENT_ID/SECRET the app installs into many workspaces and each job's token is
+looked up by its workspace.
+
+Modules: `slack_app` (Bolt wiring), `slack_triggers` and `slack_commands` (events in),
+`slack_intake` (what a message holds), `slack_chat` (posts, edits, reactions),
+`slack_files` (private downloads), `slack_format` (Block Kit), `slack_workspaces`
+(tokens, OAuth), `slack_texts` (what people read), `slack_doctor` (set-up checks).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import slack_texts as texts
+from adapters.base import FileSource, FileStream, FileUnavailable, Post, Reaction, ThreadRef
+from adapters.slack_app import SlackBolt
+from adapters.slack_chat import AUTH_ERRORS, SlackChat
+from adapters.slack_commands import Commands
+from adapters.slack_files import FileOpener
+from adapters.slack_intake import LinkProbe
+from adapters.slack_triggers import Intake, Tasks, Triggers
+from adapters.slack_workspaces import (
+    Installations,
+    OAuthTables,
+    SingleWorkspace,
+    Workspaces,
+    oauth_settings,
+    web_client,
+)
+from bot.config import ConfigError, Settings
+from bot.jobs import Job, JobStore, Platform
+from bot.jobs.database import make_engine, parse_database_url
+from bot.render import SLACK_SECTION_LIMIT
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: The bot token scopes the code uses; slack-manifest.yml grants exactly these.
+BOT_SCOPES: Final = (
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "reactions:write",
+    "users:read",
+)
+APP_SCOPES: Final = ("connections:write",)
+
+
+class Mode(enum.StrEnum):
+    SOCKET = "socket"
+    HTTP = "http"
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"  # no more events; posting still works until close()
+    CLOSED = "closed"
+
+
+class SlackAdapter:
+    name: Final = Platform.SLACK
+    message_limit: Final = SLACK_SECTION_LIMIT
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        *,
+        admins: Collection[str] = (),
+        auto_transcribe: bool = True,
+        link_probe_timeout: float = 1.5,
+        stop_timeout: float = 10.0,
+        oauth_tables: OAuthTables | None = None,
+    ) -> None:
+        bot_token = settings.slack_bot_token.value if settings.slack_bot_token else None
+        self.mode = Mode.SOCKET if settings.slack_app_token else Mode.HTTP
+        self._app_token = settings.slack_app_token
+        self._api_url = settings.slack_api_url
+        self._stop_timeout = stop_timeout
+        self._state = _State.NEW
+        self._session: aiohttp.ClientSession | None = None
+        self._oauth = oauth_tables
+        self._workspaces: Workspaces
+        if oauth_tables is not None:
+            self._workspaces = Installations(oauth_tables.installations)
+            bolt_token = None
+        elif bot_token is not None:
+            self._workspaces = SingleWorkspace(bot_token)
+            bolt_token = bot_token
+        else:
+            raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SECRET")
+        if self.mode is Mode.HTTP and not settings.slack_signing_secret:
+            # An empty secret would make every forged request verify.
+            raise ValueError("Slack's HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)")
+        self._client = web_client(bolt_token, base_url=self._api_url)
+        self._clients: dict[str, AsyncWebClient] = {}
+        self.chat = SlackChat(
+            self._client_for,
+            store,
+            shared_store=store.dialect != "sqlite",
+            forget=self._forget,
+        )
+        self._files = FileOpener(self._http, api_url=self._api_url)
+        self.tasks = Tasks()
+        self.intake = Intake(self.chat)
+        triggers = Triggers(
+            store=store,
+            intake=self.intake,
+            probe=LinkProbe(self._http, timeout=link_probe_timeout),
+            tasks=self.tasks,
+            auto_default=auto_transcribe,
+        )
+        oauth = None
+        if oauth_tables is not None:
+            assert settings.slack_client_id and settings.slack_client_secret
+            oauth = oauth_settings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.value,
+                scopes=BOT_SCOPES,
+                tables=oauth_tables,
+                api_url=self._api_url,
+                public_url=settings.public_url,
+            )
+        secret = settings.slack_signing_secret
+        self.bolt = SlackBolt(
+            client=self._client,
+            signing_secret=secret.value if secret else "",
+            triggers=triggers,
+            commands=Commands(store=store, intake=self.intake, admins=admins),
+            oauth=oauth,
+        )
+
+    def __repr__(self) -> str:
+        return f"<SlackAdapter {self.mode.value} {self._state.value}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        return self.bolt.routes(events=self.mode is Mode.HTTP)
+
+    async def start(self, engine: Engine) -> None:
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"the Slack adapter is {self._state.value}: start it once")
+        self._state = _State.RUNNING
+        self._session = aiohttp.ClientSession()
+        self._client.session = self._session
+        self.intake.engine = engine
+        if self._oauth is not None:
+            await self._oauth.create()
+        else:
+            await self._check_bot_token()
+        self.bolt.gate.open()
+        if self._app_token is not None:
+            # The Socket Mode client retries a refused token for ever: ask once first.
+            try:
+                await self._client.apps_connections_open(app_token=self._app_token.value)
+            except SlackApiError as exc:
+                raise ConfigError([texts.token_refused("SLACK_APP_TOKEN", exc)]) from exc
+            await self.bolt.connect(self._app_token.value, self._client)
+        log.info("Slack adapter started", extra={"mode": self.mode.value})
+
+    async def _check_bot_token(self) -> None:
+        """A token Slack refuses stops the start with a message naming it. Slack being
+        unreachable does not: Bolt checks the token again with the first event."""
+        try:
+            identity = await self._client.auth_test()
+        except SlackApiError as exc:
+            if exc.response.get("error") in AUTH_ERRORS:
+                raise ConfigError([texts.token_refused("SLACK_BOT_TOKEN", exc)]) from exc
+            log.warning("Slack auth.test failed: %s", exc.response.get("error"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack is not reachable yet (%s); going on", type(exc).__name__)
+        else:
+            log.info("Slack: bot @%s in %s", identity.get("user"), identity.get("team"))
+
+    async def stop(self) -> None:
+        """Stop taking events (waiting for those being taken in) and finish the feedback
+        already under way. Posting keeps working until `close()`. Idempotent."""
+        if self._state is not _State.RUNNING:
+            if self._state is _State.NEW:
+                self._state = _State.STOPPED
+            return
+        self._state = _State.STOPPED
+        await self.bolt.close(self._stop_timeout)
+        await self.tasks.drain(self._stop_timeout)
+
+    async def close(self) -> None:
+        """Let go of connections, once the engine has stopped. Idempotent."""
+        await self.stop()
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._session is not None:
+            await self._session.close()
+        if self._oauth is not None:
+            await self._oauth.close()
+
+    # -- ChatPlatform --------------------------------------------------------------------
+
+    async def open_file(self, job: Job) -> FileStream:
+        if not isinstance(job.source, FileSource):
+            raise FileUnavailable("this job has no Slack file to open")
+        token = await self._workspaces.token(job.workspace)
+        return await self._files.open(job.source, token)
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        return await self.chat.post(where, post, key=key)
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        await self.chat.edit(where, message_id, post)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        await self.chat.react(where, reaction)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._state is _State.CLOSED:
+            raise RuntimeError("the Slack adapter is closed")
+        return self._session
+
+    def _forget(self, team: str) -> None:
+        self._workspaces.forget(team)
+
+    async def _client_for(self, team: str) -> AsyncWebClient:
+        """A Web API client holding `team`'s bot token, on the shared connection pool."""
+        token = await self._workspaces.token(team)
+        client = self._clients.get(token)
+        if client is None:
+            if len(self._clients) > 1000:
+                self._clients.clear()
+            client = web_client(token, base_url=self._api_url, session=self._http())
+            self._clients[token] = client
+        return client
+
+
+def create(
+    settings: Settings,
+    store: JobStore,
+    *,
+    admins: Collection[str] | None = None,
+    auto_transcribe: bool | None = None,
+    link_probe_timeout: float = 1.5,
+) -> SlackAdapter:
+    """The adapter for these settings (no I/O: `start` connects).
+
+    `admins`: user ids allowed to run `/transcribe on|off` besides workspace admins and
+    owners. `auto_transcribe`: whether channels nobody configured transcribe by themselves.
+    Both default to the settings (SLACK_ADMIN_USERS, SLACK_AUTO_TRANSCRIBE).
+    """
+    tables = None
+    if settings.slack_client_id and settings.slack_client_secret:
+        # The installations live beside the jobs; slack_sdk's store wants its own engine.
+        url = parse_database_url(settings.database_url.value)
+        engine = make_engine(url, connect_timeout=10.0, busy_timeout=30.0)
+        tables = OAuthTables(settings.slack_client_id, engine)
+    return SlackAdapter(
+        settings,
+        store,
+        admins=settings.slack_admin_users if admins is None else admins,
+        auto_transcribe=(
+            settings.slack_auto_transcribe if auto_transcribe is None else auto_transcribe
+        ),
+        link_probe_timeout=link_probe_timeout,
+        oauth_tables=tables,
+    )

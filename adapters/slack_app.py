@@ -1,0 +1,179 @@
+"""Bolt wiring: the AsyncApp and its listeners, HTTP mode's routes, Socket Mode's handler.
+
+Both modes end in `AsyncApp.async_dispatch`, with `process_before_response=True` so that
+the acknowledgement (the HTTP answer, or the envelope ack) goes out only after the
+listener has put the job in the store. Requests are let in through a `Gate`: none before
+`open()`, none after `close()`, and `close()` waits for those already inside. HTTP mode
+answers 503 while the gate is shut and Socket Mode leaves the envelope unacknowledged;
+either way Slack delivers it again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_commands import COMMAND, Commands
+from adapters.slack_triggers import Triggers
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+SHORTCUT = "transcribe"  # the message shortcut's callback_id (slack-manifest.yml)
+
+
+class _DeliberateClient(logging.Filter):
+    """AsyncApp reads SLACK_BOT_TOKEN from the environment by itself, then warns that the
+    client we pass wins over it: true, and meant, so the warning is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOG = logging.getLogger("threadscribe.slack.bolt")
+BOLT_LOG.addFilter(_DeliberateClient())
+
+
+class Gate:
+    """Lets requests in while open, and counts those still inside."""
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self._inside = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def open(self) -> None:
+        self.is_open = True
+
+    @contextlib.asynccontextmanager
+    async def inside(self) -> AsyncIterator[None]:
+        self._inside += 1
+        self._empty.clear()
+        try:
+            yield
+        finally:
+            self._inside -= 1
+            if self._inside == 0:
+                self._empty.set()
+
+    async def close(self, grace: float) -> None:
+        """Shut, then wait (at most `grace` seconds) for the requests already inside."""
+        self.is_open = False
+        try:
+            async with asyncio.timeout(grace):
+                await self._empty.wait()
+        except TimeoutError:
+            log.warning("%d Slack requests still running at shutdown", self._inside)
+
+
+class _SocketHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, behind the gate."""
+
+    def __init__(self, app: AsyncApp, app_token: str, client: AsyncWebClient, gate: Gate) -> None:
+        super().__init__(app, app_token, web_client=client)
+        self._gate = gate
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        if not self._gate.is_open:
+            return  # unacknowledged: Slack sends it again, to us or to another replica
+        async with self._gate.inside():
+            await super().handle(client, req)
+
+
+class SlackBolt:
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        signing_secret: str,
+        triggers: Triggers,
+        commands: Commands,
+        oauth: AsyncOAuthSettings | None = None,
+    ) -> None:
+        self.gate = Gate()
+        self._socket: _SocketHandler | None = None
+        self.app = AsyncApp(
+            name="threadscribe",
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=True,
+            oauth_settings=oauth,
+            logger=BOLT_LOG,
+        )
+        self._register(triggers, commands)
+
+    def _register(self, triggers: Triggers, commands: Commands) -> None:
+        app = self.app
+        app.event("message")(triggers.message)
+        app.event("app_mention")(triggers.mention)
+        app.command(COMMAND)(commands.transcribe)
+
+        @app.shortcut(SHORTCUT)
+        async def shortcut(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            await triggers.shortcut(body, client, respond)
+            await ack()
+
+        if app.installation_store is not None:
+            app.enable_token_revocation_listeners()
+        else:
+
+            @app.event("app_uninstalled")
+            @app.event("tokens_revoked")
+            async def revoked(event: Mapping[str, Any], context: AsyncBoltContext) -> None:
+                log.warning("Slack says the app's tokens are gone: %s", event.get("type"))
+
+    # -- HTTP mode -----------------------------------------------------------------------
+
+    def routes(self, *, events: bool) -> list[web.RouteDef]:
+        routes = [web.post(EVENTS_PATH, self.handle_events)] if events else []
+        flow = self.app.oauth_flow
+        if flow is not None:
+            routes += [
+                web.get(flow.install_path, self._oauth(flow.handle_installation)),
+                web.get(flow.redirect_uri_path, self._oauth(flow.handle_callback)),
+            ]
+        return routes
+
+    async def handle_events(self, request: web.Request) -> web.StreamResponse:
+        if not self.gate.is_open:
+            return web.Response(status=503, text="threadscribe is starting or stopping")
+        async with self.gate.inside():
+            bolt_request = await to_bolt_request(request)
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    @staticmethod
+    def _oauth(step: Callable[[Any], Any]) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await to_aiohttp_response(await step(await to_bolt_request(request)))
+
+        return handle
+
+    # -- Socket Mode ---------------------------------------------------------------------
+
+    async def connect(self, app_token: str, client: AsyncWebClient) -> None:
+        self._socket = _SocketHandler(self.app, app_token, client, self.gate)
+        await self._socket.connect_async()
+
+    async def close(self, grace: float) -> None:
+        await self.gate.close(grace)
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None

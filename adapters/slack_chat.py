@@ -1,0 +1,302 @@
+"""The engine's side of Slack: post in the thread, edit the status line, set reactions.
+
+Posting is made idempotent with message metadata. Every post carries
+`{"event_type": "threadscribe_post", "event_payload": {"key": key}}`; before posting a key
+that may have been posted already, the thread (or, for a new thread, the channel) is
+searched for it, so a crash between posting and recording the message id does not show
+the message twice. A key "may have been posted" unless this process created the job, has
+not tried that key yet, and is the only process working on the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import slack_format as fmt
+from adapters.base import PlatformError, Post, Reaction, ThreadRef, UrlSource
+from adapters.slack_texts import requested_by
+from bot.jobs import JobStore
+from bot.render import RenderedFile
+
+log = logging.getLogger(__name__)
+
+POST_EVENT: Final = "threadscribe_post"
+REACTIONS: Final = {
+    Reaction.WORKING: "hourglass_flowing_sand",
+    Reaction.DONE: "white_check_mark",
+    Reaction.FAILED: "x",
+}
+#: Slack errors worth another try later; anything else will fail the same way again.
+RETRYABLE: Final = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+#: The token is not (or no longer) good: the installation may have been renewed meanwhile.
+AUTH_ERRORS: Final = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+_HINTS: Final = {
+    "not_in_channel": "invite @threadscribe to the channel",
+    "channel_not_found": "the channel is gone, or private without the app in it",
+    "is_archived": "the channel is archived",
+    "thread_not_found": "the message it answers was deleted",
+}
+_CLOCK_SKEW: Final = timedelta(minutes=5)  # Slack's clock against ours, when searching
+_REMEMBERED: Final = 10_000  # jobs whose keys and reactions are kept in memory
+
+Clients = Callable[[str], Awaitable[AsyncWebClient]]
+
+
+def platform_error(exc: Exception, doing: str) -> PlatformError:
+    """A Slack SDK or transport failure as the engine understands it."""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error") or "unknown_error")
+        status = exc.response.status_code
+        hint = _HINTS.get(error)
+        if error == "missing_scope":
+            hint = f"the app lacks the {exc.response.get('needed')} scope: reinstall it"
+        elif error in AUTH_ERRORS:
+            hint = "the bot token was refused: reinstall the app"
+        message = f"Slack refused to {doing} ({error})" + (f": {hint}" if hint else "")
+        retryable = error in RETRYABLE or error in AUTH_ERRORS or status >= 500 or status == 429
+        return PlatformError(message, retryable=retryable)
+    return PlatformError(f"could not reach Slack to {doing}: {type(exc).__name__}")
+
+
+class SlackChat:
+    def __init__(
+        self,
+        clients: Clients,
+        store: JobStore,
+        *,
+        shared_store: bool,
+        forget: Callable[[str], None] = lambda team: None,
+    ) -> None:
+        self._clients = clients
+        self._store = store
+        self._forget = forget  # a workspace's token was refused: look it up afresh
+        self._shared_store = shared_store  # several processes may work on the same jobs
+        self._fresh: OrderedDict[str, set[str]] = OrderedDict()  # job id -> keys tried
+        self._reacted: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def created(self, job_id: str) -> None:
+        """This process just created the job: nothing of it can be in Slack yet."""
+        self._fresh[job_id] = set()
+        while len(self._fresh) > _REMEMBERED:
+            self._fresh.popitem(last=False)
+
+    # -- post ----------------------------------------------------------------------------
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        client = await self._clients(where.workspace)
+        thread = where.thread or where.message
+        message = await self._render(where, post, root=thread is None)
+        try:
+            found = (
+                await self._find(client, where, thread, key)
+                if self._may_exist(where, key)
+                else None
+            )
+            self._tried(where, key)
+            if found is None:
+                ts = await self._post_message(client, where.channel, thread, message, key)
+                have: set[str] = set()
+            else:
+                ts, have = found
+                log.info("post %s was made before; not posting it again", key)
+            missing = [file for file in post.files if file.name not in have]
+            if missing:
+                await self._upload(client, where.channel, thread or ts, missing)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise self._error(where, exc, "post in the thread") from exc
+        return ts
+
+    def _may_exist(self, where: ThreadRef, key: str) -> bool:
+        tried = self._fresh.get(where.job_id)
+        return self._shared_store or tried is None or key in tried
+
+    def _tried(self, where: ThreadRef, key: str) -> None:
+        if where.job_id in self._fresh:
+            self._fresh[where.job_id].add(key)
+
+    async def _post_message(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread: str | None,
+        message: fmt.SlackMessage,
+        key: str,
+    ) -> str:
+        metadata = {"event_type": POST_EVENT, "event_payload": {"key": key}}
+        args: dict[str, Any] = {"channel": channel, "text": message.text, "metadata": metadata}
+        if thread is not None:
+            args["thread_ts"] = thread
+        try:
+            response = await client.chat_postMessage(blocks=message.blocks, **args)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("invalid_blocks", "invalid_blocks_format"):
+                raise
+            # The text says it all too: better plain than nothing.
+            log.warning(
+                "Slack refused our blocks (%s); posting text only", exc.response.get("errors")
+            )
+            response = await client.chat_postMessage(**args)
+        return str(response["ts"])
+
+    async def _upload(
+        self, client: AsyncWebClient, channel: str, thread: str, files: Sequence[RenderedFile]
+    ) -> None:
+        uploads = [{"content": f.data, "filename": f.name, "title": f.name} for f in files]
+        await client.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread)
+
+    async def _find(
+        self, client: AsyncWebClient, where: ThreadRef, thread: str | None, key: str
+    ) -> tuple[str, set[str]] | None:
+        """The keyed message if it was posted, and the names of files uploaded after it."""
+        oldest = await self._oldest(where)
+        if thread is None:
+            history = await self._messages(
+                client.conversations_history, channel=where.channel, oldest=oldest
+            )
+            root = next((m for m in history if _key(m) == key), None)
+            if root is None:
+                return None
+            thread = str(root["ts"])
+        replies = await self._messages(
+            client.conversations_replies, channel=where.channel, ts=thread, oldest=oldest
+        )
+        for i, message in enumerate(replies):
+            if _key(message) == key:
+                later = replies[i + 1 :] if message["ts"] != thread else replies[1:]
+                return str(message["ts"]), _files_after(later)
+        return None
+
+    async def _oldest(self, where: ThreadRef) -> str | None:
+        job = await self._store.get(where.job_id) if where.job_id else None
+        if job is None:
+            return None
+        return utc_ts(job.created_at - _CLOCK_SKEW)
+
+    @staticmethod
+    async def _messages(method: Callable[..., Any], **args: Any) -> list[Mapping[str, Any]]:
+        out: list[Mapping[str, Any]] = []
+        cursor = None
+        while True:
+            page = await method(include_all_metadata=True, limit=200, cursor=cursor, **args)
+            out.extend(page.get("messages") or ())
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return out
+
+    async def _render(self, where: ThreadRef, post: Post, *, root: bool) -> fmt.SlackMessage:
+        if post.document is not None:
+            return fmt.result(post)
+        return fmt.status(post, context=await self._root_context(where) if root else None)
+
+    async def _root_context(self, where: ThreadRef) -> str | None:
+        """For a thread the bot starts (a slash command): who asked, and for what."""
+        job = await self._store.get(where.job_id) if where.job_id else None
+        if job is None:
+            return None
+        source = job.source
+        shown = (
+            "<" + fmt.escape(source.url).replace("|", "%7C") + ">"
+            if isinstance(source, UrlSource)
+            else fmt.escape(str(source.ref.get("name") or "a file"))
+        )
+        return requested_by(job.requester, shown)
+
+    # -- edit, react ---------------------------------------------------------------------
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+        client = await self._clients(where.workspace)
+        root = where.message is None and where.thread == message_id
+        message = await self._render(where, post, root=root)
+        try:
+            await client.chat_update(
+                channel=where.channel, ts=message_id, text=message.text, blocks=message.blocks
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise self._error(where, exc, "update the status message") from exc
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        """Show `reaction` on the source message (for a slash command, on the thread's
+        first message), replacing the one set before. A reaction is decoration: Slack
+        refusing one for good is logged, never a reason to fail the job."""
+        target = where.message or where.thread
+        if target is None:
+            return
+        client = await self._clients(where.workspace)
+        name = REACTIONS[reaction]
+        spot = (where.channel, target)
+        before = self._reacted.get(spot)
+        if before is None:
+            # Unknown after a restart: before a final state, only ⏳ can have been set.
+            stale = [] if reaction is Reaction.WORKING else [REACTIONS[Reaction.WORKING]]
+        else:
+            stale = [before] if before != name else []
+        try:
+            await self._reaction(client.reactions_add, spot, name, ok="already_reacted")
+            for old in stale:
+                await self._reaction(client.reactions_remove, spot, old, ok="no_reaction")
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            error = self._error(where, exc, "set a reaction")
+            if error.retryable:
+                raise error from exc
+            log.info("reaction not set: %s", error.message)
+            return
+        if reaction is Reaction.WORKING:
+            self._reacted[spot] = name
+            while len(self._reacted) > _REMEMBERED:
+                self._reacted.popitem(last=False)
+        else:  # the job is over: nothing more to remember for it
+            self._reacted.pop(spot, None)
+            self._fresh.pop(where.job_id, None)
+
+    @staticmethod
+    async def _reaction(
+        method: Callable[..., Any], spot: tuple[str, str], name: str, *, ok: str
+    ) -> None:
+        try:
+            await method(channel=spot[0], timestamp=spot[1], name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != ok:
+                raise
+
+    def _error(self, where: ThreadRef, exc: Exception, doing: str) -> PlatformError:
+        if isinstance(exc, SlackApiError) and exc.response.get("error") in AUTH_ERRORS:
+            self._forget(where.workspace)
+        return platform_error(exc, doing)
+
+
+def _files_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Names of the files the bot uploaded after a post, up to its next keyed post (which
+    belongs to another step or job: files after that are not this post's)."""
+    names: set[str] = set()
+    for message in messages:
+        if _key(message) is not None:
+            break
+        if message.get("bot_id"):
+            names.update(
+                f["name"] for f in message.get("files", ()) if isinstance(f.get("name"), str)
+            )
+    return names
+
+
+def _key(message: Mapping[str, Any]) -> str | None:
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != POST_EVENT:
+        return None
+    key = (metadata.get("event_payload") or {}).get("key")
+    return key if isinstance(key, str) else None
+
+
+def utc_ts(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC).timestamp():.6f}"

@@ -1,0 +1,186 @@
+"""kill -9 of a real `threadscribe run` (Slack, HTTP mode) at each stage of a job, then a
+restart: the thread ends with exactly one status message, one result and its files.
+
+The bot runs as a subprocess, reaching the Slack fake and the AssemblyAI emulator of this
+test over loopback, exactly as configured from the environment in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters.slack_chat import POST_EVENT
+from tests.audio import AudioSample
+from tests.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.fakes.slack import (
+    ALICE,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    GENERAL,
+    SIGNING_SECRET,
+    FakeSlack,
+    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
+)
+from tests.fakes.slack_state import Message
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 20.0
+
+
+@pytest.fixture
+def slow_emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """Transcription takes long enough to kill the bot while it waits."""
+    with start_emulator(tmp_path / "scripts", processing_time=2.0) as server:
+        yield server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Bot:
+    """`threadscribe run` as a child process."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.port = int(env["PORT"])
+        self.process: asyncio.subprocess.Process | None = None
+        self.runs = 0
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def start(self) -> None:
+        self.runs += 1
+        log = (self.workdir / f"run{self.runs}.log").open("wb")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run",
+            cwd=self.workdir, env=self.env, stdout=log, stderr=log,
+        )  # fmt: skip
+        log.close()
+        async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"threadscribe run exited:\n{self.log()}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as answer:
+                        if answer.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+
+    def log(self) -> str:
+        return (self.workdir / f"run{self.runs}.log").read_text(errors="replace")[-4000:]
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                await self.process.wait()
+
+
+@pytest.fixture
+async def bot(
+    fake_slack: FakeSlack, slow_emulator: EmulatorServer, tmp_path: Path
+) -> AsyncIterator[Bot]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "ASSEMBLYAI_API_KEY": slow_emulator.api_key,
+        "ASSEMBLYAI_BASE_URL": slow_emulator.base_url,
+        "ASSEMBLYAI_LLM_GATEWAY_URL": slow_emulator.base_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
+        "PORT": str(free_port()),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "LOG_LEVEL": "INFO",
+        "JOB_LEASE_SECONDS": "3",  # a killed holder's jobs are taken over after this
+    }
+    running = Bot(env, tmp_path)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+def dialogue(audio_library: AudioLibrary, slow_emulator: EmulatorServer) -> AudioSample:
+    return audio_library.dialogue("mp3", scripts_dir=slow_emulator.scripts_dir)
+
+
+def keyed(messages: list[Message], suffix: str) -> list[Message]:
+    return [
+        m
+        for m in messages
+        if m.metadata
+        and m.metadata["event_type"] == POST_EVENT
+        and m.metadata["event_payload"]["key"].endswith(suffix)
+    ]
+
+
+async def until(condition: Any, seconds: float = 30.0) -> Any:
+    """condition()'s first truthy value, looked at every 50 ms (the bot is another process)."""
+    for _ in range(int(seconds / 0.05)):
+        if value := condition():
+            return value
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"still false after {seconds} s")
+
+
+@pytest.mark.parametrize("stage", ["after intake", "while transcribing", "during delivery"])
+async def test_kill_9_then_restart_delivers_exactly_once(
+    stage: str,
+    bot: Bot,
+    fake_slack: FakeSlack,
+    slow_emulator: EmulatorServer,
+    dialogue: AudioSample,
+) -> None:
+    file = fake_slack.add_file("standup.mp3", dialogue.path.read_bytes())
+    msg = fake_slack.events.post(GENERAL, ALICE, "srt", files=[file])
+    envelope = fake_slack.events.message(msg)
+    envelope["event"]["text"] = f"<@{BOT_USER_ID}> srt"  # ask for subtitles too
+    mention = fake_slack.events.app_mention(msg)
+    mention["event"]["text"] = f"<@{BOT_USER_ID}> srt"
+    await bot.start()
+
+    if stage == "during delivery":
+        fake_slack.slow("files.getUploadURLExternal", 60)  # the result is posted, its file hangs
+    answer = await fake_slack.send_to_app(bot.events_url, fake_slack.events.http_event(mention))
+    assert answer.status == 200
+    if stage == "while transcribing":
+        await until(lambda: any(r["path"] == "/v2/transcript" for r in slow_emulator.requests()))
+    elif stage == "during delivery":
+        await until(lambda: keyed(fake_slack.bot_messages(GENERAL, thread_ts=msg.ts), ":result"))
+    await bot.kill()
+    fake_slack.slow("files.getUploadURLExternal", None)
+    await bot.start()
+
+    await until(lambda: fake_slack.reactions(GENERAL, msg.ts).get("white_check_mark"))
+    await until(lambda: [u for u in fake_slack.uploaded_files() if u.thread_ts == msg.ts])
+    await bot.stop()
+
+    thread = fake_slack.bot_messages(GENERAL, thread_ts=msg.ts)
+    assert len(keyed(thread, ":status")) == 1, bot.log()
+    assert len(keyed(thread, ":result")) == 1, bot.log()
+    assert [u.filename for u in fake_slack.uploaded_files()] == ["transcript.srt"]
+    assert fake_slack.reactions(GENERAL, msg.ts) == {"white_check_mark": [BOT_USER_ID]}

@@ -1,0 +1,174 @@
+"""slack-manifest.yml grants exactly what the code uses and subscribes exactly what it
+listens to; and the small pieces of translation the triggers are made of."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.base import OptionsError
+from adapters.slack import BOT_SCOPES
+from adapters.slack_app import SHORTCUT
+from adapters.slack_commands import COMMAND
+from adapters.slack_intake import SlackMessage, classify_links, file_source, records, slack_links
+from adapters.slack_triggers import mention_options
+from bot.jobs import UrlSource
+from tests.fakes.slack import (
+    ALICE,
+    BOT_ID,
+    BOT_USER_ID,
+    GENERAL,
+    SECRET,
+    FakeSlack,
+    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
+)
+from tests.fakes.slack_harness import SlackBot, slack_bot
+
+MANIFEST = Path(__file__).resolve().parents[1] / "slack-manifest.yml"
+#: Slack's scope for each event the manifest may subscribe to (None: no scope needed).
+EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
+    "message.im": "im:history",
+    "app_uninstalled": None,
+    "tokens_revoked": None,
+}
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(MANIFEST.read_text())
+    return loaded
+
+
+def test_scopes_are_exactly_the_codes(manifest: dict[str, Any]) -> None:
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+
+    assert sorted(scopes) == sorted(BOT_SCOPES) and len(set(scopes)) == len(scopes)
+    assert "user" not in manifest["oauth_config"]["scopes"]
+
+
+def test_every_event_has_its_scope_and_the_command_and_shortcut_match(
+    manifest: dict[str, Any],
+) -> None:
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    features = manifest["features"]
+
+    assert set(events) == set(EVENT_SCOPES)
+    assert {EVENT_SCOPES[e] for e in events} - {None} <= set(BOT_SCOPES)
+    assert [c["command"] for c in features["slash_commands"]] == [COMMAND]
+    [shortcut] = features["shortcuts"]
+    assert (shortcut["type"], shortcut["callback_id"]) == ("message", SHORTCUT)
+    settings = manifest["settings"]
+    assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"]
+    assert features["app_home"]["messages_tab_enabled"] is True  # files sent to the bot
+
+
+@pytest.fixture
+async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    fake_slack.set_scopes("xoxb-1-T0TEAM0001-fakebottoken", BOT_SCOPES)
+    async with slack_bot(fake_slack, tmp_path) as running:
+        yield running
+
+
+async def test_the_app_handles_every_subscribed_event(bot: SlackBot) -> None:
+    events = bot.fake.events
+    private = events.post(SECRET, ALICE, "hello")
+    bodies = [
+        events.message(events.post(GENERAL, ALICE, "hi")),
+        events.message(private),
+        events.app_mention(events.post(GENERAL, ALICE, f"<@{BOT_USER_ID}> hi")),
+        events.envelope({"type": "app_uninstalled", "event_ts": "1700000000.000001"}),
+        events.envelope({"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}),
+    ]
+
+    answers = [await bot.fake.send_to_app(bot.events_url, events.http_event(b)) for b in bodies]
+
+    assert [a.status for a in answers] == [200] * len(bodies)  # Bolt answers 404 if unhandled
+
+
+# -- translation -------------------------------------------------------------------------
+
+
+def test_links_in_slack_text_are_unwrapped_and_decoded() -> None:
+    text = "see <https://a.example/x.mp3?a=1&amp;b=2|the call> and <https://b.example/talk>"
+
+    assert slack_links(text) == ["https://a.example/x.mp3?a=1&b=2", "https://b.example/talk"]
+
+
+def test_links_worth_probing() -> None:
+    media, unclear = classify_links(
+        [
+            "https://a.example/call.M4A",
+            "https://acme.slack.com/files/U1/F1/call.mp3",
+            "https://a.example/slides.pdf",
+            "https://a.example/watch?v=42",
+            "https://a.example/stream/",
+        ]
+    )
+
+    assert media == ["https://a.example/call.M4A"]
+    assert unclear == ["https://a.example/watch?v=42", "https://a.example/stream/"]
+
+
+def test_a_file_reference_holds_where_the_file_is_never_a_token() -> None:
+    file = {
+        "id": "F1",
+        "name": "a.mp3",
+        "mimetype": "audio/mpeg",
+        "size": 10,
+        "url_private_download": "https://files.slack.com/files-pri/T-F1/download/a.mp3",
+        "url_private": "https://files.slack.com/files-pri/T-F1/a.mp3",
+        "permalink_public": "https://slack-files.com/T-F1-x",
+        "duration_ms": 1500,
+        "thumb_video": "https://files.slack.com/x.jpg",
+    }
+
+    ref = dict(file_source(file).ref)
+
+    assert ref == {
+        "id": "F1",
+        "name": "a.mp3",
+        "mimetype": "audio/mpeg",
+        "size": 10,
+        "url": "https://files.slack.com/files-pri/T-F1/download/a.mp3",
+        "duration_ms": 1500,
+    }
+
+
+def test_who_counts_as_a_person() -> None:
+    def message(**fields: Any) -> SlackMessage:
+        return SlackMessage.of({"ts": "1.0", **fields}, team="T", channel="C")
+
+    assert message(user=ALICE).from_person(BOT_USER_ID, BOT_ID)
+    assert not message(user=BOT_USER_ID).from_person(BOT_USER_ID, BOT_ID)
+    assert not message(user=BOT_USER_ID, bot_id=BOT_ID).from_person(BOT_USER_ID, BOT_ID)
+    assert not message(bot_id="B0OTHER", subtype="bot_message").from_person(BOT_USER_ID, BOT_ID)
+
+
+def test_a_reply_is_answered_in_its_thread_and_a_parent_under_itself() -> None:
+    reply = SlackMessage.of({"ts": "2.0", "thread_ts": "1.0"}, team="T", channel="C")
+    parent = SlackMessage.of({"ts": "1.0", "thread_ts": "1.0"}, team="T", channel="C")
+
+    [in_reply] = records(reply, [], ["https://a.example/a.mp3"], requester=ALICE)
+    [in_parent] = records(parent, [], ["https://a.example/a.mp3"], requester=ALICE)
+
+    assert (in_reply.thread, in_reply.message) == ("1.0", "2.0")
+    assert (in_parent.thread, in_parent.message) == (None, "1.0")
+    assert in_reply.source == UrlSource("https://a.example/a.mp3")
+    assert in_reply.dedupe_key != in_parent.dedupe_key
+
+
+def test_options_beside_a_mention() -> None:
+    assert mention_options("please do this one speakers=3 thanks VTT") == {
+        "speakers_expected": 3,
+        "formats": ["vtt"],
+    }
+    assert mention_options("just a chat") == {}
+    with pytest.raises(OptionsError):
+        mention_options("lang=english!")
