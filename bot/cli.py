@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument(f"--{fmt}", type=Path, metavar="PATH", help=f"also save a .{fmt} file")
     tr.set_defaults(func=cmd_transcribe)
 
+    doctor = sub.add_parser(
+        "doctor", help="check the configuration against everything it can reach"
+    )
+    doctor.set_defaults(func=cmd_doctor)
+
     emu = sub.add_parser(
         "emulator",
         help="run a local AssemblyAI-compatible server for development and tests",
@@ -179,6 +184,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         _fail(explain(exc))
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _fail(problem)
+        return EXIT_FAILED
+    logging.basicConfig(level=logging.CRITICAL)
+    return asyncio.run(run_doctor(settings, sys.stdout))
 
 
 def _configure_logging(level: str) -> None:

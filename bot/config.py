@@ -86,6 +86,8 @@ class Settings:
     slack_client_id: str | None = None
     slack_client_secret: Secret | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_auto_transcribe: bool = True
+    slack_admin_users: tuple[str, ...] = ()
 
     discord_token: Secret | None = None
     discord_api_url: str | None = None
@@ -159,6 +161,8 @@ class Settings:
             slack_client_id=reader.optional("SLACK_CLIENT_ID"),
             slack_client_secret=reader.secret("SLACK_CLIENT_SECRET"),
             slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+            slack_auto_transcribe=reader.parse("SLACK_AUTO_TRANSCRIBE", True, _boolean),
+            slack_admin_users=reader.parse("SLACK_ADMIN_USERS", (), _slack_ids),
             discord_token=reader.secret("DISCORD_TOKEN"),
             discord_api_url=reader.optional_url("DISCORD_API_URL"),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
@@ -304,3 +308,13 @@ def _snowflake(raw: str) -> int:
     if not raw.isdigit() or len(raw) > 20:
         raise ValueError(f"must be a server (guild) id: digits only (got {raw!r})")
     return int(raw)
+
+
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _slack_ids(raw: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not all(_SLACK_ID.match(i) for i in ids):
+        raise ValueError(f"must be comma-separated member ids such as U0123ABCD (got {raw!r})")
+    return ids
