@@ -29,7 +29,17 @@ from bot import assemblyai as aai
 from bot import messages, render
 from bot.chat import ChatPlatform, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
 from bot.config import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS, Secret
-from bot.jobs import FileSource, IntakeRecord, Job, JobState, JobStore, Platform, UrlSource
+from bot.jobs import (
+    FileSource,
+    IntakeRecord,
+    Job,
+    JobState,
+    JobStore,
+    Limits,
+    Platform,
+    Refusal,
+    UrlSource,
+)
 from bot.metrics import Metrics
 from bot.polling import PollSchedule
 from bot.transcript import Transcript, TranscriptStatus
@@ -140,6 +150,7 @@ class Engine:
         # Jobs this process took from the queue that have not reached FETCHING/SUBMITTED
         # in the store yet: they already hold a slot towards AssemblyAI.
         self._starting: set[str] = set()
+        self._announcing = asyncio.Semaphore(4)
 
     # -- intake ------------------------------------------------------------------------
 
@@ -148,23 +159,24 @@ class Engine:
         reason when a limit is exceeded. Call before acknowledging the platform."""
         if not self._accepting:
             return IntakeOutcome(None, False, messages.SHUTTING_DOWN)
-        existing = await self.store.find(record.dedupe_key)
-        if existing is not None:
-            return IntakeOutcome(existing, False)
-        refused = await self._refusal(record)
-        if refused is not None and (existing := await self.store.find(record.dedupe_key)):
-            # A replay racing its original: the original got in meanwhile.
-            return IntakeOutcome(existing, False)
+        refused = self._refusal(record)
         if refused is not None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
             return IntakeOutcome(None, False, refused)
-        job, created = await self.store.intake(record)
+        # Limits and the insert in one transaction, grouped with concurrent intakes.
+        limits = Limits(self.config.per_user, self.config.per_channel)
+        admission = await self.store.admit(record, limits)
+        if admission.job is None:
+            self.metrics.intakes.labels(record.platform.value, "refused").inc()
+            return IntakeOutcome(None, False, self._refusal_text(admission.refusal))
+        job, created = admission.job, admission.created
         self.metrics.intakes.labels(record.platform.value, "created" if created else "dupe").inc()
         if created:
             self._spawn_side(self._announce_new(job))
         return IntakeOutcome(job, created)
 
-    async def _refusal(self, record: IntakeRecord) -> str | None:
+    def _refusal(self, record: IntakeRecord) -> str | None:
+        """Limits known before any I/O: size and duration, where the platform gave them."""
         size = _source_size(record)
         if size is not None and size > self.config.max_file_bytes:
             return messages.too_large(size, self.config.max_file_bytes)
@@ -172,21 +184,22 @@ class Engine:
             return messages.EMPTY_FILE
         if record.audio_duration is not None and record.audio_duration > self.config.max_duration:
             return messages.too_long(record.audio_duration, self.config.max_duration)
-        mine = await self.store.active_for_requester(
-            record.platform, record.workspace, record.requester
-        )
-        if mine >= self.config.per_user:
-            return messages.user_limit(self.config.per_user)
-        channel = await self.store.active_for_channel(
-            record.platform, record.workspace, record.channel
-        )
-        if channel >= self.config.per_channel:
-            return messages.channel_limit(self.config.per_channel)
         return None
+
+    def _refusal_text(self, refusal: Refusal | None) -> str:
+        if refusal is Refusal.CHANNEL_LIMIT:
+            return messages.channel_limit(self.config.per_channel)
+        return messages.user_limit(self.config.per_user)
 
     async def _announce_new(self, job: Job) -> None:
         """React and post the status message for a new job, under a short lease so that a
         worker claiming the job meanwhile does not announce it too."""
+        # A handful at a time: under a burst of events the intakes (which Slack and Discord
+        # are waiting on) go first, and the ⏳ feedback follows within a moment.
+        async with self._announcing:
+            await self._announce_leased(job)
+
+    async def _announce_leased(self, job: Job) -> None:
         leased = await self.store.lease(job.id, self.owner, lease_seconds=self.config.lease)
         if leased is None:
             return  # a worker has it already and announces it itself

@@ -20,13 +20,16 @@ from bot.jobs.errors import (
     StoreError,
 )
 from bot.jobs.records import (
+    Admission,
     ChannelSettings,
     FileSource,
     IntakeRecord,
     Job,
     JobFields,
     JobState,
+    Limits,
     Platform,
+    Refusal,
     Source,
     UrlSource,
 )
@@ -34,6 +37,7 @@ from bot.jobs.store import JobStore
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "Admission",
     "ChannelSettings",
     "DatabaseUnavailable",
     "FileSource",
@@ -44,7 +48,9 @@ __all__ = [
     "JobFields",
     "JobState",
     "JobStore",
+    "Limits",
     "Platform",
+    "Refusal",
     "SchemaTooNew",
     "Source",
     "StoreClosed",

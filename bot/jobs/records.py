@@ -235,3 +235,26 @@ class ChannelSettings:
     auto_transcribe: bool
     updated_by: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many unfinished jobs one person, and one channel, may have at once."""
+
+    per_user: int
+    per_channel: int
+
+
+class Refusal(enum.StrEnum):
+    USER_LIMIT = "user_limit"
+    CHANNEL_LIMIT = "channel_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of an intake: the job (new or the one the dedupe key already had), or
+    why it was refused."""
+
+    job: Job | None
+    created: bool
+    refusal: Refusal | None = None

@@ -21,6 +21,8 @@ race finds out at its next write.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import re
@@ -72,12 +74,15 @@ from bot.jobs.models import (
     UTCDateTime,
 )
 from bot.jobs.records import (
+    Admission,
     ChannelSettings,
     IntakeRecord,
     Job,
     JobFields,
     JobState,
+    Limits,
     Platform,
+    Refusal,
     source_from_json,
 )
 
@@ -89,6 +94,10 @@ Clock = Callable[[], datetime]
 _STEP = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _IN_FLIGHT = tuple(state for state in JobState if state.in_flight)
+
+# Intakes grouped into one transaction at most (20-odd parameters a row stays far below
+# SQLite's and asyncpg's limits on bound parameters).
+_ADMIT_BATCH = 200
 
 # Executing ORM UPDATE/INSERT ... RETURNING: take the returned rows as they are.
 _RETURNING = {"synchronize_session": False, "populate_existing": True}
@@ -121,6 +130,9 @@ class JobStore:
         self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._lifecycle = _Lifecycle.OPEN
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._admissions: list[tuple[IntakeRecord, Limits | None, asyncio.Future[Admission]]] = []
+        self._admitter: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -165,6 +177,8 @@ class JobStore:
         return f"<JobStore {self.url} {self._lifecycle.value}>"
 
     async def close(self) -> None:
+        if self._admitter is not None and not self._admitter.done():
+            await asyncio.wait([self._admitter], timeout=10)  # let queued intakes commit
         if self._lifecycle is _Lifecycle.OPEN:
             self._lifecycle = _Lifecycle.CLOSED
             await self._engine.dispose()
@@ -193,42 +207,115 @@ class JobStore:
         Returns the job and whether this call created it. Concurrent intakes of one
         key make one row, and every caller gets that row back.
         """
+        admission = await self.admit(record)
+        assert admission.job is not None  # no limits, so never refused
+        return admission.job, admission.created
+
+    async def admit(self, record: IntakeRecord, limits: Limits | None = None) -> Admission:
+        """`intake` with the per-person and per-channel limits checked in the same
+        transaction. Calls that arrive while a transaction is under way are grouped into
+        the next one (group commit), so a burst of events costs a few transactions instead
+        of one per event; each call still returns only once its job is committed."""
+        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        self._admissions.append((record, limits, future))
+        if self._admitter is None or self._admitter.done():
+            self._admitter = asyncio.create_task(self._admit_pending())
+        return await asyncio.shield(future)
+
+    async def _admit_pending(self) -> None:
+        while self._admissions:
+            batch = self._admissions[:_ADMIT_BATCH]
+            del self._admissions[:_ADMIT_BATCH]
+            try:
+                outcomes = await self._admit_batch(batch)
+            except BaseException as exc:
+                for _record, _limits, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else StoreClosed())
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_record, _limits, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    async def _admit_batch(
+        self, batch: list[tuple[IntakeRecord, Limits | None, asyncio.Future[Admission]]]
+    ) -> list[Admission]:
+        records = [record for record, _limits, _future in batch]
+        keys = {record.dedupe_key for record in records}
         now = self._clock()
-        key = record.dedupe_key
-        insert = (
-            self._insert(JobRow)
-            .values(
-                id=str(uuid4()),
-                dedupe_key=key,
-                platform=record.platform,
-                workspace=record.workspace,
-                channel=record.channel,
-                thread=record.thread,
-                message=record.message,
-                requester=record.requester,
-                source=record.source.to_json(),
-                options=dict(record.options),
-                state=JobState.RECEIVED,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-                next_attempt_at=now,
-                audio_duration=record.audio_duration,
-                posted={},
-            )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(JobRow)
-        )
         async with self._session() as session:
-            row = (await session.scalars(insert, execution_options=_RETURNING)).one_or_none()
-            created = row is not None
-            if row is None:
-                # A committed row holds the key (PostgreSQL waited for it to commit).
-                found = select(JobRow).where(JobRow.dedupe_key == key)
-                row = (await session.scalars(found)).one()
-            job = _job(row)
-        log.debug("intake", extra={"job": job.id, "created": created})
-        return job, created
+            found = await session.scalars(select(JobRow).where(JobRow.dedupe_key.in_(keys)))
+            existing = {row.dedupe_key: _job(row) for row in found}
+            users, channels = await self._in_flight_counts(session, records)
+            decided: list[Admission | str] = []  # an Admission, or the key of a new row
+            new_rows: dict[str, dict[str, Any]] = {}
+            for index, (record, limits, _future) in enumerate(batch):
+                key = record.dedupe_key
+                if key in existing:
+                    decided.append(Admission(existing[key], False))
+                    continue
+                if key in new_rows:
+                    decided.append(key)
+                    continue
+                user = (record.platform, record.workspace, record.requester)
+                channel = (record.platform, record.workspace, record.channel)
+                if limits is not None and users.get(user, 0) >= limits.per_user:
+                    decided.append(Admission(None, False, Refusal.USER_LIMIT))
+                    continue
+                if limits is not None and channels.get(channel, 0) >= limits.per_channel:
+                    decided.append(Admission(None, False, Refusal.CHANNEL_LIMIT))
+                    continue
+                users[user] = users.get(user, 0) + 1
+                channels[channel] = channels.get(channel, 0) + 1
+                new_rows[key] = _new_row(record, now, order=index)
+                decided.append(key)
+            created: dict[str, Job] = {}
+            if new_rows:
+                insert = (
+                    self._insert(JobRow)
+                    .values(list(new_rows.values()))
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                    .returning(JobRow)
+                )
+                rows = await session.scalars(insert, execution_options=_RETURNING)
+                created = {row.dedupe_key: _job(row) for row in rows}
+                lost = set(new_rows) - set(created)
+                if lost:
+                    # Another replica committed these keys meanwhile (PostgreSQL waited).
+                    again = select(JobRow).where(JobRow.dedupe_key.in_(lost))
+                    existing |= {row.dedupe_key: _job(row) for row in await session.scalars(again)}
+        outcomes: list[Admission] = []
+        first_use: set[str] = set()
+        for item in decided:
+            if isinstance(item, Admission):
+                outcomes.append(item)
+            elif item in created:
+                outcomes.append(Admission(created[item], item not in first_use))
+                first_use.add(item)
+            else:
+                outcomes.append(Admission(existing[item], False))
+        log.debug("admitted %d intakes (%d new)", len(batch), len(created))
+        return outcomes
+
+    async def _in_flight_counts(
+        self, session: AsyncSession, records: list[IntakeRecord]
+    ) -> tuple[dict[tuple[Platform, str, str], int], dict[tuple[Platform, str, str], int]]:
+        """Jobs in flight per (platform, workspace, requester) and per channel, for the
+        people and channels of `records`."""
+        users: dict[tuple[Platform, str, str], int] = {}
+        channels: dict[tuple[Platform, str, str], int] = {}
+        for column, into in ((JobRow.requester, users), (JobRow.channel, channels)):
+            values = {getattr(r, column.key) for r in records}
+            query = (
+                select(JobRow.platform, JobRow.workspace, column, func.count())
+                .where(JobRow.state.in_(_IN_FLIGHT), column.in_(values))
+                .group_by(JobRow.platform, JobRow.workspace, column)
+            )
+            for platform, workspace, value, count in await session.execute(query):
+                into[(platform, workspace, value)] = count
+        return users, channels
 
     async def get(self, job_id: str) -> Job | None:
         return await self._get_one(JobRow.id == job_id)
@@ -568,7 +655,14 @@ class JobStore:
         if self._lifecycle is _Lifecycle.CLOSED:
             raise StoreClosed()
         try:
-            async with self._sessions() as session, session.begin():
+            async with contextlib.AsyncExitStack() as stack:
+                if write and self._write_lock is not None:
+                    # SQLite takes one writer at a time; queueing writers here, in order,
+                    # costs a lock hand-over instead of SQLite's busy-wait sleeps (up to
+                    # 100 ms each), which dominate under a burst of intakes.
+                    await stack.enter_async_context(self._write_lock)
+                session = await stack.enter_async_context(self._sessions())
+                await stack.enter_async_context(session.begin())
                 if not write:
                     await session.connection(execution_options={SQLITE_DEFERRED: True})
                 yield session
@@ -600,6 +694,34 @@ class JobStore:
         )
         async with self._session(write=False) as session:
             return (await session.scalar(query)) or 0
+
+
+def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, Any]:
+    # created_at a few microseconds apart keeps arrival order within one batch (the queue
+    # is ordered by it); the job is due at once all the same.
+    return {
+        "id": str(uuid4()),
+        "dedupe_key": record.dedupe_key,
+        "platform": record.platform,
+        "workspace": record.workspace,
+        "channel": record.channel,
+        "thread": record.thread,
+        "message": record.message,
+        "requester": record.requester,
+        "source": record.source.to_json(),
+        "options": dict(record.options),
+        "state": JobState.RECEIVED,
+        "attempts": 0,
+        "created_at": now + timedelta(microseconds=order),
+        "updated_at": now,
+        "next_attempt_at": now,
+        "audio_duration": record.audio_duration,
+        "posted": {},
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "transcript_id": None,
+        "last_error": None,
+    }
 
 
 def _free(now: datetime) -> ColumnElement[bool]:
