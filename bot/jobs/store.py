@@ -28,11 +28,12 @@ import logging
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Final, Self, Unpack
 from uuid import uuid4
 
 from sqlalchemy import (
@@ -99,6 +100,9 @@ _IN_FLIGHT = tuple(state for state in JobState if state.in_flight)
 # SQLite's and asyncpg's limits on bound parameters).
 _ADMIT_BATCH = 200
 
+#: Seconds a channel's settings are reused before they are read again.
+SETTINGS_TTL: Final = 10.0
+
 # Executing ORM UPDATE/INSERT ... RETURNING: take the returned rows as they are.
 _RETURNING = {"synchronize_session": False, "populate_existing": True}
 
@@ -133,6 +137,9 @@ class JobStore:
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._admissions: list[tuple[IntakeRecord, Limits | None, asyncio.Future[Admission]]] = []
         self._admitter: asyncio.Task[None] | None = None
+        self._settings_cache: dict[
+            tuple[Platform, str, str], tuple[float, ChannelSettings | None]
+        ] = {}
 
     @classmethod
     async def open(
@@ -614,6 +621,13 @@ class JobStore:
     async def channel_settings(
         self, platform: Platform, workspace: str, channel: str
     ) -> ChannelSettings | None:
+        """The channel's settings, None if nobody set them. Every message in a channel asks,
+        so answers are kept for `SETTINGS_TTL` seconds: a change made through this store
+        shows at once, one made by another replica within that time."""
+        key = (platform, workspace, channel)
+        cached = self._settings_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         query = select(ChannelSettingsRow).where(
             ChannelSettingsRow.platform == platform,
             ChannelSettingsRow.workspace == workspace,
@@ -621,7 +635,11 @@ class JobStore:
         )
         async with self._session(write=False) as session:
             row = (await session.scalars(query)).one_or_none()
-            return None if row is None else _settings(row)
+            found = None if row is None else _settings(row)
+        if len(self._settings_cache) > 10_000:
+            self._settings_cache.clear()
+        self._settings_cache[key] = (time.monotonic() + SETTINGS_TTL, found)
+        return found
 
     async def set_auto_transcribe(
         self, platform: Platform, workspace: str, channel: str, enabled: bool, *, updated_by: str
@@ -645,7 +663,12 @@ class JobStore:
         ).returning(ChannelSettingsRow)
         async with self._session() as session:
             row = (await session.scalars(upsert, execution_options=_RETURNING)).one()
-            return _settings(row)
+            saved = _settings(row)
+        self._settings_cache[(platform, workspace, channel)] = (
+            time.monotonic() + SETTINGS_TTL,
+            saved,
+        )
+        return saved
 
     # -- plumbing ------------------------------------------------------------------------
 
