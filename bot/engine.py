@@ -361,7 +361,8 @@ class Engine:
             log.exception("job %s: unexpected error", job.id)
             await self._release_after_error(job, "unexpected error")
         finally:
-            self._tasks.pop(job.id, None)
+            if self._tasks.get(job.id) is asyncio.current_task():
+                del self._tasks[job.id]
             self._starting.discard(job.id)
             self._wake.set()
 
@@ -489,9 +490,14 @@ class Engine:
             transcript_id=transcript.id,
             attempts=0,
             next_attempt_at=_now() + timedelta(seconds=delay),
-            release=True,
         )
         await self._status(job, messages.status_transcribing(0.0), force=True)
+        # Hand the job back only after that edit: a task that delivered it meanwhile (its
+        # webhook came first) would otherwise have its final status overwritten by it. A
+        # same-state transition keeps a webhook's make_due.
+        await self.store.transition(
+            job.id, self.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+        )
 
     async def _upload(self, job: Job, platform: ChatPlatform) -> str:
         assert isinstance(job.source, FileSource)

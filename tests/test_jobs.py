@@ -39,7 +39,7 @@ from bot.jobs import (
 )
 from bot.jobs.database import head_revision
 from bot.jobs.models import Base
-from tests.pg import PostgresServer, database_url, pg_url, postgres_server  # noqa: F401
+from tests.pg import PostgresServer
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RECEIVED, SUBMITTED, COMPLETED, FAILED, DELIVERED = (
@@ -97,7 +97,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def open_store(database_url: str, clock: Clock) -> AsyncIterator[OpenStore]:  # noqa: F811
+async def open_store(database_url: str, clock: Clock) -> AsyncIterator[OpenStore]:
     """Open stores (replicas) on the test database; all are closed afterwards."""
     opened: list[JobStore] = []
 
@@ -430,7 +430,7 @@ async def test_channel_settings(store: JobStore, clock: Clock) -> None:
 
 
 async def test_migrations_are_idempotent_and_match_the_models(
-    database_url: str,  # noqa: F811
+    database_url: str,
 ) -> None:
     first = await JobStore.open(database_url)
     job, _ = await first.intake(record())
@@ -455,7 +455,7 @@ async def test_migrations_are_idempotent_and_match_the_models(
     assert diffs == []
 
 
-async def test_replicas_starting_together_migrate_once(database_url: str) -> None:  # noqa: F811
+async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     stores = await asyncio.gather(*(JobStore.open(database_url) for _ in range(4)))
     try:
         jobs = await asyncio.gather(*(s.intake(record()) for s in stores))
@@ -468,7 +468,7 @@ async def test_replicas_starting_together_migrate_once(database_url: str) -> Non
     ]
 
 
-async def test_a_newer_schema_is_refused(database_url: str) -> None:  # noqa: F811
+async def test_a_newer_schema_is_refused(database_url: str) -> None:
     await (await JobStore.open(database_url)).close()
     await raw_query(database_url, "UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(SchemaTooNew, match="9999_future") as info:
@@ -490,8 +490,8 @@ def all_text(exc: BaseException) -> str:
 
 
 async def test_the_password_never_shows(
-    pg_url: str,  # noqa: F811
-    postgres_server: PostgresServer,  # noqa: F811
+    pg_url: str,
+    postgres_server: PostgresServer,
 ) -> None:
     password = postgres_server.password
     store = await JobStore.open(pg_url)
@@ -554,7 +554,7 @@ async def test_closed_store_refuses_work(store: JobStore) -> None:
 
 async def test_sources_hold_references_never_bytes_or_tokens(
     store: JobStore,
-    database_url: str,  # noqa: F811
+    database_url: str,
 ) -> None:
     with pytest.raises(TypeError, match="never its bytes"):
         FileSource({"id": "F1", "content": b"RIFF...."})
