@@ -231,6 +231,9 @@ class SlackAdapter:
         token = await self._workspaces.token(job.workspace)
         return await self._files.open(job.source, token)
 
+    async def public_url(self, job: Job) -> str | None:
+        return None  # Slack's files are private: they are streamed with the bot token
+
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         return await self.chat.post(where, post, key=key)
 

@@ -112,6 +112,13 @@ class ChatPlatform(Protocol):
         """Open the job's private file source (job.source is a FileSource)."""
         ...
 
+    async def public_url(self, job: Job) -> str | None:
+        """A link to the job's file that anyone may fetch for the next hour (Discord's
+        signed CDN links), to hand AssemblyAI instead of streaming the bytes; None when
+        the platform has none (Slack's files need the bot token). If AssemblyAI cannot
+        fetch it, the engine streams the file after all."""
+        ...
+
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         """Post in the thread and return the new message's id."""
         ...

@@ -465,9 +465,8 @@ class Engine:
 
     async def _submit(self, job: Job, platform: ChatPlatform) -> None:
         await self._announce(job)
-        if isinstance(job.source, UrlSource):
-            audio_url = job.source.url
-        else:
+        audio_url = await self._link_for(job, platform)
+        if audio_url is None:
             job = await self._moved(job, _TO_SUBMIT, JobState.FETCHING)
             await self._status(job, messages.status_uploading(), force=True)
             audio_url = await self._upload(job, platform)
@@ -498,6 +497,20 @@ class Engine:
         await self.store.transition(
             job.id, self.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
         )
+
+    async def _link_for(self, job: Job, platform: ChatPlatform) -> str | None:
+        """The URL to hand AssemblyAI as it is, or None to stream the file into an upload:
+        a public link as given, or a platform's public link to its file unless AssemblyAI
+        already failed to fetch that."""
+        if isinstance(job.source, UrlSource):
+            return job.source.url
+        if job.direct_failed:
+            return None
+        try:
+            return await platform.public_url(job)
+        except PlatformError as exc:
+            log.info("job %s: no public link (%s); streaming the file", job.id, exc.message)
+            return None
 
     async def _upload(self, job: Job, platform: ChatPlatform) -> str:
         assert isinstance(job.source, FileSource)
@@ -563,6 +576,21 @@ class Engine:
         if elapsed is not None:
             self.schedule.learn(duration=job.audio_duration, turnaround=elapsed, polls=polls)
         self._submitted.pop(job.id, None)
+        if _link_refused(job, transcript):
+            # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
+            log.info("job %s: AssemblyAI could not fetch the link; streaming instead", job.id)
+            moved = await self._moved(
+                job,
+                JobState.SUBMITTED,
+                JobState.FETCHING,
+                direct_failed=True,
+                transcript_id=None,
+                attempts=0,
+                next_attempt_at=_now(),
+                release=True,
+            )
+            self._wake.set()
+            return moved
         if transcript.status is TranscriptStatus.COMPLETED:
             return await self._moved(
                 job,
@@ -731,6 +759,16 @@ def _transcript_options(job: Job, config: EngineConfig) -> aai.TranscriptOptions
         webhook_url=webhook,
         webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
         webhook_auth_header_value=config.webhook_secret if webhook else None,
+    )
+
+
+def _link_refused(job: Job, transcript: Transcript) -> bool:
+    """A platform file handed over by link that AssemblyAI could not download."""
+    return (
+        transcript.status is TranscriptStatus.ERROR
+        and isinstance(job.source, FileSource)
+        and not job.direct_failed
+        and (transcript.error or "").startswith("Download error")
     )
 
 

@@ -532,6 +532,9 @@ class RecorderAdapter:
 
     # -- ChatPlatform --------------------------------------------------------------------
 
+    async def public_url(self, job: Job) -> str | None:
+        return None  # like Slack: private files are always streamed
+
     async def open_file(self, job: Job) -> FileStream:
         if not isinstance(job.source, FileSource):
             raise FileUnavailable("this job has no file to open")

@@ -39,6 +39,8 @@ class RecordingPlatform:
     posts: list[Posted] = field(default_factory=list)
     reactions: list[tuple[str | None, Reaction]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
+    #: file id -> a public link to hand AssemblyAI instead of streaming (like Discord's CDN)
+    links: dict[str, str] = field(default_factory=dict)
     #: method name -> what its next calls do, in order: raise the exception, or (None) work
     faults: dict[str, list[Exception | None]] = field(default_factory=dict)
     #: set to hold open_file streams until released (to catch a job mid-upload)
@@ -96,6 +98,10 @@ class RecordingPlatform:
                 yield data[i : i + self.chunk]
 
         return FileStream(chunks(), len(data), "application/octet-stream")
+
+    async def public_url(self, job: Job) -> str | None:
+        assert isinstance(job.source, FileSource)
+        return self.links.get(str(job.source.ref["id"]))
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         self._fault("post")

@@ -76,8 +76,24 @@ async def test_a_voice_message_gets_a_thread_with_the_transcript(
     assert status["content"] == "✅ Transcribed" and status["edited_timestamp"] is not None
     assert_result(result)
     assert [r.emoji for r in bot.fake.reactions(voice)] == ["✅"]
-    # The file went from the CDN (no bot token) into AssemblyAI's upload.
+    # AssemblyAI fetched the signed CDN link itself (no bot token, nothing uploaded).
     assert [(f.status, f.authorization) for f in bot.fake.cdn_fetches] == [(200, None)]
+    assert [job.direct_failed for job in await bot.store.recent()] == [False]
+
+
+async def test_a_cdn_link_assemblyai_cannot_fetch_is_streamed_instead(
+    bot: Harness, dialogue: Callable[[str], Path]
+) -> None:
+    audio = dialogue("ogg")
+    voice = await bot.fake.dispatch_voice_message(audio=audio.read_bytes(), duration_secs=9.5)
+    # The CDN refuses the first fetch (AssemblyAI's), as for a link that expired.
+    bot.fake.deny_cdn(voice["attachments"][0]["id"], 404, times=1)
+    await run(bot)
+
+    _status, result = bot.bot_messages(int(voice["id"]))
+    assert_result(result)
+    assert [f.status for f in bot.fake.cdn_fetches] == [404, 200]
+    assert [job.direct_failed for job in await bot.store.recent()] == [True]
 
 
 async def test_transcribe_with_a_file_fills_in_the_deferred_response(

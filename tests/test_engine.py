@@ -299,3 +299,26 @@ async def test_many_jobs_respect_the_concurrency_limit(tmp_path, emulator, dialo
         assert 1 <= peak <= 3
         assert len(h.platform.results()) == 12
         assert {len(h.platform.results(o.job.id)) for o in outcomes} == {1}
+
+
+async def test_platform_link_is_handed_over_and_streamed_only_if_it_fails(
+    harness, dialogue, media_server
+):
+    data = dialogue.path.read_bytes()
+    harness.platform.add_file("F5", data)
+    harness.platform.links["F5"] = media_server(dialogue.path)
+    harness.platform.add_file("F6", data)
+    harness.platform.links["F6"] = "http://127.0.0.1:9/expired-link.mp3"
+    by_link = await harness.engine.intake(file_intake("F5", len(data), message="5.1"))
+    fallback = await harness.engine.intake(file_intake("F6", len(data), message="5.2"))
+    await harness.drain()
+    for outcome in (by_link, fallback):
+        [result] = harness.platform.results(outcome.job.id)
+        assert dialogue.script["utterances"][0]["text"] in result.text
+        job = await harness.store.get(outcome.job.id)
+        assert job.state is JobState.DELIVERED
+    assert not (await harness.store.get(by_link.job.id)).direct_failed
+    assert (await harness.store.get(fallback.job.id)).direct_failed
+    # Only the job whose link AssemblyAI could not fetch was uploaded.
+    uploads = [r for r in harness.emulator.requests() if r["path"] == "/v2/upload"]
+    assert len(uploads) == 1

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, Index, MetaData, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 from bot.jobs.records import JobState, Platform
@@ -90,6 +91,7 @@ class JobRow(Base):
     audio_duration: Mapped[float | None] = mapped_column(Float)
     posted: Mapped[dict[str, str]] = mapped_column(JSONDocument)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
+    direct_failed: Mapped[bool] = mapped_column(default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (

@@ -67,7 +67,9 @@ _IN_FLIGHT = frozenset({JobState.RECEIVED, JobState.FETCHING, JobState.SUBMITTED
 _NEXT: dict[JobState, frozenset[JobState]] = {
     JobState.RECEIVED: frozenset({JobState.FETCHING, JobState.SUBMITTED, JobState.FAILED}),
     JobState.FETCHING: frozenset({JobState.SUBMITTED, JobState.FAILED}),
-    JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED}),
+    # submitted -> fetching: AssemblyAI could not fetch a platform file's public link, so
+    # the file is streamed into an upload instead.
+    JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.FETCHING}),
     # completed -> failed: the result could not be rendered; the error is delivered.
     JobState.COMPLETED: frozenset({JobState.DELIVERED, JobState.FAILED}),
     JobState.FAILED: frozenset({JobState.DELIVERED}),
@@ -215,6 +217,8 @@ class Job:
     lease_owner: str | None
     lease_expires_at: datetime | None
     dedupe_key: str
+    #: AssemblyAI could not fetch the platform's public link to the file, so it is streamed
+    direct_failed: bool = False
 
 
 class JobFields(TypedDict, total=False):
@@ -225,6 +229,7 @@ class JobFields(TypedDict, total=False):
     attempts: int
     next_attempt_at: datetime
     audio_duration: float | None
+    direct_failed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -575,6 +575,12 @@ class JobStore:
         async with self._session(write=False) as session:
             return [_job(row) for row in (await session.scalars(query)).all()]
 
+    async def recent(self, limit: int = 50) -> list[Job]:
+        """The newest jobs, delivered or not, newest first."""
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
+        async with self._session(write=False) as session:
+            return [_job(row) for row in (await session.scalars(query)).all()]
+
     async def counts_by_state(self) -> dict[JobState, int]:
         """Jobs per state, every state present (for metrics)."""
         query = select(JobRow.state, func.count()).group_by(JobRow.state)
@@ -740,6 +746,7 @@ def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, An
         "next_attempt_at": now,
         "audio_duration": record.audio_duration,
         "posted": {},
+        "direct_failed": False,
         "lease_owner": None,
         "lease_expires_at": None,
         "transcript_id": None,
@@ -782,6 +789,7 @@ def _job(row: JobRow) -> Job:
         next_attempt_at=row.next_attempt_at,
         audio_duration=row.audio_duration,
         posted=dict(row.posted),
+        direct_failed=row.direct_failed,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
         dedupe_key=row.dedupe_key,

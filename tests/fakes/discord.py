@@ -621,9 +621,14 @@ class FakeDiscord:
         for permission in permissions:
             self.rest.bot_denied[target.id] = self.rest.bot_denied.get(target.id, 0) | permission
 
-    def deny_cdn(self, attachment_id: int | str, status: int = 403) -> None:
-        """Make the CDN refuse one attachment (expiry is done by advancing the clock)."""
+    def deny_cdn(
+        self, attachment_id: int | str, status: int = 403, *, times: int | None = None
+    ) -> None:
+        """Make the CDN refuse one attachment: always, or for its next `times` fetches
+        (expiry is done by advancing the clock)."""
         self.rest.cdn_denied[int(attachment_id)] = status
+        if times is not None:
+            self.rest.cdn_denials_left[int(attachment_id)] = times
 
     def attachment(self, attachment_id: int | str) -> StoredAttachment:
         return self.rest.attachments[int(attachment_id)]

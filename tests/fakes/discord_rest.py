@@ -101,6 +101,7 @@ class RestApi:
         self.command_syncs: list[tuple[int | None, list[JSON]]] = []
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self.cdn_denied: dict[int, int] = {}
+        self.cdn_denials_left: dict[int, int] = {}
         # Permissions a channel overwrite takes from the bot (channel id -> bits).
         self.bot_denied: dict[int, int] = {}
         self.internal_errors: list[Exception] = []
@@ -726,6 +727,12 @@ class RestApi:
                 status = 404
                 return web.Response(status=404, text="404: Not Found")
             denied = self.cdn_denied.get(att.id)
+            left = self.cdn_denials_left.get(att.id)
+            if denied is not None and left is not None:
+                if left <= 1:
+                    del self.cdn_denied[att.id], self.cdn_denials_left[att.id]
+                else:
+                    self.cdn_denials_left[att.id] = left - 1
             if denied is not None:
                 status = denied
                 return web.Response(status=denied, text=f"{denied}: Forbidden")

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("audio_duration", sa.Float(), nullable=True),
         sa.Column("posted", JSON, nullable=False),
         sa.Column("lease_owner", sa.String(128), nullable=True),
+        sa.Column("direct_failed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("lease_expires_at", TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
         sa.UniqueConstraint("dedupe_key", name="uq_jobs_dedupe_key"),
