@@ -16,6 +16,9 @@ Exceptions (all carry AssemblyAI's own `error` message and the HTTP status when 
 
 429, 5xx, connection errors and timeouts are retried with capped exponential backoff and
 full jitter (tenacity); a 429's Retry-After is honoured. Other 4xx are raised at once.
+Creating a transcript is not idempotent (a lost answer to a POST that went through would
+make, and bill, a second transcript), so `submit` is retried only when AssemblyAI surely
+did nothing: a 429, or no connection at all; its caller (the engine) decides the rest.
 """
 
 from __future__ import annotations
@@ -79,7 +82,11 @@ class ServerError(APIError):
 
 
 class TransportError(AssemblyAIError):
-    pass
+    """`sent` is False when no connection was made, so the request surely did nothing."""
+
+    def __init__(self, message: str, status: int | None = None, *, sent: bool = True) -> None:
+        super().__init__(message, status)
+        self.sent = sent
 
 
 class RequestTimeout(AssemblyAIError):
@@ -226,10 +233,14 @@ class _Wait(tenacity.wait.wait_base):
         return self._backoff(retry_state)
 
 
-def _retry_after(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+def _retry_after(policy: RetryPolicy, *, safe_only: bool) -> Callable[[RetryCallState], bool]:
     def retry(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         if not isinstance(exc, _RETRYABLE):
+            return False
+        if safe_only and not (
+            isinstance(exc, RateLimitError) or (isinstance(exc, TransportError) and not exc.sent)
+        ):
             return False
         # A server asking for a longer pause than we are willing to hold a job for.
         return not (
@@ -311,7 +322,10 @@ class AssemblyAIClient:
 
     async def submit(self, audio_url: str, options: TranscriptOptions | None = None) -> Transcript:
         body = (options or TranscriptOptions()).to_json(audio_url)
-        return Transcript.from_json(await self._json("POST", "/v2/transcript", json=body))
+        data = await self._retrying(
+            lambda: self._send("POST", "/v2/transcript", json=body), safe_only=True
+        )
+        return Transcript.from_json(data)
 
     async def get(self, transcript_id: str) -> Transcript:
         return Transcript.from_json(await self._json("GET", f"/v2/transcript/{transcript_id}"))
@@ -393,11 +407,13 @@ class AssemblyAIClient:
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self._retrying(lambda: self._send(method, path, **kwargs))
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[Any]], *, safe_only: bool = False
+    ) -> Any:
         retrying = AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.retry.attempts),
             wait=_Wait(self.retry),
-            retry=_retry_after(self.retry),
+            retry=_retry_after(self.retry, safe_only=safe_only),
             before_sleep=_log_retry,
             reraise=True,
         )
@@ -437,6 +453,9 @@ class AssemblyAIClient:
         except aiohttp.ClientResponseError as exc:
             message = f"bad response from AssemblyAI: {exc.message}"
             raise TransportError(message, exc.status) from exc
+        except aiohttp.ClientConnectorError as exc:
+            message = f"could not connect to AssemblyAI ({type(exc).__name__})"
+            raise TransportError(message, sent=False) from exc
         except (aiohttp.ClientError, ValueError) as exc:
             # ValueError: a body that is not JSON where JSON was promised.
             raise TransportError(f"could not reach AssemblyAI ({type(exc).__name__})") from exc

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
+from bot.jobs.errors import InvalidDatabaseURL
+
 T = TypeVar("T")
 
 DEFAULT_ASSEMBLYAI_BASE_URL: Final = "https://api.assemblyai.com"
 DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
 DEFAULT_SPEECH_MODELS: Final = ("universal-3-pro", "universal-2")
-DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./threadscribe.db"
 DEFAULT_SLACK_API_URL: Final = "https://slack.com/api/"
 DEFAULT_LLM_MODEL: Final = "claude-sonnet-4-5-20250929"
 
@@ -271,13 +273,17 @@ def parse_speech_models(raw: str) -> tuple[str, ...]:
 
 
 def _database_url(raw: str) -> str:
-    scheme = urlsplit(raw).scheme
-    if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+    # The store's own check, which also accepts postgres:// and sqlite:// and pins the
+    # asyncio driver. Only the reason is repeated: a password with a / or # in it would
+    # defeat any attempt to show the rest of the URL safely.
+    try:
+        url = parse_database_url(raw)
+    except InvalidDatabaseURL as exc:
         raise ValueError(
-            "must start with sqlite+aiosqlite:/// (a file) or postgresql+asyncpg:// "
-            f"(got {redact_url(raw)!r})"
-        )
-    return raw
+            f"cannot be used: {exc.reason}. Use sqlite+aiosqlite:///path/to/file.db or "
+            "postgresql+asyncpg://user:password@host/database"
+        ) from None
+    return url.render_as_string(hide_password=False)
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:

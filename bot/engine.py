@@ -151,6 +151,10 @@ class Engine:
         # in the store yet: they already hold a slot towards AssemblyAI.
         self._starting: set[str] = set()
         self._announcing = asyncio.Semaphore(4)
+        # job id -> the finished transcript its poll just fetched, for the delivery that
+        # follows in the same task (so it is not fetched a second time)
+        self._fetched: dict[str, Transcript] = {}
+        self._last_poll: dict[str, float] = {}  # job id -> seconds after submission
 
     # -- intake ------------------------------------------------------------------------
 
@@ -200,16 +204,18 @@ class Engine:
             await self._announce_leased(job)
 
     async def _announce_leased(self, job: Job) -> None:
-        leased = await self.store.lease(job.id, self.owner, lease_seconds=self.config.lease)
-        if leased is None:
-            return  # a worker has it already and announces it itself
         try:
-            await self._announce(leased)
+            leased = await self.store.lease(job.id, self.owner, lease_seconds=self.config.lease)
+            if leased is None:
+                return  # a worker has it already and announces it itself
+            try:
+                await self._announce(leased)
+            finally:
+                await self.store.release(job.id, self.owner, leased.next_attempt_at)
+                self._wake.set()
         except Exception:
+            # The worker announces it when it takes the job; nothing is lost.
             log.warning("could not announce job %s", job.id, exc_info=True)
-        finally:
-            await self.store.release(job.id, self.owner, leased.next_attempt_at)
-            self._wake.set()
 
     async def jobs_of(self, platform: Platform, workspace: str, requester: str) -> list[JobView]:
         """This person's unfinished jobs, oldest first, with queue positions."""
@@ -233,8 +239,16 @@ class Engine:
         job = await self.store.get_by_transcript_id(transcript_id)
         if job is None or job.state is not JobState.SUBMITTED:
             return False
-        await self.store.make_due(job.id)
         self.metrics.webhooks.inc()
+        # Start on it here and now when this process has room, rather than on the loop's
+        # next turn; if someone holds it (a poll under way), it is made due for them.
+        room = len(self._tasks) < self.config.max_tasks and not self._stopping
+        if room and job.id not in self._tasks:
+            taken = await self.store.claim_now(job.id, self.owner, lease_seconds=self.config.lease)
+            if taken is not None:
+                self._start_all([taken])
+                return True
+        await self.store.make_due(job.id)
         self._wake.set()
         return True
 
@@ -297,6 +311,8 @@ class Engine:
 
     async def _next_due_in(self) -> float | None:
         """Seconds until a job this process could claim becomes due (None: none waits)."""
+        if len(self._tasks) >= self.config.max_tasks:
+            return None  # no room: a finishing task wakes the loop
         states = _UNFINISHED if await self._free_slots() > 0 else _UNGATED
         when = await self.store.next_due(states, platforms=list(self.platforms))
         if when is None:
@@ -335,10 +351,15 @@ class Engine:
         return started
 
     def _start_all(self, jobs: list[Job]) -> int:
+        started = 0
         for job in jobs:
+            running = self._tasks.get(job.id)
+            if running is not None and not running.done():
+                continue  # its step outlived the lease; it ends by itself
             task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
             self._tasks[job.id] = task
-        return len(jobs)
+            started += 1
+        return started
 
     def _spawn_side(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -363,6 +384,7 @@ class Engine:
         finally:
             if self._tasks.get(job.id) is asyncio.current_task():
                 del self._tasks[job.id]
+            self._fetched.pop(job.id, None)
             self._starting.discard(job.id)
             self._wake.set()
 
@@ -370,10 +392,24 @@ class Engine:
     async def _renewing(self, job: Job) -> AsyncIterator[None]:
         """Keep the lease alive while a long step (an upload) runs."""
 
+        step = asyncio.current_task()
+
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.config.lease / 3)
-                await self.store.renew(job.id, self.owner, lease_seconds=self.config.lease)
+                try:
+                    held = await self.store.renew(
+                        job.id, self.owner, lease_seconds=self.config.lease
+                    )
+                except Exception:
+                    log.warning("job %s: lease renewal failed; trying again", job.id)
+                    continue
+                if held is None:
+                    # Someone else holds the job now: stop working on it here.
+                    log.warning("job %s: lease lost; stopping this step", job.id)
+                    if step is not None:
+                        step.cancel()
+                    return
 
         task = asyncio.create_task(renew())
         try:
@@ -434,6 +470,7 @@ class Engine:
             JobState.FAILED,
             last_error=message,
             next_attempt_at=_now(),
+            attempts=0,
         )
         if failed is not None:
             platform = self.platforms[job.platform]
@@ -457,6 +494,7 @@ class Engine:
             last_error=f"undeliverable: {message}",
             release=True,
         )
+        self._last_status.pop(job.id, None)
         if ended is not None:
             log.warning("job %s could not be delivered: %s", job.id, message)
             self.metrics.deliveries.labels(job.platform.value, "undeliverable").inc()
@@ -564,6 +602,8 @@ class Engine:
         submitted = self._submitted.get(job.id)
         elapsed = time.monotonic() - submitted if submitted is not None else None
         if not transcript.status.done:
+            if elapsed is not None:
+                self._last_poll[job.id] = elapsed
             await self._status(job, messages.status_transcribing(elapsed))
             delay = self.schedule.next_delay(
                 elapsed=elapsed or 0.0,
@@ -573,8 +613,11 @@ class Engine:
             )
             await self.store.poll_later(job.id, self.owner, _now() + timedelta(seconds=delay))
             return replace(job, lease_owner=None)
+        previous = self._last_poll.pop(job.id, None)
         if elapsed is not None:
-            self.schedule.learn(duration=job.audio_duration, turnaround=elapsed, polls=polls)
+            self.schedule.learn(
+                duration=job.audio_duration, turnaround=elapsed, polls=polls, previous=previous
+            )
         self._submitted.pop(job.id, None)
         if _link_refused(job, transcript):
             # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
@@ -591,25 +634,28 @@ class Engine:
             )
             self._wake.set()
             return moved
+        # `attempts` counted polls while submitted; from here on it counts deliveries.
         if transcript.status is TranscriptStatus.COMPLETED:
+            self._fetched[job.id] = transcript
             return await self._moved(
                 job,
                 JobState.SUBMITTED,
                 JobState.COMPLETED,
                 audio_duration=transcript.audio_duration,
+                attempts=0,
             )
         return await self._moved(
             job,
             JobState.SUBMITTED,
             JobState.FAILED,
             last_error=messages.assemblyai_failed(transcript.error),
+            attempts=0,
         )
 
     # -- deliver -----------------------------------------------------------------------
 
     async def _deliver(self, job: Job, platform: ChatPlatform) -> None:
-        await self._announce(job)
-        job = await self._current(job)
+        job = await self._announce(job)
         where = self._where(job)
         if "result" not in job.posted:
             if job.state is JobState.COMPLETED:
@@ -640,12 +686,14 @@ class Engine:
         self._last_status.pop(job.id, None)
         self._submitted.pop(job.id, None)
         if self.config.delete_after_delivery and job.transcript_id:
-            self._spawn_side(self._delete_transcript(job.transcript_id))
+            # Awaited, not spawned: a shutdown must not drop it. Best effort all the same.
+            await self._delete_transcript(job.transcript_id)
 
     async def _result_post(self, job: Job, platform: ChatPlatform) -> Post:
         assert job.transcript_id is not None
         try:
-            transcript = await self.client.get(job.transcript_id)
+            fetched = self._fetched.pop(job.id, None)
+            transcript = fetched or await self.client.get(job.transcript_id)
             formats = set(job.options.get("formats", ()))
             srt = await self.client.srt(job.transcript_id) if "srt" in formats else None
             vtt = await self.client.vtt(job.transcript_id) if "vtt" in formats else None
@@ -687,10 +735,10 @@ class Engine:
         root = None if (job.thread or job.message) else job.posted.get("status")
         return ThreadRef.of(job, thread=root)
 
-    async def _announce(self, job: Job) -> None:
+    async def _announce(self, job: Job) -> Job:
         """React on the source message and post the status message, once per job."""
         if "status" in job.posted:
-            return
+            return job
         platform = self.platforms[job.platform]
         where = self._where(job)
         await self._platform_call(platform.react(where, Reaction.WORKING))
@@ -703,8 +751,9 @@ class Engine:
         message_id = await self._platform_call(
             platform.post(where, Post(text), key=f"{job.id}:status")
         )
-        await self.store.record_posted(job.id, "status", message_id)
+        updated = await self.store.record_posted(job.id, "status", message_id)
         self._last_status[job.id] = time.monotonic()
+        return updated or job
 
     async def _status(self, job: Job, text: str, *, force: bool = False) -> None:
         """Edit the status message, at most every `status_interval` unless forced."""
@@ -716,6 +765,8 @@ class Engine:
         last = self._last_status.get(job.id)
         if not force and last is not None and now - last < self.config.status_interval:
             return
+        if len(self._last_status) > 10_000:  # jobs finished by other replicas linger
+            self._last_status.clear()
         self._last_status[job.id] = now
         platform = self.platforms[job.platform]
         try:
@@ -774,6 +825,10 @@ def _link_refused(job: Job, transcript: Transcript) -> bool:
 
 def _classify(exc: aai.AssemblyAIError) -> _Retry | _Fail:
     message = messages.explain(exc)
+    if isinstance(exc, aai.AuthenticationError):
+        # The deployment's key is wrong (or was rotated), not the job: keep it for later.
+        log.error("AssemblyAI rejected the API key: check ASSEMBLYAI_API_KEY")
+        return _Retry(message)
     if isinstance(
         exc, aai.RateLimitError | aai.ServerError | aai.TransportError | aai.RequestTimeout
     ):

@@ -3,12 +3,21 @@
 A fixed 3-second poll spends most of its calls on long audio asking a question whose
 answer is known to be "not yet". AssemblyAI's turnaround grows with the audio's length,
 so when the length is known (platforms report it for voice messages and clips) the first
-poll is aimed just before the expected finish and later polls close in quickly. The
-expectation is learned from the jobs this process has seen finish: a job found already
-done at the first poll pulls the estimate earlier, one that needed more polls pushes it
-to what was observed. Without a known length the schedule backs off geometrically.
+poll is aimed just after the expected finish, and a job not done by then is polled again
+after short, growing gaps. The expectation (base + ratio x audio seconds) is fitted to
+what this process has seen finish:
 
-Webhooks, when PUBLIC_URL is set, make all of this a fallback.
+- a job that needed more than one poll finished between its last two polls, a bracket one
+  short gap wide: its middle is a good measurement of the turnaround;
+- a job found done at its first poll only says "done by then". It is read as having
+  finished `probe` seconds before the expected time, so the aim drifts slowly earlier
+  until a job needs a second poll and measures the turnaround again (which keeps the
+  estimate from going stale when AssemblyAI gets faster).
+
+The prior is deliberately quick: a first poll aimed too early costs a call or two, one
+aimed too late costs the whole difference in latency. Without a known length the
+schedule backs off geometrically. Webhooks, when PUBLIC_URL is set, make all of this a
+fallback.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ from bot.transcript import TranscriptStatus
 @dataclass(slots=True)
 class PollSchedule:
     #: expected turnaround = base + ratio * audio seconds (learned, starting from these)
-    base: float = 3.0
-    ratio: float = 0.15
-    #: the first poll aims this fraction of the expected turnaround
-    aim: float = 0.95
+    base: float = 1.0
+    ratio: float = 0.03
+    #: the first poll aims this long after the expected finish
+    margin: float = 0.3
+    #: a job done at its first poll is read as done this long before the expected finish
+    probe: float = 0.02
     #: gaps after the first poll: start small, grow by `growth`, never above `max_gap`
     first_gap: float = 0.5
     growth: float = 1.6
@@ -56,20 +67,30 @@ class PollSchedule:
             if polls == 0:
                 return self.unknown_first
             return min(self.max_gap, max(self.first_gap, elapsed * (self.growth - 1)))
-        first = self.aim * self.expected(duration)
+        first = self.expected(duration) + self.margin
         if polls == 0 and elapsed < first:
             return first - elapsed
         late = max(0, polls - 1)
         return min(self.max_gap, self.first_gap * self.growth**late)
 
-    def learn(self, *, duration: float | None, turnaround: float, polls: int) -> None:
-        """Record a finished job: `turnaround` seconds from submission to the poll that saw
-        it done, which was poll number `polls` (1 = the first), and refit the estimate."""
+    def learn(
+        self,
+        *,
+        duration: float | None,
+        turnaround: float,
+        polls: int,
+        previous: float | None = None,
+    ) -> None:
+        """Record a finished job, seen done `turnaround` seconds after submission at poll
+        number `polls` (1 = the first); `previous`: when the poll before that one found it
+        unfinished (None if unknown). Then refit the estimate."""
         if duration is None or duration <= 0:
             return
-        # Done at the first poll: it may have finished well before, so read it as earlier
-        # than seen; the fit then aims earlier next time until a second poll is needed.
-        self.observed.append((duration, turnaround * (0.8 if polls <= 1 else 1.0)))
+        if polls > 1 and previous is not None and previous < turnaround:
+            seen = (previous + turnaround) / 2
+        else:
+            seen = min(turnaround, self.expected(duration)) - self.probe
+        self.observed.append((duration, max(0.0, seen)))
         self._fit()
 
     def _fit(self) -> None:

@@ -12,6 +12,7 @@ web server, the client and the store close.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -115,6 +116,9 @@ async def serve(
         await engine.start()
         for adapter in adapters:
             await adapter.start(engine)
+        # Everything made at start-up lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stall the event loop for long runs.
+        gc.freeze()
         log.info("threadscribe is running", extra={"platforms": [a.name.value for a in adapters]})
         await stop.wait()
         log.info("shutting down")

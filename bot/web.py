@@ -28,7 +28,8 @@ ENGINE_KEY = web.AppKey("engine", Engine)
 def create_app(
     engine: Engine, extra_routes: Sequence[web.AbstractRouteDef] = ()
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    # Slack's HTTP-mode payloads (a message action on a long message) can be large.
+    app = web.Application(client_max_size=1024 * 1024)
     app[ENGINE_KEY] = engine
     app.router.add_post(WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
@@ -68,7 +69,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await engine.store.ping()
     except StoreError as exc:
-        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
+        # Unauthenticated route: the details go to the log, not to whoever asks.
+        log.warning("readiness: %s", exc)
+        return web.json_response({"status": "unavailable", "store": "unreachable"}, status=503)
     return web.json_response({"status": "ready"})
 
 

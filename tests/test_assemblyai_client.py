@@ -104,11 +104,30 @@ async def test_upload_from_bytes_stream_and_factory_give_the_same_audio(emulator
 async def test_transient_faults_are_retried_until_success(emulator, dialogue, fault):
     async with client_for(emulator) as client:
         upload_url = await client.upload(dialogue.path)
+        submitted = await client.submit(upload_url)
         emulator.clear_requests()
-        emulator.inject({**fault, "path": "/v2/transcript"}, {**fault, "path": "/v2/transcript"})
-        transcript = await client.submit(upload_url)
-    assert transcript.status is TranscriptStatus.QUEUED
-    assert len(api_requests(emulator, "/v2/transcript")) == 3
+        path = f"/v2/transcript/{submitted.id}"
+        emulator.inject({**fault, "path": path}, {**fault, "path": path})
+        transcript = await client.get(submitted.id)
+    assert transcript.id == submitted.id
+    assert len(api_requests(emulator, path)) == 3
+
+
+async def test_submit_is_retried_only_when_assemblyai_surely_did_nothing(emulator, dialogue):
+    async with client_for(emulator) as client:
+        upload_url = await client.upload(dialogue.path)
+        emulator.clear_requests()
+        emulator.inject({"status": 429, "retry_after": 0, "path": "/v2/transcript"})
+        assert (await client.submit(upload_url)).status is TranscriptStatus.QUEUED
+        assert len(api_requests(emulator, "/v2/transcript")) == 2
+        # A 5xx or a dropped connection may come after the job was made: not retried here
+        # (the engine decides), so no second transcript is billed.
+        for fault in ({"status": 503}, {"drop": True}):
+            emulator.clear_requests()
+            emulator.inject({**fault, "path": "/v2/transcript"})
+            with pytest.raises((aai.ServerError, aai.TransportError)):
+                await client.submit(upload_url)
+            assert len(api_requests(emulator, "/v2/transcript")) == 1
 
 
 async def test_retry_after_is_honoured(emulator):

@@ -133,8 +133,8 @@ async def test_replayed_intake_after_delivery_changes_nothing(harness, dialogue,
     ids=["429", "500", "503", "drop"],
 )
 async def test_transient_assemblyai_faults_still_deliver(harness, dialogue, media_server, fault):
-    # More faults than the client's own retries: the engine's backoff takes over.
-    harness.emulator.inject(*[{**fault, "path": "/v2/transcript"}] * 6)
+    # As many faults as the client's own retries: the engine's backoff takes over.
+    harness.emulator.inject(*[{**fault, "path": "/v2/transcript"}] * 4)
     outcome = await harness.engine.intake(url_intake(media_server(dialogue.path)))
     await harness.drain()
     job = await harness.store.get(outcome.job.id)

@@ -27,6 +27,9 @@ async def serving(tmp_path: Path, secret: str | None = SECRET) -> AsyncIterator[
     config = EngineConfig(
         webhook_url="https://bot.example/webhooks/assemblyai",
         webhook_secret=Secret(secret) if secret else None,
+        # No room to work: a webhook then only makes the job due, which these tests read.
+        # (tests/test_engine.py covers a webhook starting the job itself.)
+        max_tasks=0,
     )
     engine = Engine(store, client, {Platform.SLACK: RecordingPlatform()}, config)
     runner = web.AppRunner(create_app(engine))

@@ -75,6 +75,7 @@ from bot.jobs.models import (
     UTCDateTime,
 )
 from bot.jobs.records import (
+    _IN_FLIGHT,
     Admission,
     ChannelSettings,
     IntakeRecord,
@@ -94,7 +95,6 @@ Clock = Callable[[], datetime]
 #: Delivery step names: they become JSON keys (and, on SQLite, part of a JSON path).
 _STEP = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-_IN_FLIGHT = tuple(state for state in JobState if state.in_flight)
 
 # Intakes grouped into one transaction at most (20-odd parameters a row stays far below
 # SQLite's and asyncpg's limits on bound parameters).
@@ -433,6 +433,22 @@ class JobStore:
                 next_attempt_at=_aware(when),
                 attempts=JobRow.attempts + 1,
                 updated_at=self._clock(),
+            )
+        )
+
+    async def claim_now(
+        self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+    ) -> Job | None:
+        """Lease a submitted job at once, due now, if nobody holds it (a webhook said its
+        transcript is done); None if somebody does or it is no longer submitted."""
+        now = _aware(now or self._clock())
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTED, _free(now))
+            .values(
+                next_attempt_at=now,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
             )
         )
 
