@@ -1,0 +1,214 @@
+"""Slack's view of threadscribe under a burst: ack latency of 200 concurrent signed events.
+
+    .venv/bin/python -m bench.slack_ack [--events 200] [--bursts 3]
+
+Four processes, so that each side's figures are its own:
+- this one: Slack (the fake: Web API, private files), which builds and signs the events;
+- the bot: `threadscribe run` in HTTP mode, configured from the environment as deployed
+  (SQLite file store, the real engine working on the jobs while the bursts arrive);
+- the AssemblyAI emulator (`python -m bot.emulator`), which the engine uploads to;
+- the sender: fires a burst of pre-signed `file_share` events at POST /slack/events all at
+  once, each from its own person with its own audio file, and times every answer.
+
+An answer means the job is in the store (intake happens before the acknowledgement), so
+the latency printed is intake + Bolt + signature checking. Slack's limit is 3 s; the target
+is p99 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.slack import BOT_TOKEN, GENERAL, SIGNING_SECRET, FakeSlack
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 30.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the sender's process ------------------------------------------------------------------
+
+
+async def send(requests: list[dict[str, object]], url: str) -> None:
+    """Fire every request at once; print each answer's status and seconds, as JSON.
+
+    One keep-alive connection per request is opened beforehand (with GET /healthz), as
+    Slack's senders keep theirs, so that the times are the bot's, not TCP handshakes'."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        health = url.replace("/slack/events", "/healthz")
+
+        async def warm() -> None:
+            async with session.get(health) as r:
+                await r.read()
+
+        await asyncio.gather(*(warm() for _ in requests))
+
+        async def one(request: dict[str, object]) -> tuple[int, float]:
+            started = time.perf_counter()
+            async with session.post(url, data=request["body"], headers=request["headers"]) as r:  # type: ignore[arg-type]
+                await r.read()
+                return r.status, time.perf_counter() - started
+
+        answers = await asyncio.gather(*(one(r) for r in requests))
+    print(json.dumps(answers), flush=True)
+
+
+# -- Slack's process -----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def process(*args: str, env: dict[str, str], log: Path) -> AsyncIterator[None]:
+    with log.open("wb") as out:
+        child = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=out, stderr=out, cwd=log.parent
+        )
+    try:
+        yield
+    finally:
+        if child.returncode is None:
+            child.terminate()
+            async with asyncio.timeout(20):
+                await child.wait()
+
+
+async def until_up(url: str) -> None:
+    async with aiohttp.ClientSession() as http, asyncio.timeout(STARTUP_TIMEOUT):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as answer:
+                    if answer.status < 500:
+                        return
+            await asyncio.sleep(0.1)
+
+
+async def measure(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="slack-ack-"))
+    bot_port, emulator_port = free_port(), free_port()
+    base_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    async with FakeSlack() as fake:
+        env = base_env | {
+            "ASSEMBLYAI_API_KEY": "bench-key",
+            "ASSEMBLYAI_BASE_URL": emulator_url,
+            "ASSEMBLYAI_LLM_GATEWAY_URL": emulator_url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{work / 'threadscribe.db'}",
+            "PORT": str(bot_port),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "MAX_JOBS_PER_USER": "1000",
+            "MAX_JOBS_PER_CHANNEL": "10000",
+            "LOG_LEVEL": "WARNING",
+        }
+        emulator = [sys.executable, "-m", "bot.emulator", "--port", str(emulator_port)]
+        emulator += ["--api-key", "bench-key", "--processing-time", "0.5", "--concurrency", "50"]
+        bot = [sys.executable, "-m", "bot.cli", "run"]
+        async with (
+            process(*emulator, env=base_env, log=work / "emulator.log"),
+            process(*bot, env=env, log=work / "bot.log"),
+        ):
+            await until_up(f"{emulator_url}/v2/transcript")
+            await until_up(f"http://127.0.0.1:{bot_port}/healthz")
+            url = f"http://127.0.0.1:{bot_port}/slack/events"
+            fake.add_user("U0WARM0001", "warm")
+            warm = [_event(fake, "U0WARM0001", i) for i in range(10)]
+            for request in warm:  # one by one: Bolt's first auth.test, the store's first writes
+                await _fire([request], url, work)
+            latencies: list[float] = []
+            statuses: list[int] = []
+            for burst in range(args.bursts):
+                people = [
+                    fake.add_user(f"U{burst:02d}{i:07d}", f"p{i}").id for i in range(args.events)
+                ]
+                batch = [_event(fake, person, i, args.kind) for i, person in enumerate(people)]
+                answers = await _fire(batch, url, work)
+                statuses += [status for status, _ in answers]
+                seconds = [s for _, s in answers]
+                latencies += seconds
+                print(f"burst {burst + 1}: {len(answers)} events, {_figures(seconds)}", flush=True)
+                await asyncio.sleep(1.0)  # let the engine's work settle between bursts
+        with sqlite3.connect(work / "threadscribe.db") as db:
+            jobs = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    ok = statuses.count(200)
+    p99 = percentile(latencies, 99) * 1000
+    print(f"all bursts: {len(latencies)} events, {ok} answered 200, {jobs - len(warm)} jobs stored")
+    print(f"  {_figures(latencies)} (target p99 <= 100 ms: {'MET' if p99 <= 100 else 'MISSED'})")
+
+
+def _figures(seconds: Sequence[float]) -> str:
+    ms = [s * 1000 for s in seconds]
+    parts = [f"p{q} {percentile(ms, q):.0f} ms" for q in (50, 95, 99)]
+    return ", ".join([*parts, f"max {max(ms):.0f} ms"])
+
+
+def _event(fake: FakeSlack, person: str, i: int, kind: str = "file") -> dict[str, object]:
+    if kind == "file":
+        file = fake.add_file(f"memo-{person}-{i}.m4a", os.urandom(32 * 1024), user=person)
+        envelope = fake.events.file_share(GENERAL, person, [file])
+    else:  # chatter: a message with nothing to transcribe, so no job and no store access
+        envelope = fake.events.message(fake.events.post(GENERAL, person, f"hello {i}"))
+    request = fake.events.http_event(envelope)
+    return {"body": request.body.decode(), "headers": request.headers}
+
+
+async def _fire(batch: list[dict[str, object]], url: str, work: Path) -> list[tuple[int, float]]:
+    requests_file = work / "burst.json"
+    requests_file.write_text(json.dumps(batch))
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.slack_ack", "--send", str(requests_file), "--url", url,
+        stdout=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, _ = await sender.communicate()
+    return [(int(s), float(t)) for s, t in json.loads(out)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--bursts", type=int, default=3)
+    parser.add_argument(
+        "--kind",
+        choices=["file", "chatter"],
+        default="file",
+        help="file: each event shares an audio file (a job each); chatter: plain messages "
+        "(no job: Bolt, signatures and HTTP only)",
+    )
+    parser.add_argument("--send", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.send:
+        asyncio.run(send(json.loads(args.send.read_text()), args.url))
+    else:
+        asyncio.run(measure(args))
+
+
+if __name__ == "__main__":
+    main()
