@@ -96,29 +96,20 @@ class Commands:
         return any(person.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
     async def _status(self, body: Mapping[str, Any]) -> str:
-        # The queue is global (one concurrency limit towards AssemblyAI), so a position
-        # counts every waiting job, not only this workspace's.
-        unfinished = await self._store.unfinished()
-        waiting = [job.id for job in unfinished if job.state is JobState.RECEIVED]
-        mine = [
-            job
-            for job in unfinished
-            if job.platform is Platform.SLACK
-            and job.workspace == body["team_id"]
-            and job.requester == body["user_id"]
-        ]
+        mine = await self._store.jobs_of(Platform.SLACK, body["team_id"], body["user_id"])
         if not mine:
             return texts.NO_JOBS
-        return texts.status_lines([(_what(job), _state(job, waiting)) for job in mine])
+        return texts.status_lines([(_what(job), await self._state(job)) for job in mine])
+
+    async def _state(self, job: Job) -> str:
+        if job.state is JobState.RECEIVED:
+            # The queue is global (one concurrency limit towards AssemblyAI), so a
+            # position counts every waiting job, not only this workspace's.
+            return texts.queued(await self._store.ahead_of(job))
+        return texts.STATE_WORDS.get(job.state.value, job.state.value)
 
 
 def _what(job: Job) -> str:
     if isinstance(job.source, UrlSource):
         return job.source.url
     return str(job.source.ref.get("name") or "a file")
-
-
-def _state(job: Job, waiting: list[str]) -> str:
-    if job.state is JobState.RECEIVED:
-        return texts.queued(waiting.index(job.id))
-    return texts.STATE_WORDS.get(job.state.value, job.state.value)

@@ -373,11 +373,12 @@ class AssemblyAIClient:
         self,
         transcript_id: str,
         *,
-        delays: Callable[[Transcript], float] | None = None,
+        delays: Callable[[Transcript], float],
         on_status: Callable[[Transcript], Awaitable[None] | None] | None = None,
     ) -> Transcript:
-        """Poll until the transcript is completed or error; return it either way."""
-        delay_for = delays or poll_delay
+        """Poll until the transcript is completed or error; return it either way.
+        `delays` says how long to wait after each unfinished answer (bot.polling has the
+        schedule the engine uses)."""
         while True:
             transcript = await self.get(transcript_id)
             if on_status is not None:
@@ -386,7 +387,7 @@ class AssemblyAIClient:
                     await result
             if transcript.status.done:
                 return transcript
-            await asyncio.sleep(delay_for(transcript))
+            await asyncio.sleep(delays(transcript))
 
     # -- LLM Gateway -------------------------------------------------------------------
 
@@ -499,15 +500,3 @@ def _parse_retry_after(response: aiohttp.ClientResponse) -> float | None:
         return max(0.0, float(raw)) if raw is not None else None
     except ValueError:
         return None
-
-
-def poll_delay(transcript: Transcript) -> float:
-    """How long to wait before polling again: sooner for short audio, later for long.
-
-    AssemblyAI processes audio at a fraction of real time, so a fixed poll wastes calls on
-    long files; this scales with the known duration and stays between 1 s and 30 s.
-    """
-    duration = transcript.audio_duration or 0.0
-    if transcript.status is TranscriptStatus.QUEUED:
-        return 3.0
-    return min(30.0, max(1.0, duration * 0.05))

@@ -88,14 +88,6 @@ class IntakeOutcome:
     refused: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobView:
-    """A job as `/transcribe status` shows it: `ahead` is its queue position, if waiting."""
-
-    job: Job
-    ahead: int | None
-
-
 class _Retry(Exception):
     """This step should run again later; `message` explains the last failure."""
 
@@ -216,14 +208,6 @@ class Engine:
         except Exception:
             # The worker announces it when it takes the job; nothing is lost.
             log.warning("could not announce job %s", job.id, exc_info=True)
-
-    async def jobs_of(self, platform: Platform, workspace: str, requester: str) -> list[JobView]:
-        """This person's unfinished jobs, oldest first, with queue positions."""
-        views = []
-        for job in await self.store.jobs_of(platform, workspace, requester):
-            ahead = await self.store.ahead_of(job) if job.state is JobState.RECEIVED else None
-            views.append(JobView(job, ahead))
-        return views
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -347,7 +331,6 @@ class Engine:
             )
             self._starting.update(job.id for job in jobs)
             started += self._start_all(jobs)
-        self.metrics.queue_depth.set(await self.store.count(JobState.RECEIVED))
         return started
 
     def _start_all(self, jobs: list[Job]) -> int:
@@ -757,13 +740,14 @@ class Engine:
 
     async def _status(self, job: Job, text: str, *, force: bool = False) -> None:
         """Edit the status message, at most every `status_interval` unless forced."""
-        job = await self._current(job)
-        message_id = job.posted.get("status")
-        if message_id is None:
-            return
         now = time.monotonic()
         last = self._last_status.get(job.id)
         if not force and last is not None and now - last < self.config.status_interval:
+            return  # decided before any I/O: most polls of a long job end here
+        if "status" not in job.posted:
+            job = await self._current(job)  # announced by another task since it was read
+        message_id = job.posted.get("status")
+        if message_id is None:
             return
         if len(self._last_status) > 10_000:  # jobs finished by other replicas linger
             self._last_status.clear()

@@ -8,12 +8,14 @@ piped or redirected cleanly. Any failure becomes one line on stderr and a non-ze
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import mutagen
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,6 +30,7 @@ from rich.progress import (
 from bot import render
 from bot.assemblyai import AssemblyAIClient, AssemblyAIError, TranscriptFailed, TranscriptOptions
 from bot.config import DEFAULT_LLM_MODEL, Settings
+from bot.polling import PollSchedule
 from bot.sources import FileSource, Source
 from bot.transcript import Transcript, TranscriptStatus
 
@@ -69,7 +72,9 @@ async def transcribe(
         transcript = await client.submit(audio_url, request.options)
         with _status(stderr) as show:
             show(transcript)
-            transcript = await client.wait(transcript.id, on_status=show)
+            transcript = await client.wait(
+                transcript.id, delays=_poll_delays(request.source), on_status=show
+            )
         if transcript.status is TranscriptStatus.ERROR:
             raise TranscriptFailed(transcript.id, transcript.error or "no reason given")
 
@@ -79,6 +84,35 @@ async def transcribe(
         stdout.write(render.plain_text(transcript, summary=summary))
         stdout.flush()
         await _write_outputs(client, transcript, request.outputs)
+
+
+def _poll_delays(source: Source) -> Callable[[Transcript], float]:
+    """The engine's poll schedule, aimed at when a file of this length should be done."""
+    schedule = PollSchedule()
+    duration = _duration(source.path) if isinstance(source, FileSource) else None
+    started = time.monotonic()
+    polls = 0
+
+    def delay(transcript: Transcript) -> float:
+        nonlocal polls
+        polls += 1
+        return schedule.next_delay(
+            elapsed=time.monotonic() - started,
+            polls=polls - 1,
+            duration=duration,
+            status=transcript.status,
+        )
+
+    return delay
+
+
+def _duration(path: Path) -> float | None:
+    try:
+        media = mutagen.File(path)
+    except (mutagen.MutagenError, OSError):
+        return None
+    length = getattr(getattr(media, "info", None), "length", None)
+    return float(length) if length else None
 
 
 async def _audio_url(client: AssemblyAIClient, source: Source, stderr: Console) -> str:

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.engine import WEBHOOK_HEADER, Engine
-from bot.jobs import StoreError
+from bot.jobs import JobState, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     engine = request.app[ENGINE_KEY]
     try:
-        for state, count in (await engine.store.counts_by_state()).items():
+        counts = await engine.store.counts_by_state()
+        for state, count in counts.items():
             engine.metrics.jobs.labels(state.value).set(count)
+        engine.metrics.queue_depth.set(counts[JobState.RECEIVED])
     except StoreError:
         log.warning("metrics: job counts unavailable", exc_info=True)
     body = generate_latest(engine.metrics.registry)

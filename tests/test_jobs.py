@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.jobs import (
     DEFAULT_DATABASE_URL,
+    Admission,
     DatabaseUnavailable,
     FileSource,
     IllegalTransition,
@@ -31,7 +32,9 @@ from bot.jobs import (
     Job,
     JobState,
     JobStore,
+    Limits,
     Platform,
+    Refusal,
     SchemaTooNew,
     StoreClosed,
     UrlSource,
@@ -409,10 +412,19 @@ async def test_unfinished_counts_and_limits(store: JobStore, clock: Clock) -> No
         FAILED: 0,
         DELIVERED: 1,
     }
-    assert await store.active_for_requester(Platform.SLACK, "T01", "U01") == 1
-    assert await store.active_for_channel(Platform.SLACK, "T01", "C01") == 1
-    assert await store.active_for_channel(Platform.SLACK, "T01", "C02") == 1
-    assert await store.active_for_channel(Platform.DISCORD, "T01", "C01") == 0
+    # The limits count jobs in flight only (not completed or delivered), per platform:
+    # U01 has exactly one, and so do C01 and C02; Discord's C01 has none.
+    user_full = await store.admit(record(20), Limits(per_user=1, per_channel=100))
+    assert user_full == Admission(None, False, Refusal.USER_LIMIT)
+    c01_full = await store.admit(record(21, requester="U03"), Limits(100, 1))
+    c02_full = await store.admit(record(22, requester="U03", channel="C02"), Limits(100, 1))
+    assert c01_full.refusal is c02_full.refusal is Refusal.CHANNEL_LIMIT
+    discord = await store.admit(
+        record(23, requester="U03", platform=Platform.DISCORD), Limits(100, 1)
+    )
+    assert discord.created and discord.refusal is None
+    room = await store.admit(record(24), Limits(per_user=2, per_channel=2))
+    assert room.created and room.job is not None
 
 
 async def test_channel_settings(store: JobStore, clock: Clock) -> None:

@@ -606,22 +606,6 @@ class JobStore:
                 counts[state] = count
         return counts
 
-    async def active_for_requester(self, platform: Platform, workspace: str, requester: str) -> int:
-        """Jobs of this user still in flight (received, fetching, submitted)."""
-        return await self._count_in_flight(
-            JobRow.platform == platform,
-            JobRow.workspace == workspace,
-            JobRow.requester == requester,
-        )
-
-    async def active_for_channel(self, platform: Platform, workspace: str, channel: str) -> int:
-        """Jobs of this channel still in flight (received, fetching, submitted)."""
-        return await self._count_in_flight(
-            JobRow.platform == platform,
-            JobRow.workspace == workspace,
-            JobRow.channel == channel,
-        )
-
     # -- deployment secrets --------------------------------------------------------------
 
     async def deployment_secret(self, name: str) -> str:
@@ -730,15 +714,6 @@ class JobStore:
             )
             row = result.one_or_none()
             return None if row is None else _job(row)
-
-    async def _count_in_flight(self, *conditions: ColumnElement[bool]) -> int:
-        query = (
-            select(func.count())
-            .select_from(JobRow)
-            .where(JobRow.state.in_(_IN_FLIGHT), *conditions)
-        )
-        async with self._session(write=False) as session:
-            return (await session.scalar(query)) or 0
 
 
 def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, Any]:
