@@ -183,6 +183,38 @@ async def test_post_message_in_a_thread_is_recorded_and_readable(fake_slack: Fak
     assert (call.token, call.encoding, call.params["thread_ts"]) == (BOT_TOKEN, "json", parent.ts)
 
 
+async def test_history_and_replies_keep_slacks_window_and_metadata_rules(
+    fake_slack: FakeSlack,
+) -> None:
+    parent = fake_slack.events.post(GENERAL, ALICE, "standup recording")
+    client = fake_slack.web_client()
+    meta = {"event_type": "threadscribe_post", "event_payload": {"key": "k1"}}
+    first = await client.chat_postMessage(
+        channel=GENERAL, thread_ts=parent.ts, text="one", metadata=meta
+    )
+    second = await client.chat_postMessage(channel=GENERAL, thread_ts=parent.ts, text="two")
+
+    plain = await client.conversations_replies(channel=GENERAL, ts=parent.ts)
+    assert all("metadata" not in m for m in plain["messages"])  # only when asked
+    asked = await client.conversations_replies(
+        channel=GENERAL, ts=parent.ts, include_all_metadata=True
+    )
+    assert asked["messages"][1]["metadata"] == meta
+
+    after_first = await client.conversations_replies(
+        channel=GENERAL, ts=parent.ts, oldest=first["ts"]
+    )
+    assert [m["ts"] for m in after_first["messages"]] == [parent.ts, second["ts"]]
+    from_first = await client.conversations_replies(
+        channel=GENERAL, ts=parent.ts, oldest=first["ts"], inclusive=True
+    )
+    assert [m["ts"] for m in from_first["messages"]] == [parent.ts, first["ts"], second["ts"]]
+    before = await client.conversations_history(channel=GENERAL, latest=parent.ts)
+    assert parent.ts not in [m["ts"] for m in before["messages"]]
+    upto = await client.conversations_history(channel=GENERAL, latest=parent.ts, inclusive=True)
+    assert upto["messages"][0]["ts"] == parent.ts
+
+
 async def test_form_encoded_post_is_read_like_json(
     fake_slack: FakeSlack, http: aiohttp.ClientSession
 ) -> None:

@@ -567,7 +567,9 @@ class SlackState:
             d["duration_ms"] = file.duration_ms
         return d
 
-    def message_dict(self, msg: Message) -> JSON:
+    def message_dict(self, msg: Message, *, metadata: bool = True) -> JSON:
+        """Slack's wire shape. History and replies carry `metadata` only when asked with
+        include_all_metadata, as on Slack."""
         d: JSON = {"type": "message", "ts": msg.ts, "text": msg.text, "team": msg.team}
         if msg.subtype:
             d["subtype"] = msg.subtype
@@ -587,7 +589,7 @@ class SlackState:
             d["blocks"] = msg.blocks
         if msg.attachments:
             d["attachments"] = msg.attachments
-        if msg.metadata:
+        if msg.metadata and metadata:
             d["metadata"] = msg.metadata
         if msg.files:
             d["files"] = [self.file_dict(self.files[f]) for f in msg.files]

@@ -557,13 +557,23 @@ class WebApi:
         if msg is None:
             raise SlackError("thread_not_found")
         thread = [msg] if msg.is_reply else self.state.thread(ch, ts)
-        return self._page(req, [self.state.message_dict(m) for m in thread], "messages")
+        # The parent comes first whatever the window, as on Slack.
+        thread = thread[:1] + [m for m in thread[1:] if _in_window(req, m.ts)]
+        metadata = req.flag("include_all_metadata")
+        messages = [self.state.message_dict(m, metadata=metadata) for m in thread]
+        return self._page(req, messages, "messages")
 
     async def conversations_history(self, req: ApiRequest) -> JSON:
         ch = self._readable(req)
-        shown = [m for m in ch.messages if not m.deleted and (not m.is_reply or m.reply_broadcast)]
+        shown = [
+            m
+            for m in ch.messages
+            if not m.deleted and (not m.is_reply or m.reply_broadcast) and _in_window(req, m.ts)
+        ]
         top = shown[::-1]  # newest first
-        body = self._page(req, [self.state.message_dict(m) for m in top], "messages")
+        metadata = req.flag("include_all_metadata")
+        messages = [self.state.message_dict(m, metadata=metadata) for m in top]
+        body = self._page(req, messages, "messages")
         return {**body, "pin_count": 0}
 
     async def conversations_join(self, req: ApiRequest) -> JSON:
@@ -851,3 +861,18 @@ class WebApi:
                 )
             )
         return web.Response(text="ok", content_type="text/plain")
+
+
+def _in_window(req: ApiRequest, ts: str) -> bool:
+    """Slack's `oldest`/`latest` bounds (exclusive unless `inclusive`) on a message ts."""
+    inclusive = req.flag("inclusive")
+    oldest, latest = req.arg("oldest"), req.arg("latest")
+    try:
+        at = float(ts)
+        if oldest is not None and (at < float(oldest) or (at == float(oldest) and not inclusive)):
+            return False
+        return not (
+            latest is not None and (at > float(latest) or (at == float(latest) and not inclusive))
+        )
+    except ValueError as exc:
+        raise SlackError("invalid_ts_oldest" if oldest else "invalid_ts_latest") from exc
