@@ -35,7 +35,8 @@ import aiohttp
 import tenacity
 from tenacity import AsyncRetrying, RetryCallState
 
-from bot.config import DEFAULT_SPEECH_MODELS, Secret
+from bot.config import Secret
+from bot.models import DEFAULT_SPEECH_MODELS
 from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.errors import InvalidDatabaseURL
+from bot.models import (
+    DEFAULT_LLM_MODEL,
+    DEFAULT_SPEECH_MODELS,
+    speech_model_problem,
+    speech_model_warning,
+)
 
 T = TypeVar("T")
 
 DEFAULT_ASSEMBLYAI_BASE_URL: Final = "https://api.assemblyai.com"
 DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
-DEFAULT_SPEECH_MODELS: Final = ("universal-3-pro", "universal-2")
 DEFAULT_SLACK_API_URL: Final = "https://slack.com/api/"
-DEFAULT_LLM_MODEL: Final = "claude-sonnet-4-5-20250929"
 
 
 class Secret:
@@ -262,14 +266,25 @@ _MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 
 
 def parse_speech_models(raw: str) -> tuple[str, ...]:
-    """`a,b,c` -> ('a', 'b', 'c'); ValueError explains a malformed list."""
+    """`a,b,c` -> ('a', 'b', 'c'); ValueError explains a malformed list or a model that
+    AssemblyAI does not accept (checked before anything is spent)."""
     models = tuple(m.strip() for m in raw.split(",") if m.strip())
     if not models or not all(_MODEL.match(m) for m in models):
         raise ValueError(
-            f"must be a comma-separated list of model names, e.g. universal-3-pro,universal-2 "
-            f"(got {raw!r})"
+            "must be a comma-separated list of model names, e.g. "
+            f"{','.join(DEFAULT_SPEECH_MODELS)} (got {raw!r})"
         )
+    problems = [p for p in map(speech_model_problem, models) if p is not None]
+    if problems:
+        raise ValueError("names a model AssemblyAI does not accept: " + "; ".join(problems))
+    if len(set(models)) != len(models):
+        raise ValueError(f"names a model twice (got {raw!r})")
     return models
+
+
+def speech_model_warnings(models: tuple[str, ...]) -> list[str]:
+    """Deprecation notes for the configured models (a warning at start and in doctor)."""
+    return [w for w in map(speech_model_warning, models) if w is not None]
 
 
 def _database_url(raw: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 from bot import assemblyai as aai
 from bot import messages, render
 from bot.chat import ChatPlatform, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
-from bot.config import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS, Secret
+from bot.config import Secret
 from bot.jobs import (
     FileSource,
     IntakeRecord,
@@ -41,6 +41,7 @@ from bot.jobs import (
     UrlSource,
 )
 from bot.metrics import Metrics
+from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
 from bot.transcript import Transcript, TranscriptStatus
 

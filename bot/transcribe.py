@@ -29,7 +29,8 @@ from rich.progress import (
 
 from bot import render
 from bot.assemblyai import AssemblyAIClient, AssemblyAIError, TranscriptFailed, TranscriptOptions
-from bot.config import DEFAULT_LLM_MODEL, Settings
+from bot.config import Settings
+from bot.models import DEFAULT_LLM_MODEL
 from bot.polling import PollSchedule
 from bot.sources import FileSource, Source
 from bot.transcript import Transcript, TranscriptStatus

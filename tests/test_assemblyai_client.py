@@ -291,7 +291,7 @@ async def test_submit_body_follows_the_options(capture):
     default, custom = (json.loads(b) for b in bodies)
     assert default == {
         "audio_url": "https://media.example/a.mp3",
-        "speech_models": ["universal-3-pro", "universal-2"],
+        "speech_models": ["assemblyai-stt-3-7", "universal-2"],
         "language_detection": True,
         "speaker_labels": True,
     }

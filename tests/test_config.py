@@ -9,6 +9,7 @@ from bot.config import (
     Secret,
     Settings,
     redact_url,
+    speech_model_warnings,
 )
 
 KEY = "aai-test-key-0123456789"
@@ -74,11 +75,11 @@ def test_eu_base_url_and_model_list():
     settings = Settings.from_env(
         {
             "ASSEMBLYAI_BASE_URL": "https://api.eu.assemblyai.com",
-            "ASSEMBLYAI_SPEECH_MODELS": "universal-2, slam-1",
+            "ASSEMBLYAI_SPEECH_MODELS": "universal-2, assemblyai-stt-3-7",
         }
     )
     assert settings.assemblyai_base_url == "https://api.eu.assemblyai.com"
-    assert settings.speech_models == ("universal-2", "slam-1")
+    assert settings.speech_models == ("universal-2", "assemblyai-stt-3-7")
 
 
 def test_missing_key_is_explained():
@@ -118,3 +119,26 @@ def test_half_configured_slack_says_what_is_missing():
 def test_redact_url():
     assert redact_url("postgresql+asyncpg://u:pw@h:5432/d") == "postgresql+asyncpg://u:***@h:5432/d"
     assert redact_url("sqlite+aiosqlite:///./x.db") == "sqlite+aiosqlite:///./x.db"
+
+
+def test_speech_models_are_checked_before_anything_is_spent() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "best,universal-2"})
+    [problem] = caught.value.problems
+    assert problem.startswith("ASSEMBLYAI_SPEECH_MODELS names a model AssemblyAI does not accept")
+    assert "best is no longer offered by AssemblyAI" in problem
+    assert "assemblyai-stt-3-7" in problem
+    with pytest.raises(ConfigError, match="slam-2 is not an AssemblyAI speech model"):
+        Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "slam-2"})
+    with pytest.raises(ConfigError, match="names a model twice"):
+        Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "universal-2,universal-2"})
+
+
+def test_deprecated_speech_models_are_accepted_with_a_warning() -> None:
+    settings = Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "universal-3-pro,universal-2"})
+    assert settings.speech_models == ("universal-3-pro", "universal-2")
+    assert speech_model_warnings(settings.speech_models) == [
+        "universal-3-pro is deprecated by AssemblyAI: use assemblyai-stt-3-7 instead"
+    ]
+    assert speech_model_warnings(DEFAULT_SPEECH_MODELS) == []
+    assert DEFAULT_SPEECH_MODELS == ("assemblyai-stt-3-7", "universal-2")

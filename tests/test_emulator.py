@@ -17,12 +17,12 @@ import pytest
 from tests import openapi_schema
 from tests.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
 
-MODELS = ["universal-3-pro", "universal-2"]
+MODELS = ["assemblyai-stt-3-7", "universal-2"]
 UNAUTHORIZED = {"error": "Authentication error, API token missing/invalid"}
 NOT_FOUND_ID = {"error": "Transcript lookup error, transcript id not found"}
 SPEECH_MODELS_ERROR = (
     '"speech_models" must be a non-empty list containing one or more of: '
-    '"universal-3-pro", "universal-2"'
+    '"assemblyai-stt-3-7", "universal-3-5-pro", "universal-2"'
 )
 
 
@@ -290,7 +290,7 @@ async def test_scripted_audio_is_transcribed_to_its_script(
     assert done["text"] == " ".join(w["text"] for w in done["words"])
     assert done["audio_duration"] == int(sample.duration + 0.5)
     assert done["language_code"] == "en_us" and done["language_confidence"] is None
-    assert done["speech_model_used"] == "universal-3-pro"
+    assert done["speech_model_used"] == "assemblyai-stt-3-7"
     assert 0 <= done["confidence"] <= 1
     words = done["words"]
     assert all(w["speaker"] in ("A", "B") for w in words)

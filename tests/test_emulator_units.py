@@ -111,9 +111,10 @@ def test_word_search_matches_words_and_phrases_ignoring_case() -> None:
 
 
 def test_model_used_falls_back_for_other_languages() -> None:
-    both = ("universal-3-pro", "universal-2")
-    assert model_used(both, "en_us") == "universal-3-pro"
-    assert model_used(both, "ja") == "universal-2"
+    both = ("assemblyai-stt-3-7", "universal-2")
+    assert model_used(both, "en_us") == "assemblyai-stt-3-7"
+    assert model_used(both, "sw") == "universal-2"
+    assert model_used(("universal-3-pro", "universal-2"), "ja") == "universal-2"
     assert model_used(("universal-3-pro",), "ja") == "universal-3-pro"
 
 

@@ -43,7 +43,7 @@ def sdk(server: EmulatorServer) -> Iterator[EmulatorServer]:
             setattr(aai.settings, name, value)
 
 
-CONFIG = {"speech_models": ["universal-3-pro", "universal-2"]}
+CONFIG = {"speech_models": ["assemblyai-stt-3-7", "universal-2"]}
 
 
 def test_sdk_transcribes_a_two_speaker_dialogue(
@@ -59,7 +59,7 @@ def test_sdk_transcribes_a_two_speaker_dialogue(
     assert [(u.speaker, u.text) for u in transcript.utterances] == expected
     assert transcript.text == " ".join(text for _, text in expected)
     assert transcript.audio_duration == int(sample.duration + 0.5)
-    assert transcript.json_response["speech_model_used"] == "universal-3-pro"
+    assert transcript.json_response["speech_model_used"] == "assemblyai-stt-3-7"
 
     srt = transcript.export_subtitles_srt()
     vtt = transcript.export_subtitles_vtt(chars_per_caption=32)
@@ -134,7 +134,7 @@ def test_the_plain_http_flow_of_the_docs(
             return json.load(response)
 
     upload_url = call("POST", "/v2/upload", sample.path.read_bytes())["upload_url"]
-    data = {"audio_url": upload_url, "speech_models": ["universal-3-pro", "universal-2"]}
+    data = {"audio_url": upload_url, "speech_models": ["assemblyai-stt-3-7", "universal-2"]}
     transcript_id = call(
         "POST", "/v2/transcript", json.dumps(data).encode(), **{"content-type": "application/json"}
     )["id"]

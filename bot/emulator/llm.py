@@ -19,28 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.models import LLM_MODELS
+
 from .errors import GatewayError
 
-# Model ids listed in AssemblyAI's LLM Gateway docs.
-MODELS = frozenset(
-    {
-        "claude-opus-4-6",
-        "claude-sonnet-4-5-20250929",
-        "claude-sonnet-4-20250514",
-        "claude-opus-4-20250514",
-        "claude-haiku-4-5-20251001",
-        "claude-3-haiku-20240307",
-        "gpt-5",
-        "gpt-5-mini",
-        "gpt-5-nano",
-        "gpt-4.1",
-        "gpt-oss-120b",
-        "gpt-oss-20b",
-        "gemini-2.5-pro",
-        "gemini-2.5-flash",
-        "gemini-2.5-flash-lite",
-    }
-)
+# Model ids the LLM Gateway serves: the bot's own list (bot/models.py).
+MODELS = LLM_MODELS
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 CHARS_PER_TOKEN = 4
 POINTS_PER_SPEAKER = 2

@@ -15,17 +15,18 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.models import ACCEPTED_SPEECH_MODELS, LISTED_SPEECH_MODELS
+
 from .errors import ApiError
 
-# Models `speech_models` accepts; the live API lists exactly these in its error message.
-SPEECH_MODELS: tuple[str, ...] = ("universal-3-pro", "universal-2")
-# Languages Universal-3 Pro transcribes; others route to the next model in the list.
-UNIVERSAL_3_PRO_LANGUAGES = frozenset({"en", "es", "de", "fr", "pt", "it"})
+# Models `speech_models` accepts, and those the live API lists in its error message: the
+# bot's own list (bot/models.py), so the emulator enforces what the bot checks.
+SPEECH_MODELS: tuple[str, ...] = ACCEPTED_SPEECH_MODELS
 
 # Live API wording.
 SPEECH_MODELS_ERROR = (
     '"speech_models" must be a non-empty list containing one or more of: '
-    + ", ".join(f'"{m}"' for m in SPEECH_MODELS)
+    + ", ".join(f'"{m}"' for m in LISTED_SPEECH_MODELS)
 )
 # Live API wording.
 SPEECH_MODEL_DEPRECATED = (

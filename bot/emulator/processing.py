@@ -14,10 +14,11 @@ import logging
 from collections import deque
 from functools import partial
 
+from bot.models import SPEECH_MODEL_LANGUAGES
+
 from .config import EmulatorConfig
 from .fetch import DownloadError, Fetcher
 from .media import NotAudioError, probe
-from .params import UNIVERSAL_3_PRO_LANGUAGES
 from .scripts import Options, ScriptError, load_script, transcribe
 from .store import TranscriptRecord
 from .webhooks import WebhookSender
@@ -29,10 +30,11 @@ TOO_SHORT = "Audio duration is too short."  # documented wording
 
 
 def model_used(models: tuple[str, ...], language_code: str) -> str:
-    """The first listed model that handles the language (Universal-3 Pro: six languages)."""
+    """The first listed model that handles the language (bot/models.py says which do)."""
     base = language_code.split("_")[0]
     for model in models:
-        if model != "universal-3-pro" or base in UNIVERSAL_3_PRO_LANGUAGES:
+        languages = SPEECH_MODEL_LANGUAGES.get(model)
+        if languages is None or base in languages:
             return model
     return models[0]
 
