@@ -117,3 +117,15 @@ def cdn_refused(status: int) -> str:
 
 def refused_by_discord(status: int, code: int, text: str) -> str:
     return f"Discord refused the request ({status}, code {code}: {text})"
+
+
+# -- operators: threadscribe doctor -------------------------------------------------------
+
+INTENT_OFF: Final = (
+    "the Message Content intent is off: in the Developer Portal open Bot -> Privileged "
+    "Gateway Intents and switch on Message Content Intent (without it the bot cannot connect)"
+)
+
+
+def no_server(invite: str) -> str:
+    return f"the bot is in no server yet: open {invite} to invite it"

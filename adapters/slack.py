@@ -30,7 +30,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_texts as texts
-from adapters.base import FileSource, FileStream, FileUnavailable, Post, Reaction, ThreadRef
+from adapters.base import (
+    FileSource,
+    FileStream,
+    FileUnavailable,
+    PlatformError,
+    Post,
+    Reaction,
+    ThreadRef,
+)
 from adapters.slack_app import SlackBolt
 from adapters.slack_chat import AUTH_ERRORS, SlackChat
 from adapters.slack_commands import Commands
@@ -184,12 +192,14 @@ class SlackAdapter:
                 await self._client.apps_connections_open(app_token=self._app_token.value)
             except SlackApiError as exc:
                 raise ConfigError([texts.token_refused("SLACK_APP_TOKEN", exc)]) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise PlatformError(texts.unreachable(self._api_url, exc)) from exc
             await self.bolt.connect(self._app_token.value, self._client)
         log.info("Slack adapter started", extra={"mode": self.mode.value})
 
     async def _check_bot_token(self) -> None:
-        """A token Slack refuses stops the start with a message naming it. Slack being
-        unreachable does not: Bolt checks the token again with the first event."""
+        """A token Slack refuses, or Slack out of reach, stops the start with one line
+        naming SLACK_BOT_TOKEN, or Slack's URL."""
         try:
             identity = await self._client.auth_test()
         except SlackApiError as exc:
@@ -197,7 +207,7 @@ class SlackAdapter:
                 raise ConfigError([texts.token_refused("SLACK_BOT_TOKEN", exc)]) from exc
             log.warning("Slack auth.test failed: %s", exc.response.get("error"))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("Slack is not reachable yet (%s); going on", type(exc).__name__)
+            raise PlatformError(texts.unreachable(self._api_url, exc)) from exc
         else:
             log.info("Slack: bot @%s in %s", identity.get("user"), identity.get("team"))
 

@@ -28,9 +28,36 @@ _MANIFEST = "update the app from slack-manifest.yml (App Manifest tab) and reins
 async def check(settings: Settings) -> list[Finding]:
     api = settings.slack_api_url
     findings: list[Finding] = []
-    if settings.slack_client_id and settings.slack_client_secret:
+    if settings.slack_oauth:
         findings.append(await _oauth(settings, web_client(None, base_url=api)))
+        if settings.slack_bot_token:
+            findings.append(
+                warn(
+                    AREA,
+                    "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET switch on multi-workspace installs, "
+                    "so SLACK_BOT_TOKEN is ignored: each workspace's token comes from its "
+                    "install at /slack/install. For one workspace, remove the two OAuth lines",
+                )
+            )
+        if not settings.public_url:
+            findings.append(
+                warn(
+                    AREA,
+                    "multi-workspace installs: PUBLIC_URL is not set, so Slack sends the "
+                    "installing browser to the app's own Redirect URL, which must reach "
+                    "/slack/oauth_redirect here. Set PUBLIC_URL, or remove SLACK_CLIENT_ID and "
+                    "SLACK_CLIENT_SECRET to use SLACK_BOT_TOKEN",
+                )
+            )
     elif settings.slack_bot_token:
+        if settings.slack_client_id or settings.slack_client_secret:
+            findings.append(
+                fail(
+                    AREA,
+                    "only one of SLACK_CLIENT_ID and SLACK_CLIENT_SECRET is set: set both for "
+                    "multi-workspace installs, or neither to use SLACK_BOT_TOKEN",
+                )
+            )
         findings.extend(await _bot(web_client(settings.slack_bot_token.value, base_url=api)))
     else:
         findings.append(

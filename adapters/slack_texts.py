@@ -128,3 +128,9 @@ def token_refused(variable: str, exc: SlackApiError) -> str:
     else:
         where = "OAuth & Permissions → Bot User OAuth Token (xoxb-...); reinstall the app"
     return f"{variable} was refused by Slack ({error}): copy it again from {where}"
+
+
+def unreachable(api_url: str, exc: BaseException) -> str:
+    """Slack-only: the start-up line when the Web API does not answer."""
+    reason = str(exc) or type(exc).__name__
+    return f"cannot reach Slack at {api_url} ({reason}): check SLACK_API_URL and the network"

@@ -490,8 +490,16 @@ async def _error_message(response: aiohttp.ClientResponse) -> str:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
+    if isinstance(body, dict):
+        # v2: {"error": "..."}; the LLM Gateway: {"error": {"message": ...}} or a flat
+        # {"message": ...} (AssemblyAI's gateway has answered in both shapes).
+        error = body.get("error")
+        if isinstance(error, str) and error:
+            return error
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(body.get("message"), str) and body["message"]:
+            return str(body["message"])
     return f"HTTP {response.status} {response.reason or ''}".strip()
 
 

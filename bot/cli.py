@@ -1,7 +1,9 @@
-"""The `threadscribe` command: run | transcribe | emulator.
+"""The `threadscribe` command: run | transcribe | doctor | emulator.
 
-This is the composition root: it loads .env, reads the settings once, and wires the parts
-together. Nothing below it reads the environment.
+This is the composition root: it reads the settings mapping once (the environment over
+`.env` in the working folder, see `bot.config.read_environment`), takes the variables that
+libraries would read by themselves out of `os.environ`, and wires the parts together.
+Nothing below it reads the environment.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dotenv import find_dotenv, load_dotenv
 from rich.console import Console
 
 from bot.assemblyai import TranscriptOptions
-from bot.config import ConfigError, Settings, parse_speech_models
+from bot.chat import PlatformError
+from bot.config import (
+    ConfigError,
+    Environment,
+    Settings,
+    env_file_warnings,
+    parse_speech_models,
+    read_environment,
+    speech_model_warnings,
+    take_library_variables,
+)
 from bot.emulator import cli as emulator_cli
 from bot.messages import explain
 from bot.sources import SourceError, parse_source
@@ -34,8 +45,10 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # The working directory's .env fills in what the environment does not set.
-    load_dotenv(find_dotenv(usecwd=True), override=False)
+    # The working folder's .env fills in what the environment does not set; both are read
+    # into one mapping, and os.environ keeps nothing a library would pick up by itself.
+    args.environment = read_environment(os.environ, Path.cwd())
+    take_library_variables(os.environ)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
@@ -114,8 +127,21 @@ def _fail(message: str) -> None:
     print(f"threadscribe: error: {message}", file=sys.stderr, flush=True)
 
 
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+def _warn(message: str) -> None:
+    print(f"threadscribe: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, or ConfigError with every problem (`.env` lines included); warnings
+    (a deprecated model, a misspelt name in `.env`) are printed and do not stop anything."""
+    env: Environment = args.environment
+    settings, problems = Settings.read(env.values)
+    for warning in [*env_file_warnings(env), *speech_model_warnings(settings.speech_models)]:
+        _warn(warning)
+    problems = [*env.problems, *problems]
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -123,7 +149,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = _settings()
+        settings = _settings(args)
         settings.require_assemblyai_key()
         source = parse_source(args.source)
     except (ConfigError, SourceError) as exc:
@@ -161,11 +187,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.run import builtin_factories, load_factory, serve
 
     try:
-        settings = _settings()
+        settings = _settings(args)
         settings.require_assemblyai_key()
         # Extra adapters by import path ("package.module:function", comma-separated): an
         # extension point, and how the tests plug in a recording platform.
-        extra = [s for s in os.environ.get("THREADSCRIBE_ADAPTERS", "").split(",") if s.strip()]
+        listed = args.environment.values.get("THREADSCRIBE_ADAPTERS", "")
+        extra = [s for s in listed.split(",") if s.strip()]
         if not extra:
             settings.require_platform()
         factories = [*builtin_factories(settings), *(load_factory(s.strip()) for s in extra)]
@@ -179,6 +206,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings, factories))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _fail(problem)
+        return EXIT_USAGE
+    except PlatformError as exc:
+        # A platform that refuses its token is a setting to fix (2); one out of reach is
+        # a failure to start (1). Either way, one line naming it.
+        _fail(exc.message)
+        return EXIT_FAILED if exc.retryable else EXIT_USAGE
     except Exception as exc:
         log.debug("run failed", exc_info=True)
         _fail(explain(exc))
@@ -187,16 +223,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bot.doctor import run_doctor
+    from bot.doctor import run_doctor, settings_findings
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        for problem in exc.problems:
-            _fail(problem)
-        return EXIT_FAILED
     logging.basicConfig(level=logging.CRITICAL)
-    return asyncio.run(run_doctor(settings, sys.stdout))
+    env: Environment = args.environment
+    settings, problems = Settings.read(env.values)
+    first = settings_findings(env, settings, problems)
+    return asyncio.run(run_doctor(settings, sys.stdout, first=first))
 
 
 def _configure_logging(level: str) -> None:

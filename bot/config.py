@@ -1,4 +1,11 @@
-"""Settings, read once from a mapping (the environment plus .env, loaded by the CLI).
+"""Settings, read once from a mapping: the environment over `.env` in the working folder.
+
+`read_environment()` builds that mapping for the composition root (the CLI). `.env` is
+read into it, never copied into `os.environ`, and an empty value means unset wherever it
+comes from: a template copied as it is means "the defaults". The variables that Slack's
+libraries would read by themselves are then taken out of `os.environ`
+(`take_library_variables`), so that nothing below the composition root picks up a setting
+on its own: every library gets its values explicitly.
 
 Every problem is reported in one line naming the variable and what to do about it, and all
 problems are reported together so an operator fixes them in one pass. Secrets are wrapped
@@ -8,11 +15,18 @@ in `Secret`, whose repr and str never show the value.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import io
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.errors import InvalidDatabaseURL
@@ -27,7 +41,27 @@ T = TypeVar("T")
 
 DEFAULT_ASSEMBLYAI_BASE_URL: Final = "https://api.assemblyai.com"
 DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
+EU_LLM_GATEWAY_URL: Final = "https://llm-gateway.eu.assemblyai.com"
 DEFAULT_SLACK_API_URL: Final = "https://slack.com/api/"
+ENV_FILE: Final = ".env"
+_LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Variables read by the composition root itself rather than by `Settings`.
+EXTRA_VARIABLES: Final = frozenset({"THREADSCRIBE_ADAPTERS"})
+#: Variables slack_bolt reads from `os.environ` by itself when a value is not passed (or
+#: is merely present: an empty SLACK_CLIENT_ID switches Bolt to OAuth mode).
+LIBRARY_VARIABLES: Final = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_VERIFICATION_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+    "SLACK_SCOPES",
+    "SLACK_USER_SCOPES",
+    "SLACK_REDIRECT_URI",
+    "SLACK_INSTALL_PATH",
+    "SLACK_REDIRECT_URI_PATH",
+)
 
 
 class Secret:
@@ -84,6 +118,8 @@ class Settings:
     database_url: Secret = dataclasses.field(default_factory=lambda: Secret(DEFAULT_DATABASE_URL))
     public_url: str | None = None
     port: int = 8080
+    #: bind address; None: decided by `bind_host`
+    host: str | None = None
     log_level: str = "INFO"
 
     slack_bot_token: Secret | None = None
@@ -123,6 +159,21 @@ class Settings:
     def discord_enabled(self) -> bool:
         return self.discord_token is not None
 
+    @property
+    def slack_oauth(self) -> bool:
+        """Installs into several workspaces (both OAuth credentials set)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def bind_host(self) -> str:
+        """Where the web server listens: HOST, else every interface when something outside
+        must reach it (PUBLIC_URL for AssemblyAI's webhooks, Slack's HTTP mode), else
+        loopback only, so /metrics is not exposed to the network for nothing."""
+        if self.host:
+            return self.host
+        slack_http = self.slack_enabled and not self.slack_app_token
+        return "0.0.0.0" if self.public_url or slack_http else "127.0.0.1"
+
     def require_assemblyai_key(self) -> Secret:
         if self.assemblyai_api_key is None:
             raise ConfigError([MISSING_API_KEY])
@@ -149,17 +200,29 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read and validate every setting; raise ConfigError listing all problems."""
+        settings, problems = cls.read(env)
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> tuple[Settings, list[str]]:
+        """Every setting, with the default in place of each bad value, and one line per
+        problem (for `doctor`, which reports them all and goes on checking the rest)."""
         reader = _Reader(env)
+        base_url = reader.url("ASSEMBLYAI_BASE_URL", DEFAULT_ASSEMBLYAI_BASE_URL)
         settings = cls(
             assemblyai_api_key=reader.secret("ASSEMBLYAI_API_KEY"),
-            assemblyai_base_url=reader.url("ASSEMBLYAI_BASE_URL", DEFAULT_ASSEMBLYAI_BASE_URL),
-            llm_gateway_url=reader.url("ASSEMBLYAI_LLM_GATEWAY_URL", DEFAULT_LLM_GATEWAY_URL),
+            assemblyai_base_url=base_url,
+            # The gateway follows the API's region unless set otherwise.
+            llm_gateway_url=reader.url("ASSEMBLYAI_LLM_GATEWAY_URL", gateway_for(base_url)),
             speech_models=reader.parse(
                 "ASSEMBLYAI_SPEECH_MODELS", DEFAULT_SPEECH_MODELS, parse_speech_models
             ),
             database_url=Secret(reader.parse("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)),
             public_url=reader.optional_url("PUBLIC_URL"),
             port=reader.parse("PORT", 8080, _port),
+            host=reader.parse("HOST", None, _host),
             log_level=reader.parse("LOG_LEVEL", "INFO", _log_level),
             slack_bot_token=reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-"),
             slack_app_token=reader.secret("SLACK_APP_TOKEN", prefix="xapp-"),
@@ -191,9 +254,137 @@ class Settings:
                 "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (multi-workspace install): "
                 "set both or neither"
             )
-        if reader.problems:
-            raise ConfigError(reader.problems)
-        return settings
+        public = urlsplit(settings.public_url or "")
+        # Plain http is for a bot on this machine only (development, tests): anywhere else
+        # the webhook secret would cross the network in clear, and Slack refuses it.
+        if public.scheme == "http" and public.hostname not in _LOOPBACK_NAMES:
+            reader.problems.append(
+                "PUBLIC_URL must be an https:// URL (http only for 127.0.0.1 or localhost): "
+                "Slack's request URLs are https only, and the webhook secret must not cross "
+                f"the network in clear (got {redact_url(public.geturl())!r})"
+            )
+        reader.problems.extend(_region_problems(settings))
+        return settings, reader.problems
+
+
+class _Asked(dict[str, str]):
+    """An empty mapping that remembers which names were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.names.add(key)
+        return default
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable threadscribe reads (to point out a misspelt one in `.env`)."""
+    asked = _Asked()
+    Settings.read(asked)
+    return frozenset(asked.names) | EXTRA_VARIABLES
+
+
+def _is_eu(url: str) -> bool:
+    return ".eu." in f".{urlsplit(url).hostname or ''}."
+
+
+def gateway_for(base_url: str) -> str:
+    """The LLM Gateway of the region `base_url` is in (EU keys work in the EU only)."""
+    return EU_LLM_GATEWAY_URL if _is_eu(base_url) else DEFAULT_LLM_GATEWAY_URL
+
+
+def _region_problems(settings: Settings) -> list[str]:
+    """The API and the LLM Gateway must be in the same region (an EU key is EU-only)."""
+    hosts = [
+        urlsplit(u).hostname or "" for u in (settings.assemblyai_base_url, settings.llm_gateway_url)
+    ]
+    if not all(h.endswith("assemblyai.com") for h in hosts):
+        return []  # a local emulator or a proxy: nothing to compare
+    api_eu = _is_eu(settings.assemblyai_base_url)
+    if api_eu == _is_eu(settings.llm_gateway_url):
+        return []
+    want = gateway_for(settings.assemblyai_base_url)
+    region = "EU" if api_eu else "US"
+    return [
+        f"ASSEMBLYAI_LLM_GATEWAY_URL is in the other region from ASSEMBLYAI_BASE_URL ({region}): "
+        f"set it to {want} (or leave it unset to follow ASSEMBLYAI_BASE_URL)"
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The settings mapping the composition root reads: the environment over `.env`."""
+
+    values: Mapping[str, str]
+    #: the `.env` file that was read, if there was one
+    dotenv: Path | None = None
+    #: lines of `.env` that cannot be read (each names its line)
+    problems: tuple[str, ...] = ()
+    #: names in `.env` that threadscribe does not know (a misspelling, usually)
+    unknown: tuple[str, ...] = ()
+
+
+def read_environment(environ: Mapping[str, str], folder: Path) -> Environment:
+    """`folder/.env` with the environment over it. Empty values are dropped from both: an
+    empty line in `.env` or an exported empty variable means "unset", never "set to
+    nothing". Nothing is written to `environ`."""
+    path = folder / ENV_FILE
+    from_file: dict[str, str] = {}
+    problems: list[str] = []
+    unknown: list[str] = []
+    dotenv: Path | None = None
+    if path.is_file():
+        dotenv = path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+            text = ""
+        known = known_variables()
+        for binding in parse_stream(io.StringIO(text)):
+            line = binding.original.line
+            if binding.error:
+                problems.append(
+                    f"{path} line {line} is not NAME=value: fix or delete it "
+                    "(comments start with #)"
+                )
+            elif binding.key is not None and binding.key not in known:
+                guess = difflib.get_close_matches(binding.key, sorted(known), n=1)
+                hint = f" (did you mean {guess[0]}?)" if guess else ""
+                unknown.append(f"{path} line {line}: {binding.key} is not a setting{hint}")
+        # Quotes, `export` and comments as python-dotenv reads them; no ${...} expansion,
+        # which would change a secret that happens to contain one.
+        logging.getLogger("dotenv.main").disabled = True  # our own messages say it better
+        values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+        from_file = {k: v.strip() for k, v in values.items() if v and v.strip()}
+    merged = dict(from_file)
+    merged.update({k: v for k, v in environ.items() if v.strip()})
+    return Environment(merged, dotenv, tuple(problems), tuple(unknown))
+
+
+def take_library_variables(environ: MutableMapping[str, str]) -> None:
+    """Remove from `environ` what slack_bolt would read by itself (see LIBRARY_VARIABLES):
+    the settings mapping holds them now, and every library gets them explicitly."""
+    for name in LIBRARY_VARIABLES:
+        environ.pop(name, None)
+
+
+def env_file_warnings(env: Environment) -> list[str]:
+    """What is worth a warning about `.env`: unknown names, and a file others can read."""
+    warnings = list(env.unknown)
+    if env.dotenv is not None:
+        try:
+            mode = env.dotenv.stat().st_mode
+        except OSError:
+            mode = 0
+        if mode & 0o077:
+            warnings.append(
+                f"{env.dotenv} can be read by other users of this machine and holds secrets: "
+                f"chmod 600 {env.dotenv}"
+            )
+    return warnings
 
 
 MISSING_API_KEY: Final = (
@@ -253,6 +444,14 @@ def _port(raw: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"must be a port number between 1 and 65535 (got {raw!r})")
     return int(raw)
+
+
+def _host(raw: str) -> str:
+    if "://" in raw or "/" in raw or " " in raw:
+        raise ValueError(
+            f"must be an address to listen on, such as 127.0.0.1 or 0.0.0.0 (got {raw!r})"
+        )
+    return raw
 
 
 def _log_level(raw: str) -> str:

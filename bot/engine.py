@@ -620,6 +620,13 @@ class Engine:
             return moved
         # `attempts` counted polls while submitted; from here on it counts deliveries.
         if transcript.status is TranscriptStatus.COMPLETED:
+            log.info(
+                "job %s: transcribed by %s (%s s of audio)",
+                job.id,
+                transcript.speech_model_used or "an unnamed model",
+                transcript.audio_duration,
+                extra={"job": job.id, "speech_model": transcript.speech_model_used},
+            )
             self._fetched[job.id] = transcript
             return await self._moved(
                 job,

@@ -274,7 +274,8 @@ def render(
         speakers = "no speaker labels"
     else:
         speakers = _plural(len(stats), "speaker")
-    header = " · ".join(p for p in ("Transcript", duration, language, speakers) if p)
+    parts = ("Transcript", duration, language, speakers, transcript.speech_model_used)
+    header = " · ".join(p for p in parts if p)
     return Document(
         header=header,
         duration=duration,

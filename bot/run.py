@@ -12,18 +12,26 @@ web server, the client and the store close.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import importlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
 from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.assemblyai import AssemblyAIClient
+from bot.assemblyai import (
+    AssemblyAIClient,
+    AssemblyAIError,
+    AuthenticationError,
+    RetryPolicy,
+    Timeouts,
+)
 from bot.chat import Adapter
-from bot.config import Secret, Settings
+from bot.config import ConfigError, Secret, Settings, speech_model_warnings
 from bot.engine import Engine, EngineConfig
 from bot.jobs import JobStore
 from bot.metrics import Metrics
@@ -82,11 +90,16 @@ async def serve(
     settings: Settings,
     factories: Sequence[AdapterFactory],
     *,
-    host: str = "0.0.0.0",
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until `stop` is set (by default on SIGTERM or SIGINT)."""
+    """Run until `stop` is set (by default on SIGTERM or SIGINT).
+
+    Start-up fails fast, with ConfigError naming what to fix, when AssemblyAI rejects the
+    key, PORT is taken, or a platform refuses its token or cannot be reached."""
     stop = stop or _stop_on_signals()
+    for warning in speech_model_warnings(settings.speech_models):
+        log.warning("ASSEMBLYAI_SPEECH_MODELS: %s", warning)
+    await check_api_key(settings)
     store = await JobStore.open(settings.database_url.value)
     client = AssemblyAIClient(
         settings.require_assemblyai_key(),
@@ -111,8 +124,12 @@ async def serve(
         routes = [route for adapter in adapters for route in adapter.routes()]
         runner = web.AppRunner(create_app(engine, routes), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, settings.port).start()
-        log.info("listening on port %d", settings.port)
+        host = settings.bind_host
+        try:
+            await web.TCPSite(runner, host, settings.port).start()
+        except OSError as exc:
+            raise ConfigError([port_taken(host, settings.port, exc)]) from exc
+        log.info("listening on %s port %d", host, settings.port)
         await engine.start()
         for adapter in adapters:
             await adapter.start(engine)
@@ -139,6 +156,43 @@ async def serve(
             await runner.cleanup()
         await client.close()
         await store.close()
+
+
+async def check_api_key(settings: Settings) -> None:
+    """A key AssemblyAI rejects stops the start (jobs would hang at "Uploading" otherwise);
+    AssemblyAI being unreachable is only a warning: jobs wait and retry."""
+    host = urlsplit(settings.assemblyai_base_url).hostname
+    client = AssemblyAIClient(
+        settings.require_assemblyai_key(),
+        base_url=settings.assemblyai_base_url,
+        retry=RetryPolicy(attempts=2, initial_delay=0.2, max_delay=1.0),
+        timeouts=Timeouts(request=5.0, connect=3.0),
+    )
+    try:
+        await client.list(limit=1)  # the cheapest call that needs a valid key
+    except AuthenticationError as exc:
+        raise ConfigError(
+            [
+                f"ASSEMBLYAI_API_KEY was rejected by {host} (401): copy the key again from the "
+                "AssemblyAI dashboard (API keys); an EU key needs "
+                "ASSEMBLYAI_BASE_URL=https://api.eu.assemblyai.com"
+            ]
+        ) from exc
+    except AssemblyAIError as exc:
+        log.warning(
+            "AssemblyAI (%s) did not answer the key check (%s); going on", host, exc.message
+        )
+    finally:
+        await client.close()
+
+
+def port_taken(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"PORT {port} is already in use on {host}: stop what listens there (another "
+            "threadscribe?) or set PORT to a free port"
+        )
+    return f"cannot listen on HOST {host} PORT {port}: {exc.strerror or exc}"
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -105,6 +105,8 @@ class Transcript:
     audio_url: str | None = None
     speaker_labels: bool | None = None
     throttled: bool | None = None
+    #: the model AssemblyAI used (the first of `speech_models` that takes the language)
+    speech_model_used: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -124,6 +126,7 @@ class Transcript:
             audio_url=data.get("audio_url"),
             speaker_labels=data.get("speaker_labels"),
             throttled=data.get("throttled"),
+            speech_model_used=data.get("speech_model_used"),
             raw=dict(data),
         )
 

@@ -8,8 +8,10 @@ from bot.config import (
     ConfigError,
     Secret,
     Settings,
+    read_environment,
     redact_url,
     speech_model_warnings,
+    take_library_variables,
 )
 
 KEY = "aai-test-key-0123456789"
@@ -142,3 +144,74 @@ def test_deprecated_speech_models_are_accepted_with_a_warning() -> None:
     ]
     assert speech_model_warnings(DEFAULT_SPEECH_MODELS) == []
     assert DEFAULT_SPEECH_MODELS == ("assemblyai-stt-3-7", "universal-2")
+
+
+def test_env_file_is_read_into_the_mapping_not_into_the_environment(tmp_path):
+    (tmp_path / ".env").write_text(
+        "ASSEMBLYAI_API_KEY=from-file\n"
+        "SLACK_CLIENT_ID=\n"
+        'DATABASE_URL="sqlite+aiosqlite:///./a b.db"\n'
+        "export PORT=9000  # a comment\n"
+        "WEBHOOK_SECRET=pa${HOME}word\n"
+        "LOG_LEVEL=DEBUG\n"
+    )
+    environ = {"LOG_LEVEL": "ERROR", "PORT": "", "SLACK_CLIENT_SECRET": "  "}
+    before = dict(environ)
+
+    env = read_environment(environ, tmp_path)
+
+    assert environ == before  # nothing copied into the environment
+    assert env.values == {
+        "ASSEMBLYAI_API_KEY": "from-file",
+        "DATABASE_URL": "sqlite+aiosqlite:///./a b.db",
+        "PORT": "9000",  # an empty variable in the environment does not hide the file's
+        "WEBHOOK_SECRET": "pa${HOME}word",  # no expansion: a secret stays as written
+        "LOG_LEVEL": "ERROR",  # the environment wins
+    }
+    assert env.dotenv == tmp_path / ".env" and env.problems == () and env.unknown == ()
+    settings = Settings.from_env(env.values)
+    assert not settings.slack_oauth and settings.port == 9000
+
+
+def test_no_env_file_is_fine(tmp_path):
+    env = read_environment({"PORT": "1234"}, tmp_path)
+    assert env.values == {"PORT": "1234"} and env.dotenv is None
+
+
+def test_library_variables_are_taken_out_of_the_environment():
+    environ = {"SLACK_CLIENT_ID": "", "SLACK_BOT_TOKEN": "xoxb-x", "PATH": "/bin"}
+    take_library_variables(environ)
+    assert environ == {"PATH": "/bin"}
+
+
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, "127.0.0.1"),
+        ({"DISCORD_TOKEN": "t"}, "127.0.0.1"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, "0.0.0.0"),
+        ({"DISCORD_TOKEN": "t", "PUBLIC_URL": "https://bot.example.com"}, "0.0.0.0"),
+        ({"DISCORD_TOKEN": "t", "HOST": "10.1.2.3"}, "10.1.2.3"),
+    ],
+)
+def test_the_web_server_listens_on_loopback_unless_something_outside_needs_it(env, host):
+    assert Settings.from_env(env).bind_host == host
+
+
+def test_the_gateway_follows_the_api_region():
+    eu = Settings.from_env({"ASSEMBLYAI_BASE_URL": "https://api.eu.assemblyai.com"})
+    assert eu.llm_gateway_url == "https://llm-gateway.eu.assemblyai.com"
+    assert Settings.from_env({}).llm_gateway_url == "https://llm-gateway.assemblyai.com"
+    with pytest.raises(ConfigError, match="in the other region"):
+        Settings.from_env(
+            {
+                "ASSEMBLYAI_BASE_URL": "https://api.assemblyai.com",
+                "ASSEMBLYAI_LLM_GATEWAY_URL": "https://llm-gateway.eu.assemblyai.com",
+            }
+        )
+
+
+def test_public_url_must_be_https_except_on_loopback():
+    with pytest.raises(ConfigError, match="PUBLIC_URL must be an https:// URL"):
+        Settings.from_env({"PUBLIC_URL": "http://bot.example.com"})
+    assert Settings.from_env({"PUBLIC_URL": "http://127.0.0.1:8080"}).public_url

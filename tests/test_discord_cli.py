@@ -150,7 +150,7 @@ async def test_a_bad_token_stops_run_with_one_line_naming_discord_token(
     )
     async with asyncio.timeout(30):
         _, stderr = await process.communicate()
-    assert process.returncode == 1
+    assert process.returncode == 2
     errors = [line for line in stderr.decode().splitlines() if "error:" in line]
     assert len(errors) == 1 and "DISCORD_TOKEN" in errors[0], stderr.decode()
     assert "not-the-token" not in stderr.decode()

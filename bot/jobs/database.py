@@ -170,13 +170,28 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
-def head_revision() -> str:
+def _scripts() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
-    head = ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str:
+    head = _scripts().get_current_head()
     assert head is not None
     return head
+
+
+def _sqlite_read_only(url: URL) -> URL | None:
+    """The URL to open a SQLite file read-only (neither the file nor its journal mode is
+    touched), None if the file does not exist; other URLs as they are."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.query.get("uri"):
+        return url
+    path = Path(url.database).expanduser().absolute()
+    if not path.exists():
+        return None
+    return url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
 
 
 @asynccontextmanager
@@ -201,3 +216,43 @@ def _upgrade(connection: Connection, url: str) -> None:
         if revision not in known:
             raise SchemaTooNew(url, revision)
     command.upgrade(config, "head")
+
+
+async def inspect_schema(raw: str | URL, *, connect_timeout: float = 5.0) -> str:
+    """Describe the database without changing it (for `threadscribe doctor`): whether it
+    can be reached and whether `threadscribe run` would create or upgrade its schema.
+
+    A SQLite file that does not exist yet is not created: its folder is checked instead.
+    Raises the store's errors (InvalidDatabaseURL, DatabaseUnavailable, SchemaTooNew).
+    """
+    url = parse_database_url(raw)
+    safe = safe_url(url)
+    check_sqlite_folder(url)
+    readonly = _sqlite_read_only(url)
+    if readonly is None:
+        return f"{safe} does not exist yet: `threadscribe run` creates it"
+    url = readonly
+    engine = (
+        create_async_engine(url)
+        if url.get_backend_name() == "sqlite"
+        else make_engine(url, connect_timeout=connect_timeout, busy_timeout=connect_timeout)
+    )
+    try:
+        async with engine.connect() as conn:
+            heads = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+    except UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(safe, describe(exc, url)) from exc
+    finally:
+        await engine.dispose()
+    if not heads:
+        return f"{safe} is reachable; `threadscribe run` will create the tables"
+    scripts = _scripts()
+    known = {script.revision for script in scripts.walk_revisions()}
+    for revision in heads:
+        if revision not in known:
+            raise SchemaTooNew(safe, revision)
+    if scripts.get_current_head() in heads:
+        return f"{safe} is reachable and its schema is up to date"
+    return f"{safe} is reachable; `threadscribe run` will upgrade its schema"

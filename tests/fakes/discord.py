@@ -123,6 +123,8 @@ class FakeDiscord:
     ) -> None:
         self.token = token
         self.privileged_intents = privileged_intents
+        #: whether GET /users/@me/guilds lists the world's server (False: never invited)
+        self.bot_in_guild = True
         self.world = world or default_world()
         self.clock = clock or FakeClock()
         self.snowflakes = Snowflakes(self.clock)

@@ -110,6 +110,7 @@ class RestApi:
         r("GET", "/gateway", self.get_gateway, auth=False)
         r("GET", "/gateway/bot", self.get_gateway_bot)
         r("GET", "/users/@me", self.get_me)
+        r("GET", "/users/@me/guilds", self.get_my_guilds)
         r("GET", "/users/{user_id}", self.get_user)
         r("POST", "/users/@me/channels", self.create_dm)
         r("GET", "/oauth2/applications/@me", self.get_application)
@@ -414,6 +415,24 @@ class RestApi:
 
     async def get_me(self, request: web.Request) -> web.StreamResponse:
         return json_response(self._fake.bot_user_payload())
+
+    async def get_my_guilds(self, request: web.Request) -> web.StreamResponse:
+        """The servers the bot is in (partial guilds), as GET /users/@me/guilds lists them."""
+        if not self._fake.bot_in_guild:
+            return json_response([])
+        guild = self._fake.world.guild
+        partial = {
+            "id": str(guild.id),
+            "name": guild.name,
+            "icon": None,
+            "banner": None,
+            "owner": False,
+            "permissions": str(int(BOT_PERMISSIONS)),
+            "features": [],
+            "approximate_member_count": None,
+            "approximate_presence_count": None,
+        }
+        return json_response([partial])
 
     async def get_user(self, request: web.Request) -> web.StreamResponse:
         user = self._fake.world.users.get(snowflake(request.match_info["user_id"]))

@@ -1,0 +1,267 @@
+"""A team's first hour, as a person walks it: `.env.example` copied to `.env` in a new
+folder, only the lines they must fill in edited as text, then `threadscribe run`,
+`transcribe` and `doctor` started from that folder with a bare environment.
+
+The bot is a real process; Slack (HTTP mode and Socket Mode), Discord and AssemblyAI are
+the fakes and the emulator of this test, reached over loopback through the URLs the
+`.env` names. The environment also carries `SLACK_CLIENT_ID=` and `SLACK_CLIENT_SECRET=`
+with empty values, as an env file of a container platform would: empty means unset, so
+Slack must stay in single-workspace mode (Bolt switches to OAuth mode when it sees them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters.slack import BOT_SCOPES
+from tests.emulator_server import AudioLibrary, EmulatorServer
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
+from tests.fakes.slack import (
+    ALICE,
+    APP_TOKEN,
+    BOT_TOKEN,
+    GENERAL,
+    SIGNING_SECRET,
+    FakeSlack,
+    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / ".env.example"
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_file(folder: Path, **values: str) -> Path:
+    """`cp .env.example .env`, then edit each named line as a person would: fill in an
+    empty `NAME=` line, or uncomment `# NAME=default` and change its value. A name the
+    template does not show fails the test: the template must list what people set."""
+    lines = TEMPLATE.read_text().splitlines()
+    for name, value in values.items():
+        matches = [
+            i
+            for i, line in enumerate(lines)
+            if line.startswith(f"{name}=") or line.startswith(f"# {name}=")
+        ]
+        assert len(matches) == 1, f"{name} appears {len(matches)} times in .env.example"
+        lines[matches[0]] = f"{name}={value}"
+    path = folder / ".env"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def bare_environment() -> dict[str, str]:
+    """What a shell gives a fresh process, plus the empty OAuth variables of the trap."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(REPO),
+        "SLACK_CLIENT_ID": "",
+        "SLACK_CLIENT_SECRET": "",
+    }
+
+
+async def threadscribe(*args: str, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args,
+        cwd=cwd, env=bare_environment(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(timeout):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def running(folder: Path, port: int) -> AsyncIterator[Callable[[], str]]:
+    """`threadscribe run` from `folder` until /healthz answers; yields a reader of its log."""
+    log_path = folder / "run.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run",
+            cwd=folder, env=bare_environment(), stdout=log, stderr=log,
+        )  # fmt: skip
+
+    def log_text() -> str:
+        return log_path.read_text(errors="replace")
+
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+            while True:
+                if process.returncode is not None:
+                    raise AssertionError(f"threadscribe run exited:\n{log_text()}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                        if answer.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+        yield log_text
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            async with asyncio.timeout(30):
+                await process.wait()
+    assert process.returncode == 0, log_text()
+    assert "Traceback" not in log_text(), log_text()
+
+
+async def until(condition: Callable[[], Any], seconds: float = 45.0) -> Any:
+    for _ in range(int(seconds / 0.05)):
+        if value := condition():
+            return value
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"still false after {seconds} s")
+
+
+def assemblyai_lines(emulator: EmulatorServer) -> dict[str, str]:
+    return {"ASSEMBLYAI_API_KEY": emulator.api_key, "ASSEMBLYAI_BASE_URL": emulator.base_url}
+
+
+async def test_slack_http_mode_from_the_template(
+    fake_slack: FakeSlack, emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
+) -> None:
+    port = free_port()
+    env_file(
+        tmp_path,
+        **assemblyai_lines(emulator),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        PORT=str(port),
+    )
+    sample = audio_library.dialogue("mp3", scripts_dir=emulator.scripts_dir)
+    file = fake_slack.add_file("standup.mp3", sample.path.read_bytes())
+    msg = fake_slack.events.post(GENERAL, ALICE, "from standup", files=[file])
+
+    async with running(tmp_path, port) as log, aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{port}/slack/events"
+        answer = await fake_slack.send_to_app(
+            url, fake_slack.events.http_event(fake_slack.events.message(msg))
+        )
+        assert answer.status == 200
+        await until(lambda: fake_slack.reactions(GENERAL, msg.ts).get("white_check_mark"))
+        # Single-workspace mode: Bolt did not switch to OAuth and serves no install page.
+        async with http.get(f"http://127.0.0.1:{port}/slack/install") as install:
+            assert install.status == 404
+        assert "AuthorizeResult" not in log()
+
+    thread = [m.text for m in fake_slack.bot_messages(GENERAL, thread_ts=msg.ts)]
+    assert any("Good morning." in text for text in thread), thread
+
+
+async def test_slack_socket_mode_from_the_template_and_the_same_env_for_the_cli(
+    fake_slack: FakeSlack, emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
+) -> None:
+    port = free_port()
+    env_file(
+        tmp_path,
+        **assemblyai_lines(emulator),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_URL=fake_slack.api_url,
+        PORT=str(port),
+    )
+    fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)
+    sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
+
+    # `doctor` first, as the README says: all ok, and it leaves nothing behind.
+    status, out, err = await threadscribe("doctor", cwd=tmp_path)
+    assert status == 0, out + err
+    assert "FAIL" not in out and "Traceback" not in out + err
+    assert "Slack: Socket Mode: the app token" in out
+    assert not (tmp_path / "threadscribe.db").exists()
+
+    file = fake_slack.add_file("standup.wav", sample.path.read_bytes())
+    async with running(tmp_path, port):
+        await fake_slack.socket.wait_for_connections(1)
+        envelope = fake_slack.events.file_share(GENERAL, ALICE, [file])
+        delivery = await fake_slack.socket.deliver_event(envelope)
+        await delivery.acknowledged()
+        ts = envelope["event"]["ts"]
+        await until(lambda: fake_slack.reactions(GENERAL, ts).get("white_check_mark"))
+    thread = [m.text for m in fake_slack.bot_messages(GENERAL, thread_ts=ts)]
+    assert any("Good morning." in text for text in thread), thread
+
+    # The same .env drives the terminal command.
+    status, out, err = await threadscribe("transcribe", str(sample.path), cwd=tmp_path)
+    assert status == 0, err
+    assert "Speaker A [00:00]: Good morning." in out
+
+
+async def test_discord_from_the_template(
+    fake_discord: FakeDiscord,
+    emulator: EmulatorServer,
+    audio_library: AudioLibrary,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env_file(
+        tmp_path,
+        **assemblyai_lines(emulator),
+        DISCORD_TOKEN=fake_discord.token,
+        DISCORD_API_URL=fake_discord.api_url,
+        DISCORD_GATEWAY_URL=fake_discord.gateway_url,
+        PORT=str(port),
+    )
+    sample = audio_library.dialogue("ogg", scripts_dir=emulator.scripts_dir)
+    status, out, err = await threadscribe("doctor", cwd=tmp_path)
+    assert status == 0, out + err
+    assert "Discord: the Message Content intent is on" in out
+
+    async with running(tmp_path, port):
+        await fake_discord.wait_for(
+            lambda: any(s.connection for s in fake_discord.gateway.sessions)
+        )
+        voice = await fake_discord.dispatch_voice_message(
+            audio=sample.path.read_bytes(), duration_secs=sample.duration
+        )
+        thread = int(voice["id"])
+
+        def results() -> list[dict[str, Any]]:
+            if thread not in fake_discord.world.channels:
+                return []
+            return [
+                m
+                for m in fake_discord.messages(thread, from_bot=True)
+                if "Good morning." in m["content"]
+            ]
+
+        await until(results)
+
+
+async def test_an_unknown_or_unreadable_line_in_env_is_named(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    path = env_file(tmp_path, **assemblyai_lines(emulator), DISCORD_TOKEN="x")
+    with path.open("a") as env:
+        env.write("SLACK_BOT_TOKN=xoxb-typo\nthis line is not a setting\n")
+    path.chmod(0o644)
+
+    status, _out, err = await threadscribe("run", cwd=tmp_path)
+
+    assert status == 2
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1, err
+    assert f"{path} line " in errors[0] and "is not NAME=value" in errors[0]
+    assert "SLACK_BOT_TOKN is not a setting (did you mean SLACK_BOT_TOKEN?)" in err
+    assert "chmod 600" in err
+    assert "xoxb-typo" not in err
