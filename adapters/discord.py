@@ -34,12 +34,21 @@ import yarl
 from aiohttp import web
 
 from adapters import discord_texts as texts
-from adapters.base import FileSource, FileStream, PlatformError, Post, Reaction, ThreadRef
+from adapters.base import (
+    FileSource,
+    FileStream,
+    PlatformRefused,
+    PlatformUnavailable,
+    Post,
+    Reaction,
+    ThreadRef,
+)
 from adapters.discord_client import GatewayClient, invite_url
 from adapters.discord_delivery import Delivery, Interactions
 from adapters.discord_files import AttachmentFetcher
 from adapters.discord_intake import Intake
-from bot.config import ConfigError, Secret, Settings
+from bot.config import Secret, Settings
+from bot.errors import ConfigError
 from bot.jobs import Job, JobStore, Platform
 from bot.render import DISCORD_MESSAGE_LIMIT
 
@@ -193,13 +202,13 @@ class DiscordAdapter:
         try:
             await self.client.login(self._token.value)
         except discord.LoginFailure as exc:
-            raise PlatformError(texts.TOKEN_REJECTED, retryable=False) from exc
+            raise PlatformRefused(texts.TOKEN_REJECTED) from exc
         except discord.HTTPException as exc:
             reason = f"HTTP {exc.status}: {exc.text}"
-            raise PlatformError(texts.unreachable(discord.http.Route.BASE, reason)) from exc
+            raise PlatformUnavailable(texts.unreachable(discord.http.Route.BASE, reason)) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise PlatformError(texts.unreachable(discord.http.Route.BASE, reason)) from exc
+            raise PlatformUnavailable(texts.unreachable(discord.http.Route.BASE, reason)) from exc
 
     async def _sync_commands(self) -> None:
         tree = self.client.tree
@@ -210,7 +219,7 @@ class DiscordAdapter:
         try:
             synced = await tree.sync(guild=guild)
         except (discord.Forbidden, discord.NotFound) as exc:
-            raise PlatformError(texts.sync_refused(scope, exc.text), retryable=False) from exc
+            raise PlatformRefused(texts.sync_refused(scope, exc.text)) from exc
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             # Commands registered by an earlier start keep working; messages do anyway.
             log.warning("could not register the slash commands %s: %s", scope, exc)
@@ -221,11 +230,11 @@ class DiscordAdapter:
         try:
             await self.client.connect(reconnect=True)
         except discord.PrivilegedIntentsRequired as exc:
-            raise PlatformError(texts.INTENT_MISSING, retryable=False) from exc
+            raise PlatformRefused(texts.INTENT_MISSING) from exc
         except discord.ConnectionClosed as exc:
             if exc.code == 4004:
-                raise PlatformError(texts.TOKEN_REJECTED, retryable=False) from exc
-            raise PlatformError(texts.unreachable("gateway", f"closed {exc.code}")) from exc
+                raise PlatformRefused(texts.TOKEN_REJECTED) from exc
+            raise PlatformUnavailable(texts.unreachable("gateway", f"closed {exc.code}")) from exc
         finally:
             if self._state is _State.RUNNING:
                 log.error("the Discord gateway stopped; no more triggers will be seen")
@@ -242,8 +251,8 @@ class DiscordAdapter:
             return
         if gateway in done:
             gateway.result()  # raises the PlatformError that ended it
-            raise PlatformError(texts.unreachable("gateway", "closed before it was ready"))
-        raise PlatformError(texts.not_ready(self._ready_timeout))
+            raise PlatformUnavailable(texts.unreachable("gateway", "closed before it was ready"))
+        raise PlatformUnavailable(texts.not_ready(self._ready_timeout))
 
     # -- ChatPlatform --------------------------------------------------------------------
 
@@ -281,4 +290,4 @@ class DiscordAdapter:
                 await asyncio.wait_for(self._settled.wait(), self._ready_timeout)
         if self._state not in (_State.RUNNING, _State.STOPPED) or self.client.is_closed():
             # Retryable: the job waits for the next run instead of failing.
-            raise PlatformError(f"the Discord adapter is {self._state.value}")
+            raise PlatformUnavailable(f"the Discord adapter is {self._state.value}")

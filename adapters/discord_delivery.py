@@ -27,7 +27,14 @@ import aiohttp
 import discord
 
 from adapters import discord_texts as texts
-from adapters.base import PlatformError, Post, Reaction, ThreadRef
+from adapters.base import (
+    PlatformError,
+    PlatformRefused,
+    PlatformUnavailable,
+    Post,
+    Reaction,
+    ThreadRef,
+)
 from adapters.discord_format import NO_MENTIONS, Outgoing, nonce, outgoing, thread_name
 
 log = logging.getLogger(__name__)
@@ -126,15 +133,17 @@ async def converted() -> AsyncIterator[None]:
     except PlatformError:
         raise
     except discord.Forbidden as exc:
-        raise PlatformError(texts.forbidden(exc.text or "403"), retryable=False) from exc
+        raise PlatformRefused(texts.forbidden(exc.text or "403")) from exc
     except discord.NotFound as exc:
-        raise PlatformError(texts.CHANNEL_GONE, retryable=False) from exc
+        raise PlatformRefused(texts.CHANNEL_GONE) from exc
     except discord.HTTPException as exc:
         retryable = exc.status >= 500 or exc.status in (401, 429)
         message = texts.refused_by_discord(exc.status, exc.code, exc.text)
-        raise PlatformError(message, retryable=retryable) from exc
+        raise (PlatformUnavailable if retryable else PlatformRefused)(message) from exc
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise PlatformError(texts.unreachable("REST", str(exc) or type(exc).__name__)) from exc
+        raise PlatformUnavailable(
+            texts.unreachable("REST", str(exc) or type(exc).__name__)
+        ) from exc
 
 
 class Delivery:
@@ -239,7 +248,7 @@ class Delivery:
         if self._client.get_guild(guild_id) is None:
             await self._client.wait_until_ready()
             if self._client.get_guild(guild_id) is None:
-                raise PlatformError(texts.CHANNEL_GONE, retryable=False)
+                raise PlatformRefused(texts.CHANNEL_GONE)
         channel = self._client.get_partial_messageable(int(where.channel), guild_id=guild_id)
         try:
             thread = await channel.get_partial_message(anchor).create_thread(

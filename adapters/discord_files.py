@@ -20,7 +20,12 @@ import aiohttp
 import discord
 
 from adapters import discord_texts as texts
-from adapters.base import FileSource, FileStream, FileUnavailable, PlatformError
+from adapters.base import (
+    FileSource,
+    FileStream,
+    FileUnavailable,
+    PlatformUnavailable,
+)
 from bot.jobs.records import JSONScalar
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ class AttachmentFetcher:
         if response.status != 200:
             response.close()
             if response.status >= 500 or response.status == 429:
-                raise PlatformError(texts.cdn_refused(response.status))
+                raise PlatformUnavailable(texts.cdn_refused(response.status))
             raise FileUnavailable(texts.cdn_refused(response.status))
         self._open.add(response)
         size = response.content_length
@@ -124,11 +129,13 @@ class AttachmentFetcher:
 
     async def _get(self, url: str) -> aiohttp.ClientResponse:
         if self._session is None:
-            raise PlatformError("the Discord adapter is not started")
+            raise PlatformUnavailable("the Discord adapter is not started")
         try:
             return await self._session.get(url)  # no Authorization: the CDN is public
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformError(texts.unreachable("CDN", str(exc) or type(exc).__name__)) from exc
+            raise PlatformUnavailable(
+                texts.unreachable("CDN", str(exc) or type(exc).__name__)
+            ) from exc
 
     @staticmethod
     async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -151,9 +158,11 @@ class AttachmentFetcher:
         except discord.Forbidden as exc:
             raise FileUnavailable(texts.CANNOT_READ_HISTORY) from exc
         except discord.HTTPException as exc:
-            raise PlatformError(texts.refused_by_discord(exc.status, exc.code, exc.text)) from exc
+            raise PlatformUnavailable(
+                texts.refused_by_discord(exc.status, exc.code, exc.text)
+            ) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise PlatformError(texts.unreachable("REST", str(exc))) from exc
+            raise PlatformUnavailable(texts.unreachable("REST", str(exc))) from exc
         for attachment in message.attachments:
             if str(attachment.id) == str(ref["id"]):
                 return attachment.url

@@ -34,7 +34,7 @@ from adapters.base import (
     FileSource,
     FileStream,
     FileUnavailable,
-    PlatformError,
+    PlatformUnavailable,
     Post,
     Reaction,
     ThreadRef,
@@ -53,7 +53,8 @@ from adapters.slack_workspaces import (
     oauth_settings,
     web_client,
 )
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.errors import ConfigError
 from bot.jobs import Job, JobStore, Platform
 from bot.jobs.database import make_engine, parse_database_url
 from bot.render import SLACK_SECTION_LIMIT
@@ -193,7 +194,7 @@ class SlackAdapter:
             except SlackApiError as exc:
                 raise ConfigError([texts.token_refused("SLACK_APP_TOKEN", exc)]) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise PlatformError(texts.unreachable(self._api_url, exc)) from exc
+                raise PlatformUnavailable(texts.unreachable(self._api_url, exc)) from exc
             await self.bolt.connect(self._app_token.value, self._client)
         log.info("Slack adapter started", extra={"mode": self.mode.value})
 
@@ -207,7 +208,7 @@ class SlackAdapter:
                 raise ConfigError([texts.token_refused("SLACK_BOT_TOKEN", exc)]) from exc
             log.warning("Slack auth.test failed: %s", exc.response.get("error"))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformError(texts.unreachable(self._api_url, exc)) from exc
+            raise PlatformUnavailable(texts.unreachable(self._api_url, exc)) from exc
         else:
             log.info("Slack: bot @%s in %s", identity.get("user"), identity.get("team"))
 

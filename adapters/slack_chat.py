@@ -21,7 +21,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_format as fmt
-from adapters.base import PlatformError, Post, Reaction, ThreadRef, UrlSource
+from adapters.base import (
+    PlatformError,
+    PlatformRefused,
+    PlatformUnavailable,
+    Post,
+    Reaction,
+    ThreadRef,
+    UrlSource,
+)
 from adapters.slack_texts import requested_by
 from bot.jobs import JobStore
 from bot.render import RenderedFile
@@ -66,8 +74,8 @@ def platform_error(exc: Exception, doing: str) -> PlatformError:
             hint = "the bot token was refused: reinstall the app"
         message = f"Slack refused to {doing} ({error})" + (f": {hint}" if hint else "")
         retryable = error in RETRYABLE or error in AUTH_ERRORS or status >= 500 or status == 429
-        return PlatformError(message, retryable=retryable)
-    return PlatformError(f"could not reach Slack to {doing}: {type(exc).__name__}")
+        return (PlatformUnavailable if retryable else PlatformRefused)(message)
+    return PlatformUnavailable(f"could not reach Slack to {doing}: {type(exc).__name__}")
 
 
 class SlackChat:

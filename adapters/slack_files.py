@@ -14,7 +14,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from adapters.base import FileSource, FileStream, FileUnavailable, PlatformError
+from adapters.base import (
+    FileSource,
+    FileStream,
+    FileUnavailable,
+    PlatformUnavailable,
+)
 from adapters.slack_texts import FILE_GONE, FILE_REFUSED, MISSING_FILES_READ
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,7 @@ class FileOpener:
                 allow_redirects=True,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformError(f"could not download the file from Slack: {exc!r}") from exc
+            raise PlatformUnavailable(f"could not download the file from Slack: {exc!r}") from exc
         try:
             _check(response)
         except BaseException:
@@ -75,7 +80,7 @@ def _check(response: aiohttp.ClientResponse) -> None:
     if status in (401, 403):
         raise FileUnavailable(FILE_REFUSED.format(status=status))
     if status == 429 or status >= 500:
-        raise PlatformError(f"Slack answered {status} for the file; trying again later")
+        raise PlatformUnavailable(f"Slack answered {status} for the file; trying again later")
     if status != 200:
         raise FileUnavailable(FILE_REFUSED.format(status=status))
 
@@ -88,7 +93,7 @@ async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
             yield chunk
         finished = True
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PlatformError(f"the download from Slack broke off: {exc!r}") from exc
+        raise PlatformUnavailable(f"the download from Slack broke off: {exc!r}") from exc
     finally:
         # A body read to the end frees the connection for reuse; one abandoned half-way
         # must close it, or the rest of the file would still be read into the pool.

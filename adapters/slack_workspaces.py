@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import PlatformError
+from adapters.base import PlatformRefused
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,9 @@ class Installations:
             return cached[0]
         bot = await self.store.async_find_bot(enterprise_id=None, team_id=team)
         if bot is None or not bot.bot_token:
-            raise PlatformError(
+            raise PlatformRefused(
                 f"threadscribe is not installed in Slack workspace {team} (any more): "
-                "install it again from /slack/install",
-                retryable=False,
+                "install it again from /slack/install"
             )
         self._cache[team] = (bot.bot_token, self._clock())
         return bot.bot_token

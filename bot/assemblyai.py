@@ -1,18 +1,8 @@
 """Async AssemblyAI client on aiohttp: upload, submit, get, delete, list, exports, LLM Gateway.
 
-Exceptions (all carry AssemblyAI's own `error` message and the HTTP status when there was one):
-
-    AssemblyAIError                 base of everything this module raises
-    ├── APIError                    AssemblyAI answered with an error status
-    │   ├── BadRequestError         400 (and other 4xx not listed below): never retried
-    │   ├── AuthenticationError     401: the API key is wrong
-    │   ├── NotFoundError           404
-    │   ├── RateLimitError          429 after every retry was spent
-    │   └── ServerError             5xx after every retry was spent
-    ├── TransportError              connection refused/reset/dropped after every retry
-    ├── RequestTimeout              no answer in time after every retry
-    ├── TranscriptFailed            the transcript ended with status `error`
-    └── ClientClosedError           the client was used after close()
+It raises the `AssemblyAIError` branch of the core's exception tree (bot/errors.py; the
+names are importable from here too), each carrying AssemblyAI's own `error` message and
+the HTTP status when there was one; aiohttp's errors are converted here, at the boundary.
 
 429, 5xx, connection errors and timeouts are retried with capped exponential backoff and
 full jitter (tenacity); a 429's Retry-After is honoured. Other 4xx are raised at once.
@@ -36,74 +26,44 @@ import tenacity
 from tenacity import AsyncRetrying, RetryCallState
 
 from bot.config import Secret
+from bot.errors import (
+    APIError,
+    AssemblyAIError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    TranscriptFailed,
+    TransportError,
+)
 from bot.models import DEFAULT_SPEECH_MODELS
 from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus
+
+__all__ = [
+    "APIError",
+    "AssemblyAIClient",
+    "AssemblyAIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeout",
+    "RetryPolicy",
+    "ServerError",
+    "Timeouts",
+    "TranscriptFailed",
+    "TranscriptOptions",
+    "TransportError",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE: Final = 256 * 1024
 USER_AGENT: Final = "threadscribe/0.1 (+aiohttp)"
-
-
-class AssemblyAIError(Exception):
-    """Base of every error raised by the client."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class APIError(AssemblyAIError):
-    pass
-
-
-class BadRequestError(APIError):
-    pass
-
-
-class AuthenticationError(APIError):
-    pass
-
-
-class NotFoundError(APIError):
-    pass
-
-
-class RateLimitError(APIError):
-    def __init__(
-        self, message: str, status: int | None = 429, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, status)
-        self.retry_after = retry_after
-
-
-class ServerError(APIError):
-    pass
-
-
-class TransportError(AssemblyAIError):
-    """`sent` is False when no connection was made, so the request surely did nothing."""
-
-    def __init__(self, message: str, status: int | None = None, *, sent: bool = True) -> None:
-        super().__init__(message, status)
-        self.sent = sent
-
-
-class RequestTimeout(AssemblyAIError):
-    pass
-
-
-class ClientClosedError(AssemblyAIError):
-    pass
-
-
-class TranscriptFailed(AssemblyAIError):
-    """AssemblyAI finished the job with status `error`; `message` is its explanation."""
-
-    def __init__(self, transcript_id: str, message: str) -> None:
-        super().__init__(message)
-        self.transcript_id = transcript_id
 
 
 _RETRYABLE = (RateLimitError, ServerError, TransportError, RequestTimeout)

@@ -14,8 +14,22 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
 from bot.jobs import Job, Platform
 from bot.render import Document, RenderedFile
+
+__all__ = [
+    "Adapter",
+    "ChatPlatform",
+    "FileStream",
+    "FileUnavailable",
+    "PlatformError",
+    "PlatformRefused",
+    "PlatformUnavailable",
+    "Post",
+    "Reaction",
+    "ThreadRef",
+]
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -79,23 +93,6 @@ class Post:
     text: str
     files: Sequence[RenderedFile] = ()
     document: Document | None = None
-
-
-class PlatformError(Exception):
-    """A platform call failed. `retryable` tells the engine whether to try again later."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-
-
-class FileUnavailable(PlatformError):
-    """The platform would not give us the file; `message` tells the user why and what to do
-    (for example which permission the app lacks)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
 
 
 @runtime_checkable

@@ -19,9 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.assemblyai import TranscriptOptions
-from bot.chat import PlatformError
 from bot.config import (
-    ConfigError,
     Environment,
     Settings,
     env_file_warnings,
@@ -31,8 +29,9 @@ from bot.config import (
     take_library_variables,
 )
 from bot.emulator import cli as emulator_cli
+from bot.errors import ConfigError, PlatformError, SourceError
 from bot.messages import explain
-from bot.sources import SourceError, parse_source
+from bot.sources import parse_source
 
 log = logging.getLogger("threadscribe")
 

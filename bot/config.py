@@ -28,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from bot.errors import ConfigError, InvalidDatabaseURL
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
-from bot.jobs.errors import InvalidDatabaseURL
 from bot.models import (
     DEFAULT_LLM_MODEL,
     DEFAULT_SPEECH_MODELS,
@@ -89,14 +89,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
-
-
-class ConfigError(Exception):
-    """One or more settings are wrong; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def redact_url(url: str) -> str:

@@ -33,7 +33,7 @@ from bot.config import (
     redact_url,
     speech_model_warnings,
 )
-from bot.jobs import StoreError
+from bot.errors import StoreError
 from bot.jobs.database import inspect_schema
 from bot.models import LLM_MODELS
 from bot.web import WEBHOOK_PATH

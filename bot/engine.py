@@ -27,8 +27,9 @@ from typing import Any, Final, TypeVar
 
 from bot import assemblyai as aai
 from bot import messages, render
-from bot.chat import ChatPlatform, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
+from bot.chat import ChatPlatform, Post, Reaction, ThreadRef
 from bot.config import Secret
+from bot.errors import FileUnavailable, PlatformError
 from bot.jobs import (
     FileSource,
     IntakeRecord,

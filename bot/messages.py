@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 from bot import assemblyai as aai
-from bot.chat import PlatformError
-from bot.config import ConfigError
-from bot.jobs import StoreError
-from bot.sources import SourceError
+from bot.errors import ConfigError, PlatformError, SourceError, StoreError
 
 
 def explain(exc: BaseException) -> str:

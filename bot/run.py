@@ -31,8 +31,9 @@ from bot.assemblyai import (
     Timeouts,
 )
 from bot.chat import Adapter
-from bot.config import ConfigError, Secret, Settings, speech_model_warnings
+from bot.config import Secret, Settings, speech_model_warnings
 from bot.engine import Engine, EngineConfig
+from bot.errors import ConfigError
 from bot.jobs import JobStore
 from bot.metrics import Metrics
 from bot.web import WEBHOOK_PATH, create_app

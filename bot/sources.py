@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
-class SourceError(Exception):
-    """The source cannot be transcribed; the message says why, for the user."""
+from bot.errors import SourceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.engine import WEBHOOK_HEADER, Engine
-from bot.jobs import JobState, StoreError
+from bot.errors import StoreError
+from bot.jobs import JobState
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import aiohttp
 from aiohttp import web
 
-from bot.chat import FileStream, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
+from bot.chat import FileStream, Post, Reaction, ThreadRef
 from bot.config import Settings
+from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
 from bot.jobs import FileSource, IntakeRecord, Job, JobStore, Platform
 from bot.jobs.records import source_from_json
 
@@ -542,20 +543,20 @@ class RecorderAdapter:
         try:
             response = await self._http().get(f"{self.base_url}/files/{file_id}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformError(f"recorder unreachable: {exc!r}") from exc
+            raise PlatformUnavailable(f"recorder unreachable: {exc!r}") from exc
         if response.status == 404:
             response.release()
             raise FileUnavailable(f"file {file_id} is gone")
         if response.status != 200:
             response.release()
-            raise PlatformError(f"file {file_id}: HTTP {response.status}")
+            raise PlatformUnavailable(f"file {file_id}: HTTP {response.status}")
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     yield chunk
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise PlatformError(f"file {file_id} download interrupted") from exc
+                raise PlatformUnavailable(f"file {file_id} download interrupted") from exc
             finally:
                 response.close()
 
@@ -589,10 +590,11 @@ class RecorderAdapter:
             async with self._http().request(method, self.base_url + path, **kwargs) as response:
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise PlatformError(f"recorder {method} {path}: {exc!r}") from exc
+            raise PlatformUnavailable(f"recorder {method} {path}: {exc!r}") from exc
         if response.status >= 400:
             error = body.get("error", response.status) if isinstance(body, dict) else body
-            raise PlatformError(f"recorder: {error}", retryable=response.status >= 500)
+            kind = PlatformUnavailable if response.status >= 500 else PlatformRefused
+            raise kind(f"recorder: {error}")
         return body
 
 

@@ -13,7 +13,8 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bot.chat import FileStream, FileUnavailable, PlatformError, Post, Reaction, ThreadRef
+from bot.chat import FileStream, Post, Reaction, ThreadRef
+from bot.errors import FileUnavailable, PlatformRefused
 from bot.jobs import FileSource, IntakeRecord, Job, Platform
 
 
@@ -118,7 +119,7 @@ class RecordingPlatform:
                 posted.edits.append(post.text)
                 await self._notify()
                 return
-        raise PlatformError(f"no message {message_id}", retryable=False)
+        raise PlatformRefused(f"no message {message_id}")
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         self._fault("react")

@@ -5,7 +5,6 @@ import pytest
 from bot.config import (
     DEFAULT_ASSEMBLYAI_BASE_URL,
     DEFAULT_SPEECH_MODELS,
-    ConfigError,
     Secret,
     Settings,
     read_environment,
@@ -13,6 +12,7 @@ from bot.config import (
     speech_model_warnings,
     take_library_variables,
 )
+from bot.errors import ConfigError
 
 KEY = "aai-test-key-0123456789"
 

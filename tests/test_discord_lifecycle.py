@@ -11,8 +11,9 @@ import pytest
 from adapters.base import Adapter, PlatformError
 from adapters.discord import create
 from adapters.discord_client import INVITE_PERMISSIONS, invite_url
-from bot.config import ConfigError, Secret, Settings
+from bot.config import Secret, Settings
 from bot.engine import Engine
+from bot.errors import ConfigError
 from bot.jobs import JobStore, Platform
 from tests.fakes.discord import FakeDiscord, Intent, Upload
 from tests.fakes.discord_harness import (

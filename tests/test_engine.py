@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot import assemblyai as aai
-from bot.chat import PlatformError, Reaction
+from bot.chat import Reaction
 from bot.config import Secret
 from bot.engine import Engine, EngineConfig
+from bot.errors import PlatformUnavailable
 from bot.jobs import JobState, JobStore, Platform
 from tests.audio import make_dialogue, make_tone
 from tests.emulator_server import EmulatorServer
@@ -179,8 +180,10 @@ async def test_limits_refuse_with_a_reason(tmp_path, emulator, dialogue, media_s
 async def test_platform_failures_are_retried_without_double_posting(
     harness, dialogue, media_server
 ):
-    harness.platform.fail("post", PlatformError("slack is down"), PlatformError("still down"))
-    harness.platform.fail("react", PlatformError("rate limited"))
+    harness.platform.fail(
+        "post", PlatformUnavailable("slack is down"), PlatformUnavailable("still down")
+    )
+    harness.platform.fail("react", PlatformUnavailable("rate limited"))
     outcome = await harness.engine.intake(url_intake(media_server(dialogue.path)))
     await harness.drain()
     assert len(harness.platform.results(outcome.job.id)) == 1
@@ -194,7 +197,7 @@ async def test_crash_between_posting_and_finishing_resumes_without_repeating(
     a second engine on the same database finishes the job without posting again."""
     async with make_harness(tmp_path, emulator, max_attempts=100) as h:
         # The first reaction (⏳) works; every later one fails, so this run cannot finish.
-        h.platform.fail("react", None, *[PlatformError("down")] * 1000)
+        h.platform.fail("react", None, *[PlatformUnavailable("down")] * 1000)
         outcome = await h.engine.intake(url_intake(media_server(dialogue.path)))
         # Run until the result is posted, then stop this "process".
         await h.engine.start()

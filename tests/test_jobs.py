@@ -21,22 +21,24 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.errors import (
+    DatabaseUnavailable,
+    IllegalTransition,
+    InvalidDatabaseURL,
+    SchemaTooNew,
+    StoreClosed,
+)
 from bot.jobs import (
     DEFAULT_DATABASE_URL,
     Admission,
-    DatabaseUnavailable,
     FileSource,
-    IllegalTransition,
     IntakeRecord,
-    InvalidDatabaseURL,
     Job,
     JobState,
     JobStore,
     Limits,
     Platform,
     Refusal,
-    SchemaTooNew,
-    StoreClosed,
     UrlSource,
     parse_database_url,
 )

@@ -11,8 +11,9 @@ import pytest
 
 from adapters.slack import create
 from adapters.slack_chat import POST_EVENT
-from bot.chat import PlatformError, Post, Reaction, ThreadRef
+from bot.chat import Post, Reaction, ThreadRef
 from bot.config import Secret
+from bot.errors import PlatformError
 from bot.jobs import IntakeRecord, Job, JobStore, Platform, UrlSource
 from bot.render import RenderedFile
 from tests.fakes.slack import (

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from adapters.slack_intake import file_source
-from bot.chat import FileUnavailable, PlatformError
+from bot.errors import FileUnavailable, PlatformError
 from bot.jobs import FileSource, IntakeRecord, Job, Platform
 from tests.emulator_server import local_server
 from tests.fakes.slack import (

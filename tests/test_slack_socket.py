@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError
+from bot.errors import ConfigError
 from tests.fakes.slack import (
     ALICE,
     APP_TOKEN,

@@ -7,11 +7,11 @@
         await store.transition(job.id, "worker-1", JobState.RECEIVED, JobState.FETCHING)
 
 `records` holds the enums and dataclasses callers see, `models` the tables, `database`
-URL checks, engines and migrations, `store` the operations, `errors` the exceptions.
+URL checks, engines and migrations, `store` the operations; the exceptions are the
+StoreError branch of bot/errors.py.
 """
 
-from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
-from bot.jobs.errors import (
+from bot.errors import (
     DatabaseUnavailable,
     IllegalTransition,
     InvalidDatabaseURL,
@@ -19,6 +19,7 @@ from bot.jobs.errors import (
     StoreClosed,
     StoreError,
 )
+from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.records import (
     Admission,
     ChannelSettings,

@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.jobs.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew
+from bot.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./threadscribe.db"
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
-from bot.jobs.errors import IllegalTransition
+from bot.errors import IllegalTransition
 
 #: What a platform file reference may hold: ids, names, sizes, URLs. Never bytes.
 JSONScalar: TypeAlias = str | int | float | bool | None
@@ -59,7 +59,7 @@ class JobState(enum.StrEnum):
 
     def check(self, other: JobState) -> None:
         if not self.can_become(other):
-            raise IllegalTransition(self, other)
+            raise IllegalTransition(self.value, other.value)
 
 
 _IN_FLIGHT = frozenset({JobState.RECEIVED, JobState.FETCHING, JobState.SUBMITTED})

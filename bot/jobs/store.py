@@ -55,6 +55,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.errors import DatabaseUnavailable, StoreClosed
 from bot.jobs.database import (
     DEFAULT_DATABASE_URL,
     SQLITE_DEFERRED,
@@ -66,7 +67,6 @@ from bot.jobs.database import (
     parse_database_url,
     safe_url,
 )
-from bot.jobs.errors import DatabaseUnavailable, StoreClosed
 from bot.jobs.models import (
     Base,
     ChannelSettingsRow,
