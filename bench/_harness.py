@@ -365,7 +365,7 @@ class Bot:
     client: aai.AssemblyAIClient
 
     async def delivered(self) -> int:
-        return await self.store.count(JobState.DELIVERED)
+        return await self.store.queue.count(JobState.DELIVERED)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ Two local servers run in a child process: the Slack fake, serving the file from 
 generator (`GeneratedBytes`: 1 GiB costs it 1 MiB), and an upload sink speaking
 AssemblyAI's `POST /v2/upload`, which hashes what it receives. In this process:
 
-- relay: what the engine does with a Slack file, `SlackAdapter.open_file(job)` streamed
+- relay: what the engine does with a Slack file, `SlackAdapter.open_file(...)` streamed
   into `AssemblyAIClient.upload(...)`, with the real adapter, store and client;
 - plain copy: one aiohttp GET of the same URL with the same token, its body streamed
   straight into a POST to the same sink: the floor for moving those bytes here.
@@ -142,12 +142,13 @@ async def plain_copy(info: dict[str, Any], session: aiohttp.ClientSession) -> No
 async def relay_setup(
     info: dict[str, Any], work: Path
 ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    from adapters.slack import create
-    from adapters.slack_intake import file_source
+    from adapters.slack.incoming import attachment
     from bot.assemblyai import AssemblyAIClient
+    from bot.chat import FileSource, ThreadRef
     from bot.config import Secret, Settings
-    from bot.engine import Engine
+    from bot.engine import EngineConfig
     from bot.jobs import IntakeRecord, JobStore, Platform
+    from bot.run import builtin_factories, compose
 
     settings = Settings(
         slack_bot_token=Secret(info["token"]),
@@ -157,27 +158,32 @@ async def relay_setup(
     )
     store = await JobStore.open(settings.database_url.value)
     client = AssemblyAIClient(Secret("bench"), base_url=info["sink"])
-    adapter = create(settings, store)
-    engine = Engine(store, client, {Platform.SLACK: adapter})
-    await adapter.start(engine)
+    engine, core, [adapter] = compose(
+        settings, store, client, builtin_factories(settings), config=EngineConfig()
+    )
+    await adapter.start()
     record = IntakeRecord(
         platform=Platform.SLACK,
         workspace="T0TEAM0001",
         channel="C0GENERAL1",
         requester="U0ALICE001",
-        source=file_source(info["file"]),
+        source=FileSource(attachment(info["file"]).ref),
         message="1700000000.000100",
     )
-    job, _ = await store.intake(record)
+    job, _ = await store.admission.intake(record)
 
     async def relay() -> None:
-        stream = await adapter.open_file(job)
+        assert isinstance(job.source, FileSource)
+        stream = await adapter.open_file(ThreadRef.of(job), job.source)
         await client.upload(stream.chunks, size=stream.size)
 
     try:
         yield relay
     finally:
         await adapter.stop()
+        await engine.stop()
+        await adapter.close()
+        await core.close()
         await client.close()
         await store.close()
 

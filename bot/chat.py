@@ -1,38 +1,58 @@
-"""What the core needs from a chat platform, and the plain values that cross the line.
+"""The line between the core and the chat platforms, and the plain values that cross it.
 
-The engine talks to Slack and Discord only through `ChatPlatform`. Adapters implement it
-(adapters/base.py re-exports these names for them); the core never imports an adapter.
-Everything here is serialisable or a plain value: no live platform objects, no tokens.
+    adapter ──Trigger──▶ Core.take()          what someone posted or asked for
+    adapter ◀──Taken───                        what to tell them, if anything
+    engine  ──post/edit/react/open_file──▶ ChatPlatform (the adapter)
+
+An adapter translates: a platform event becomes a `Trigger` handed to the `Core`; the
+core's answer becomes the platform's calls. What both platforms share (which files and
+links are media, the link policy, auto-transcribe, refusals and their wording) is the
+core's. The engine drives the adapter through `ChatPlatform`. Everything here is a plain
+value or a protocol: no live platform object, no token. Adapters import the core's types
+from here, never from `bot.jobs` or `bot.engine`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
+import aiohttp
 from aiohttp import web
 
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
-from bot.jobs import Job, Platform
+from bot.jobs import FileSource, Job, JobOptions, JobState, Platform, Source, UrlSource
+from bot.jobs.records import JSONScalar
 from bot.render import Document, RenderedFile
 
 __all__ = [
     "Adapter",
+    "Attachment",
     "ChatPlatform",
+    "Core",
+    "FileSource",
     "FileStream",
     "FileUnavailable",
+    "JSONScalar",
+    "JobOptions",
+    "JobState",
+    "Platform",
     "PlatformError",
     "PlatformRefused",
     "PlatformUnavailable",
     "Post",
+    "Progress",
     "Reaction",
+    "Source",
+    "Taken",
     "ThreadRef",
+    "Trigger",
+    "UrlSource",
+    "stream_body",
 ]
-
-if TYPE_CHECKING:
-    from bot.engine import Engine
 
 
 class Reaction(enum.StrEnum):
@@ -43,6 +63,121 @@ class Reaction(enum.StrEnum):
     FAILED = "failed"
 
 
+# -- into the core -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file on a platform message, as the core needs to judge it and the adapter needs
+    to fetch it later. `ref` is what the adapter stores to find the file again (ids, its
+    URL without any token): JSON scalars only, `ref["id"]` the file's id."""
+
+    ref: Mapping[str, JSONScalar]
+    name: str | None = None
+    mimetype: str | None = None
+    size: int | None = None
+    #: seconds, when the platform measured it (voice messages, Slack's audio files)
+    duration: float | None = None
+    #: what to call the recording in replies, if not its name ("voice message from Ada")
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Something a person posted, or asked the bot to transcribe.
+
+    `message` is the platform message it is about (replies go under it); `event_id` names
+    a trigger without one (a slash command). `text` is where links are looked for, already
+    decoded from the platform's markup. `explicit`: someone asked (a command, a mention,
+    a message action), so auto-transcribe does not apply. `direct`: a direct message.
+    `own_hosts`: the platform's own link hosts, never media (Slack's file pages).
+    """
+
+    platform: Platform
+    workspace: str
+    channel: str
+    requester: str
+    message: str | None = None
+    thread: str | None = None
+    event_id: str | None = None
+    text: str = ""
+    attachments: Sequence[Attachment] = ()
+    explicit: bool = False
+    direct: bool = False
+    options: JobOptions = field(default_factory=JobOptions)
+    own_hosts: Sequence[str] = ()
+    #: the channel whose settings apply, when not `channel` (a Discord thread: its parent)
+    settings_channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What became of a trigger.
+
+    `created`/`existing`: titles of the recordings whose jobs this trigger made, or that
+    had jobs already (a retried event, a second request). `refusals`: why some were not
+    taken, each said once (a retried event does not repeat them). `other_files`: names of
+    files that are not audio or video. `refused` is the one line to tell the person, when
+    there is something to tell (None: say nothing, the thread will show the job).
+    """
+
+    created: tuple[str, ...] = ()
+    existing: tuple[str, ...] = ()
+    refusals: tuple[str, ...] = ()
+    other_files: tuple[str, ...] = ()
+    #: ids of the jobs this trigger created (nothing of them can be on the platform yet)
+    created_ids: tuple[str, ...] = ()
+    #: ids of the jobs it found made already
+    existing_ids: tuple[str, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        """Whether the trigger held any recording at all."""
+        return bool(self.created or self.existing or self.refusals)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One of a person's unfinished jobs, for `/transcribe status`."""
+
+    title: str
+    state: JobState
+    #: jobs ahead of it in the queue (for a job still waiting), else None
+    ahead: int | None = None
+
+
+@runtime_checkable
+class Core(Protocol):
+    """What an adapter may ask of the core: take a trigger in, the per-channel switch,
+    and a person's jobs. Nothing else of the core is the adapter's business."""
+
+    @property
+    def accepting(self) -> bool:
+        """False while the bot shuts down (tell people to try again in a minute)."""
+        ...
+
+    async def take(self, trigger: Trigger) -> Taken:
+        """Find the recordings in `trigger` and make their jobs (stored before this
+        returns: acknowledge the platform after it). Never raises for bad input: a file or
+        link that cannot be taken is a refusal, and the others go on."""
+        ...
+
+    async def auto_transcribe(self, platform: Platform, workspace: str, channel: str) -> bool:
+        """Whether recordings shared in the channel are transcribed without being asked."""
+        ...
+
+    async def set_auto_transcribe(
+        self, platform: Platform, workspace: str, channel: str, enabled: bool, *, by: str
+    ) -> None: ...
+
+    async def progress(self, platform: Platform, workspace: str, requester: str) -> list[Progress]:
+        """The person's unfinished jobs, oldest first, with queue positions."""
+        ...
+
+
+# -- out of the core -----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadRef:
     """Where a job's replies go: rebuilt from the job record after any restart.
@@ -50,9 +185,11 @@ class ThreadRef:
     `message` is the source message (react on it, reply under it); `thread` the thread
     to reply in when the source was already inside one (Slack: the thread's ts; Discord:
     a thread channel id). With neither (a slash command), the engine's first post starts
-    the thread and later posts carry its id as `thread`. `job_id` and `options` (the job
-    options the adapter chose at intake: JSON, never a secret) let an adapter find what it
-    keeps for a job, such as a Discord interaction it answered.
+    the thread and later posts carry its id as `thread`. `job_id`, `created_at` and
+    `extra` (what the adapter chose at intake, `JobOptions.platform`: JSON, never a
+    secret) let an adapter find what it keeps for a job, such as a Discord interaction it
+    answered, or look for a post it may have made. `requester`, `title` and `source` say
+    who asked for what, for a thread the bot starts itself.
     """
 
     platform: Platform
@@ -61,7 +198,11 @@ class ThreadRef:
     thread: str | None
     message: str | None
     job_id: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    requester: str = ""
+    title: str = "recording"
+    source: Source | None = None
 
     @classmethod
     def of(cls, job: Job, thread: str | None = None) -> ThreadRef:
@@ -72,7 +213,11 @@ class ThreadRef:
             thread or job.thread,
             job.message,
             job.id,
-            job.options,
+            job.options.platform,
+            job.created_at,
+            job.requester,
+            job.options.title or "recording",
+            job.source,
         )
 
 
@@ -105,15 +250,15 @@ class ChatPlatform(Protocol):
     #: characters one message's text may hold (Slack section: 3,000; Discord: 2,000)
     message_limit: int
 
-    async def open_file(self, job: Job) -> FileStream:
-        """Open the job's private file source (job.source is a FileSource)."""
+    async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
+        """Open a private file of the job's workspace for streaming."""
         ...
 
-    async def public_url(self, job: Job) -> str | None:
-        """A link to the job's file that anyone may fetch for the next hour (Discord's
-        signed CDN links), to hand AssemblyAI instead of streaming the bytes; None when
-        the platform has none (Slack's files need the bot token). If AssemblyAI cannot
-        fetch it, the engine streams the file after all."""
+    async def public_url(self, where: ThreadRef, source: FileSource) -> str | None:
+        """A link to the file that anyone may fetch for the next hour (Discord's signed
+        CDN links), to hand AssemblyAI instead of streaming the bytes; None when the
+        platform has none (Slack's files need the bot token). If AssemblyAI cannot fetch
+        it, the engine streams the file after all."""
         ...
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
@@ -132,11 +277,11 @@ class ChatPlatform(Protocol):
 @runtime_checkable
 class Adapter(ChatPlatform, Protocol):
     """A platform as `threadscribe run` starts it: the ChatPlatform the engine drives, plus
-    the intake side (events in) and its lifecycle.
+    the intake side (events in, handed to the `Core` it was made with) and its lifecycle.
 
-    Order at start-up: construct (settings only, no I/O) -> `routes()` mounted on the web
-    server -> `start(engine)` connects and begins handing intakes to `engine.intake()`.
-    At shutdown `stop()` stops taking events first; the engine then drains (and may still
+    Order at start-up: construct (settings and the core; no I/O) -> `routes()` mounted on
+    the web server -> `start()` connects and begins handing triggers to the core. At
+    shutdown `stop()` stops taking events first; the engine then drains (and may still
     post through the adapter); `close()` then disconnects.
     """
 
@@ -144,7 +289,7 @@ class Adapter(ChatPlatform, Protocol):
         """HTTP routes to mount on the bot's web server (Slack HTTP mode, OAuth)."""
         ...
 
-    async def start(self, engine: Engine) -> None: ...
+    async def start(self) -> None: ...
 
     async def stop(self) -> None:
         """Stop taking events; posting keeps working until `close()`."""
@@ -153,3 +298,25 @@ class Adapter(ChatPlatform, Protocol):
     async def close(self) -> None:
         """Disconnect and release everything (after the engine has stopped)."""
         ...
+
+
+async def stream_body(
+    response: aiohttp.ClientResponse,
+    *,
+    chunk_size: int,
+    broke_off: Callable[[BaseException], PlatformError],
+) -> AsyncIterator[bytes]:
+    """A platform's HTTP response body as it arrives (a private file on its way into the
+    upload), never whole in memory. The connection is given back however the reader
+    stops: reused when the body was read to its end, closed when it was abandoned (or the
+    rest of the file would still be read into the pool). A transfer that breaks off is
+    `broke_off(exc)`, raised from the aiohttp or timeout error."""
+    finished = False
+    try:
+        async for chunk in response.content.iter_chunked(chunk_size):
+            yield chunk
+        finished = True
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise broke_off(exc) from exc
+    finally:
+        response.release() if finished else response.close()

@@ -223,12 +223,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor, settings_findings
+    from bot.run import platform_checks
 
     logging.basicConfig(level=logging.CRITICAL)
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
     first = settings_findings(env, settings, problems)
-    return asyncio.run(run_doctor(settings, sys.stdout, first=first))
+    checks = platform_checks(settings)
+    return asyncio.run(run_doctor(settings, sys.stdout, first=first, platforms=checks))
 
 
 def _configure_logging(level: str) -> None:

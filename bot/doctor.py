@@ -3,9 +3,8 @@
 Each check prints one line per finding: `ok`, `warn` (works, but worth a look) or `FAIL`
 (will not work), followed by what to fix. The exit status is 1 if anything failed.
 
-Like `cli.py`, this is a command at the top of the program, so it may gather the chat
-platforms' own checks (`adapters.<platform>_doctor.check`); the core modules it tests
-(store, AssemblyAI client) never import a platform.
+The platforms' own checks (`adapters.<platform>.doctor.check`) are handed in by the
+composition root (`bot.run.platform_checks`); this module imports no platform.
 
 Doctor changes nothing: the database is inspected read-only (a SQLite file that does not
 exist is not created), and the only calls it makes are reads, plus one one-token chat
@@ -17,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TextIO
@@ -79,6 +77,7 @@ async def run_doctor(
     *,
     first: Sequence[Finding] = (),
     checks: Sequence[Check] | None = None,
+    platforms: Sequence[Check] = (),
 ) -> int:
     """Print `first` (what reading the settings found), then run every check and print its
     findings as they come; 1 if anything failed, else 0. A check that breaks or takes too
@@ -92,7 +91,7 @@ async def run_doctor(
             print(finding.line(), file=out, flush=True)
 
     show(first)
-    for check in default_checks(settings) if checks is None else checks:
+    for check in default_checks(settings, platforms) if checks is None else checks:
         area = getattr(check, "area", check.__name__.removeprefix("check_").capitalize())
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
@@ -132,34 +131,19 @@ def settings_findings(
     return found
 
 
-def default_checks(settings: Settings) -> list[Check]:
+def default_checks(settings: Settings, platforms: Sequence[Check] = ()) -> list[Check]:
+    """The core's checks, then the platforms' (given by the composition root)."""
     checks: list[Check] = [
         check_assemblyai,
         check_llm_gateway,
         check_database,
         check_port,
         check_public_url,
+        *platforms,
     ]
-    if settings.slack_bot_token or settings.slack_client_id or settings.slack_app_token:
-        checks.append(_platform_check("slack"))
-    if settings.discord_token:
-        checks.append(_platform_check("discord"))
     if not (settings.slack_enabled or settings.discord_enabled):
         checks.append(check_platforms)
     return checks
-
-
-def _platform_check(platform: str) -> Check:
-    async def check(settings: Settings) -> list[Finding]:
-        try:
-            module = importlib.import_module(f"adapters.{platform}_doctor")
-        except ModuleNotFoundError:
-            return [warn(platform.capitalize(), "this build has no checks for it yet")]
-        found: list[Finding] = await module.check(settings)
-        return found
-
-    check.__name__ = f"check_{platform}"
-    return check
 
 
 async def check_platforms(settings: Settings) -> list[Finding]:

@@ -3,6 +3,7 @@
     ThreadscribeError                 base of everything below
     ├── ConfigError                   settings that cannot work; `problems`: one line each
     ├── SourceError                   a file or link that cannot be transcribed (user's words)
+    │   └── OptionsError              a request's options make no sense (says the syntax)
     ├── StoreError                    the job store
     │   ├── InvalidDatabaseURL        DATABASE_URL cannot be used as written (a ValueError)
     │   ├── DatabaseUnavailable       the database could not be opened, reached or migrated
@@ -58,6 +59,10 @@ class ConfigError(ThreadscribeError):
 
 class SourceError(ThreadscribeError):
     """The source cannot be transcribed; the message says why, for the user."""
+
+
+class OptionsError(SourceError, ValueError):
+    """A request's options (`speakers=`, `lang=`) make no sense; the message says why."""
 
 
 # -- the job store ---------------------------------------------------------------------

@@ -1,10 +1,28 @@
-"""What users are told when something goes wrong: written once, here, for every surface
-(the terminal and the chat thread). Each message says what happened and what to do."""
+"""Every sentence people read, written once, here, for every surface (the terminal, Slack,
+Discord): what went wrong and what to do, the status line, the replies to requests.
+
+Texts that name a platform's own things (Slack scopes, Discord permissions, their
+commands' syntax) live in the adapter's `texts` module; everything else is here. All are
+plain text: an adapter escapes them for its markup."""
 
 from __future__ import annotations
 
-from bot import assemblyai as aai
-from bot.errors import ConfigError, PlatformError, SourceError, StoreError
+from collections.abc import Sequence
+
+from bot.config import redact_url
+from bot.errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    PlatformError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    SourceError,
+    StoreError,
+    TranscriptFailed,
+    TransportError,
+)
 
 
 def explain(exc: BaseException) -> str:
@@ -16,26 +34,26 @@ def explain(exc: BaseException) -> str:
             return str(exc)
         case PlatformError():
             return exc.message
-        case aai.AuthenticationError():
+        case AuthenticationError():
             return (
                 "AssemblyAI rejected the API key (401): check ASSEMBLYAI_API_KEY "
                 "(AssemblyAI dashboard, API keys)"
             )
-        case aai.RateLimitError():
+        case RateLimitError():
             return (
                 "AssemblyAI is rate-limiting this account (429) and retries did not get through: "
                 "try again in a few minutes"
             )
-        case aai.ServerError():
+        case ServerError():
             return (
                 f"AssemblyAI had a server error ({exc.status}) and retries did not get through: "
                 f"{exc.message}"
             )
-        case aai.APIError():
+        case APIError():
             return f"AssemblyAI refused the request ({exc.status}): {exc.message}"
-        case aai.RequestTimeout() | aai.TransportError():
+        case RequestTimeout() | TransportError():
             return f"could not reach AssemblyAI: {exc.message}"
-        case aai.TranscriptFailed():
+        case TranscriptFailed():
             return f"AssemblyAI could not transcribe this audio: {exc.message}"
         case OSError():
             target = f" {exc.filename}" if exc.filename else ""
@@ -117,3 +135,65 @@ def status_done() -> str:
 
 def status_failed() -> str:
     return "❌ Could not transcribe"
+
+
+# -- replies to people who asked ---------------------------------------------------------
+
+USAGE = "/transcribe <link to audio or video> [speakers=N] [lang=xx] [srt] [vtt]"
+NO_MEDIA = "I found no audio or video in that message (files or links) to transcribe."
+ALREADY = "That is already transcribed, or on its way: see the thread."
+STARTED = "On it: I'll post the transcript in a thread in this channel."
+NEED_LINK = f"Give me a link to an audio or video file. Usage: {USAGE}"
+NO_JOBS = "You have no transcriptions in progress."
+NOT_ALLOWED = (
+    "Only workspace admins and owners (or the people in the bot's admin list) can turn "
+    "auto-transcribe on or off."
+)
+
+
+def refused(reasons: Sequence[str]) -> str:
+    """What a person is told when recordings they shared cannot be transcribed."""
+    if len(reasons) == 1:
+        return f"Sorry, I cannot transcribe this: {reasons[0]}."
+    return "Sorry, I cannot transcribe some of these:\n" + "\n".join(f"- {r}" for r in reasons)
+
+
+def not_media(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:3]) + (" and more" if len(names) > 3 else "")
+    return f"{shown}: not audio or video, so there is nothing to transcribe."
+
+
+def file_unusable(title: str) -> str:
+    return f"{title}: the platform did not say where the file is; share it again"
+
+
+def link_refused(url: str, reason: str) -> str:
+    return f"{redact_url(url)}: {reason}"
+
+
+def auto_changed(enabled: bool, channel: str) -> str:
+    if enabled:
+        return f"Auto-transcribe is on in {channel}: I'll transcribe audio and video shared here."
+    return (
+        f"Auto-transcribe is off in {channel}. People can still ask: the /transcribe "
+        "command, a mention, or Transcribe on a message."
+    )
+
+
+#: What each unfinished state is called in `/transcribe status`.
+STATE_WORDS = {
+    "fetching": "uploading to AssemblyAI",
+    "submitted": "transcribing",
+    "completed": "posting the result",
+    "failed": "posting what went wrong",
+}
+
+
+def queued(ahead: int) -> str:
+    return "queued, next up" if ahead == 0 else f"queued, {ahead} ahead"
+
+
+def status_lines(entries: Sequence[tuple[str, str]]) -> str:
+    """`entries` are (what, state) pairs, oldest first."""
+    lines = [f"{i}. {what}: {state}" for i, (what, state) in enumerate(entries, 1)]
+    return "Your transcriptions in progress:\n" + "\n".join(lines)

@@ -30,17 +30,21 @@ from bot.assemblyai import (
     RetryPolicy,
     Timeouts,
 )
-from bot.chat import Adapter
+from bot.chat import Adapter, Core, Platform
 from bot.config import Secret, Settings, speech_model_warnings
+from bot.doctor import Check
 from bot.engine import Engine, EngineConfig
 from bot.errors import ConfigError
+from bot.intake import Intake
 from bot.jobs import JobStore
+from bot.jobs.database import make_engine, parse_database_url
 from bot.metrics import Metrics
+from bot.polling import PollSchedule
 from bot.web import WEBHOOK_PATH, create_app
 
 log = logging.getLogger(__name__)
 
-AdapterFactory = Callable[[Settings, JobStore], Adapter]
+AdapterFactory = Callable[[Settings, Core], Adapter]
 WEBHOOK_SECRET_NAME: Final = "assemblyai-webhook"
 
 
@@ -54,17 +58,44 @@ def load_factory(spec: str) -> AdapterFactory:
 
 
 def builtin_factories(settings: Settings) -> list[AdapterFactory]:
-    # The composition root is the one place in bot/ that names the platform adapters.
+    """The configured platforms' adapters. The composition root is the one place in bot/
+    that names them, and it builds what they need beyond the core: Slack's installation
+    tables (on the jobs' database, with their own engine, as slack_sdk wants)."""
     factories: list[AdapterFactory] = []
+    shared = parse_database_url(settings.database_url.value).get_backend_name() != "sqlite"
     if settings.slack_enabled:
         from adapters import slack
+        from adapters.slack.workspaces import OAuthTables
 
-        factories.append(slack.create)
+        def make_slack(settings: Settings, core: Core) -> Adapter:
+            tables = None
+            if settings.slack_oauth:
+                assert settings.slack_client_id is not None
+                url = parse_database_url(settings.database_url.value)
+                engine = make_engine(url, connect_timeout=10.0, busy_timeout=30.0)
+                tables = OAuthTables(settings.slack_client_id, engine)
+            return slack.create(settings, core, oauth_tables=tables, shared_store=shared)
+
+        factories.append(make_slack)
     if settings.discord_enabled:
         from adapters import discord
 
         factories.append(discord.create)
     return factories
+
+
+def platform_checks(settings: Settings) -> list[Check]:
+    """`threadscribe doctor`'s checks of the platforms that are (partly) configured."""
+    checks: list[Check] = []
+    if settings.slack_bot_token or settings.slack_client_id or settings.slack_app_token:
+        from adapters.slack import doctor as slack_doctor
+
+        checks.append(slack_doctor.check)
+    if settings.discord_token:
+        from adapters.discord import doctor as discord_doctor
+
+        checks.append(discord_doctor.check)
+    return checks
 
 
 def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineConfig:
@@ -85,6 +116,34 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         llm_model=settings.llm_model,
         lease=float(settings.job_lease_seconds),
     )
+
+
+def compose(
+    settings: Settings,
+    store: JobStore,
+    client: AssemblyAIClient,
+    factories: Sequence[AdapterFactory],
+    *,
+    config: EngineConfig,
+    metrics: Metrics | None = None,
+    schedule: PollSchedule | None = None,
+) -> tuple[Engine, Intake, list[Adapter]]:
+    """The engine, the core adapters talk to, and the adapters, wired together (no I/O):
+    the engine first, the core on it, each adapter with the core, then each adapter
+    registered with the engine as the platform it delivers to."""
+    engine = Engine(store, client, config=config, metrics=metrics or Metrics(), schedule=schedule)
+    core = Intake(
+        engine,
+        store,
+        auto_defaults={
+            Platform.SLACK: settings.slack_auto_transcribe,
+            Platform.DISCORD: settings.discord_auto_transcribe,
+        },
+    )
+    adapters = [factory(settings, core) for factory in factories]
+    for adapter in adapters:
+        engine.add_platform(adapter)
+    return engine, core, adapters
 
 
 async def serve(
@@ -110,17 +169,11 @@ async def serve(
     runner: web.AppRunner | None = None
     adapters: list[Adapter] = []
     engine: Engine | None = None
+    core: Intake | None = None
     try:
-        secret = settings.webhook_secret or Secret(
-            await store.deployment_secret(WEBHOOK_SECRET_NAME)
-        )
-        adapters = [factory(settings, store) for factory in factories]
-        engine = Engine(
-            store,
-            client,
-            {adapter.name: adapter for adapter in adapters},
-            engine_config(settings, secret),
-            metrics=Metrics(),
+        secret = settings.webhook_secret or Secret(await store.secrets.get(WEBHOOK_SECRET_NAME))
+        engine, core, adapters = compose(
+            settings, store, client, factories, config=engine_config(settings, secret)
         )
         routes = [route for adapter in adapters for route in adapter.routes()]
         runner = web.AppRunner(create_app(engine, routes), access_log=None)
@@ -133,7 +186,7 @@ async def serve(
         log.info("listening on %s port %d", host, settings.port)
         await engine.start()
         for adapter in adapters:
-            await adapter.start(engine)
+            await adapter.start()
         # Everything made at start-up lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall the event loop for long runs.
         gc.freeze()
@@ -155,6 +208,8 @@ async def serve(
                 log.exception("adapter %s did not close cleanly", adapter.name.value)
         if runner is not None:
             await runner.cleanup()
+        if core is not None:
+            await core.close()
         await client.close()
         await store.close()
 

@@ -51,14 +51,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import aiohttp
 from aiohttp import web
 
-from bot.chat import FileStream, Post, Reaction, ThreadRef
+from bot.chat import Attachment, Core, FileStream, Post, Reaction, ThreadRef, Trigger
 from bot.config import Settings
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
-from bot.jobs import FileSource, IntakeRecord, Job, JobStore, Platform
+from bot.jobs import FileSource, IntakeRecord, JobOptions, Platform
 from bot.jobs.records import source_from_json
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -408,7 +408,7 @@ def intake_to_json(record: IntakeRecord) -> dict[str, Any]:
         "thread": record.thread,
         "message": record.message,
         "event_id": record.event_id,
-        "options": dict(record.options),
+        "options": record.options.to_json(),
         "audio_duration": record.audio_duration,
     }
 
@@ -423,18 +423,43 @@ def intake_from_json(data: Mapping[str, Any]) -> IntakeRecord:
         thread=data.get("thread"),
         message=data.get("message"),
         event_id=data.get("event_id"),
-        options=data.get("options") or {},
+        options=JobOptions.from_json(data.get("options") or {}),
         audio_duration=data.get("audio_duration"),
+    )
+
+
+def trigger_of(record: IntakeRecord) -> Trigger:
+    """The record as the trigger a platform would hand the core: one file, or one link."""
+    attachments: tuple[Attachment, ...] = ()
+    text = ""
+    if isinstance(record.source, FileSource):
+        ref = record.source.ref
+        name = ref.get("name")
+        attachments = (Attachment(ref=ref, name=name if isinstance(name, str) else None),)
+    else:
+        text = record.source.url
+    return Trigger(
+        platform=record.platform,
+        workspace=record.workspace,
+        channel=record.channel,
+        requester=record.requester,
+        message=record.message,
+        thread=record.thread,
+        event_id=record.event_id,
+        text=text,
+        attachments=attachments,
+        explicit=True,
+        options=record.options,
     )
 
 
 # == the bot side =======================================================================
 
 
-def create(settings: Settings, store: JobStore) -> RecorderAdapter:
+def create(settings: Settings, core: Core) -> RecorderAdapter:
     """The THREADSCRIBE_ADAPTERS factory. A test plugin at the composition root, so it may
     read its one setting from the environment."""
-    return RecorderAdapter(os.environ[URL_ENV])
+    return RecorderAdapter(os.environ[URL_ENV], core)
 
 
 def _where_json(where: ThreadRef) -> dict[str, Any]:
@@ -454,8 +479,9 @@ class RecorderAdapter:
     name = Platform.SLACK  # it stands in for a platform
     message_limit = 3000
 
-    def __init__(self, base_url: str, *, poll_wait: float = 5.0) -> None:
+    def __init__(self, base_url: str, core: Core, *, poll_wait: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self._core = core
         self.poll_wait = poll_wait
         self._session: aiohttp.ClientSession | None = None
         self._inbox_task: asyncio.Task[None] | None = None
@@ -467,8 +493,8 @@ class RecorderAdapter:
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return ()
 
-    async def start(self, engine: Engine) -> None:
-        self._inbox_task = asyncio.create_task(self._take_in(engine), name="recorder-inbox")
+    async def start(self) -> None:
+        self._inbox_task = asyncio.create_task(self._take_in(), name="recorder-inbox")
 
     async def stop(self) -> None:
         """Take no more intakes: an intake being handed to the engine finishes (and is
@@ -489,9 +515,9 @@ class RecorderAdapter:
 
     # -- intake --------------------------------------------------------------------------
 
-    async def _take_in(self, engine: Engine) -> None:
-        """Fetch intakes and hand each batch to the engine at once (a platform delivers
-        events concurrently), acknowledging each one once the engine has it."""
+    async def _take_in(self) -> None:
+        """Fetch intakes and hand each batch to the core at once (a platform delivers
+        events concurrently), acknowledging each one once the core has it."""
         after = 0
         while not self._stopping:
             self._polling = True
@@ -508,7 +534,7 @@ class RecorderAdapter:
             if self._stopping:
                 return  # not acknowledged: the recorder offers them again
             items = answer["intakes"]
-            taken = await asyncio.gather(*(self._take(engine, item) for item in items))
+            taken = await asyncio.gather(*(self._take(item) for item in items))
             failed = [item["seq"] for item, ok in zip(items, taken, strict=True) if not ok]
             if failed:
                 after = min(failed) - 1  # offered again (acknowledged ones are not)
@@ -516,14 +542,15 @@ class RecorderAdapter:
             elif items:
                 after = max(item["seq"] for item in items)
 
-    async def _take(self, engine: Engine, item: dict[str, Any]) -> bool:
+    async def _take(self, item: dict[str, Any]) -> bool:
         try:
-            outcome = await engine.intake(intake_from_json(item["record"]))
+            taken = await self._core.take(trigger_of(intake_from_json(item["record"])))
+            ids = [*taken.created_ids, *taken.existing_ids]
             ack = {
                 "seq": item["seq"],
-                "job_id": outcome.job.id if outcome.job else None,
-                "created": outcome.created,
-                "refused": outcome.refused,
+                "job_id": ids[0] if ids else None,
+                "created": bool(taken.created_ids),
+                "refused": taken.refusals[0] if taken.refusals else None,
             }
             await self._call("POST", "/ack", json=ack)
         except Exception:
@@ -533,13 +560,11 @@ class RecorderAdapter:
 
     # -- ChatPlatform --------------------------------------------------------------------
 
-    async def public_url(self, job: Job) -> str | None:
+    async def public_url(self, where: ThreadRef, source: FileSource) -> str | None:
         return None  # like Slack: private files are always streamed
 
-    async def open_file(self, job: Job) -> FileStream:
-        if not isinstance(job.source, FileSource):
-            raise FileUnavailable("this job has no file to open")
-        file_id = str(job.source.ref["id"])
+    async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
+        file_id = str(source.ref["id"])
         try:
             response = await self._http().get(f"{self.base_url}/files/{file_id}")
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bot.chat import FileStream, Post, Reaction, ThreadRef
 from bot.errors import FileUnavailable, PlatformRefused
-from bot.jobs import FileSource, IntakeRecord, Job, Platform
+from bot.jobs import FileSource, IntakeRecord, Platform
 
 
 @dataclass
@@ -84,10 +84,9 @@ class RecordingPlatform:
         async with self._changed:
             self._changed.notify_all()
 
-    async def open_file(self, job: Job) -> FileStream:
+    async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
         self._fault("open_file")
-        assert isinstance(job.source, FileSource)
-        file_id = str(job.source.ref["id"])
+        file_id = str(source.ref["id"])
         if file_id not in self.files:
             raise FileUnavailable(f"file {file_id} is gone")
         data = self.files[file_id]
@@ -100,9 +99,8 @@ class RecordingPlatform:
 
         return FileStream(chunks(), len(data), "application/octet-stream")
 
-    async def public_url(self, job: Job) -> str | None:
-        assert isinstance(job.source, FileSource)
-        return self.links.get(str(job.source.ref["id"]))
+    async def public_url(self, where: ThreadRef, source: FileSource) -> str | None:
+        return self.links.get(str(source.ref["id"]))
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         self._fault("post")

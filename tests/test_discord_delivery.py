@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Platform, Post, Reaction, ThreadRef
-from adapters.discord_delivery import Hints, Reply
+from adapters.discord.delivery import Hints, Reply
 from bot import render
+from bot.chat import Platform, Post, Reaction, ThreadRef
 from bot.jobs import JobStore
 from bot.transcript import Transcript
 from tests.fakes.discord import FakeDiscord, Permission, Upload
@@ -31,7 +31,9 @@ GUILD, DM = _WORLD.guild.id, _WORLD.dm.id
 
 @pytest.fixture
 async def bot(fake_discord: FakeDiscord, store: JobStore, assemblyai) -> AsyncIterator[Harness]:
-    async with running_bot(fake_discord, store, assemblyai, auto_transcribe=False) as harness:
+    async with running_bot(
+        fake_discord, store, assemblyai, discord_auto_transcribe=False
+    ) as harness:
         yield harness
 
 
@@ -57,13 +59,19 @@ def result(doc: render.Document) -> Post:
     return Post(rendered.inline, rendered.files, doc)
 
 
-def where(message: dict[str, Any], **hints: Any) -> ThreadRef:
-    options = Hints(**hints).options()
+def where(message: dict[str, Any], title: str = "recording", **hints: Any) -> ThreadRef:
     # Messages as the fake stores them carry no guild_id: in the default world every
     # channel but the DM is in its one guild.
     guild = "@me" if message["channel_id"] == str(DM) else str(GUILD)
     return ThreadRef(
-        Platform.DISCORD, str(guild), message["channel_id"], None, message["id"], "job-1", options
+        Platform.DISCORD,
+        str(guild),
+        message["channel_id"],
+        None,
+        message["id"],
+        "job-1",
+        Hints(**hints).extra(),
+        title=title,
     )
 
 
@@ -207,9 +215,9 @@ async def test_subtitles_are_attached(bot: Harness) -> None:
 
 
 async def test_a_missing_channel_is_a_permanent_platform_error(bot: Harness) -> None:
-    from adapters.base import PlatformError
+    from bot.chat import PlatformError
 
-    ref = ThreadRef(Platform.DISCORD, "@me", "42", None, "43", "job", Hints().options())
+    ref = ThreadRef(Platform.DISCORD, "@me", "42", None, "43", "job", Hints().extra())
     with pytest.raises(PlatformError) as failed:
         await bot.adapter.post(ref, Post("hello"), key="k")
     assert not failed.value.retryable
@@ -265,7 +273,7 @@ async def test_missing_reactions_permission_is_harmless(bot: Harness) -> None:
 
 
 async def test_missing_attach_files_is_a_clear_permanent_error(bot: Harness) -> None:
-    from adapters.base import PlatformError
+    from bot.chat import PlatformError
 
     turns = [("A", f"Sentence number {i} goes on for a while.") for i in range(100)]
     doc = render.render(transcript(*turns))
@@ -286,7 +294,7 @@ def test_the_whole_transcript_always_reaches_the_thread(embeds: bool) -> None:
     either in it or in the attached transcript.txt."""
     import random
 
-    from adapters.discord_format import escape, outgoing
+    from adapters.discord.format import escape, outgoing
 
     rng = random.Random(5)
     words = "the *numbers* are in _and_ > costs ~~are~~ flat `ok` @everyone ok".split()

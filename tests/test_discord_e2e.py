@@ -142,7 +142,7 @@ async def test_the_message_command_transcribes_on_request(
     bot: Harness, dialogue: Callable[[str], Path]
 ) -> None:
     world = bot.fake.world
-    await bot.store.set_auto_transcribe(
+    await bot.store.settings.set_auto_transcribe(
         Platform.DISCORD, str(world.guild.id), str(world.general.id), False, updated_by="t"
     )
     upload = Upload("standup.webm", dialogue("webm").read_bytes(), "video/webm")

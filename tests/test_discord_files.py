@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from adapters.base import FileSource, FileUnavailable, IntakeRecord, Platform
-from adapters.discord_files import attachment_ref, expires_at
-from bot.jobs import Job, JobStore
+from adapters.discord.files import attachment_of, expires_at
+from bot.chat import FileSource, FileUnavailable, Platform, ThreadRef
+from bot.jobs import IntakeRecord, Job, JobStore
 from tests.fakes.discord import FakeDiscord, GeneratedBytes, Upload
 from tests.fakes.discord_harness import (
     Harness,
@@ -27,7 +27,9 @@ GET_MESSAGE = "GET /channels/{channel_id}/messages/{message_id}"
 @pytest.fixture
 async def bot(fake_discord: FakeDiscord, store: JobStore, assemblyai) -> AsyncIterator[Harness]:
     # Auto-transcribe off: these tests make their jobs themselves.
-    async with running_bot(fake_discord, store, assemblyai, auto_transcribe=False) as harness:
+    async with running_bot(
+        fake_discord, store, assemblyai, discord_auto_transcribe=False
+    ) as harness:
         yield harness
 
 
@@ -35,8 +37,9 @@ async def file_job(bot: Harness, upload: Upload) -> tuple[Job, discord.Message]:
     posted = await bot.fake.dispatch_message(uploads=[upload])
     channel = bot.adapter.client.get_partial_messageable(int(posted["channel_id"]))
     message = await channel.fetch_message(int(posted["id"]))
-    source = attachment_ref(message.attachments[0], channel_id=channel.id, message_id=message.id)
-    job, _ = await bot.store.intake(
+    found = attachment_of(message.attachments[0], channel_id=channel.id, message_id=message.id)
+    source = FileSource(found.ref)
+    job, _ = await bot.store.admission.intake(
         IntakeRecord(
             platform=Platform.DISCORD,
             workspace=str(bot.fake.world.guild.id),
@@ -50,7 +53,7 @@ async def file_job(bot: Harness, upload: Upload) -> tuple[Job, discord.Message]:
 
 
 async def read_all(bot: Harness, job: Job) -> tuple[str, int, int | None, int]:
-    stream = await bot.adapter.open_file(job)
+    stream = await bot.adapter.open_file(ThreadRef.of(job), job.source)
     digest, total, chunks = hashlib.sha256(), 0, 0
     async for chunk in stream.chunks:
         digest.update(chunk)
@@ -99,21 +102,21 @@ async def test_a_deleted_message_means_the_file_is_unavailable(bot) -> None:
     await message.delete()  # nothing left to renew the URL from
     bot.fake.clock.advance(25 * 3600)
     with pytest.raises(FileUnavailable, match="deleted"):
-        await bot.adapter.open_file(job)
+        await bot.adapter.open_file(ThreadRef.of(job), job.source)
 
 
 async def test_a_file_the_cdn_refuses_is_unavailable(bot) -> None:
     job, message = await file_job(bot, Upload("memo.ogg", b"OggS" * 10, "audio/ogg"))
     bot.fake.deny_cdn(message.attachments[0].id)
     with pytest.raises(FileUnavailable, match="HTTP 403"):
-        await bot.adapter.open_file(job)
+        await bot.adapter.open_file(ThreadRef.of(job), job.source)
     assert [f.status for f in bot.fake.cdn_fetches] == [403, 403]  # renewed once, in vain
 
 
 async def test_a_slash_command_file_cannot_be_renewed(bot) -> None:
     job, _ = await file_job(bot, Upload("memo.ogg", b"OggS", "audio/ogg"))
     ref = dict(job.source.ref) | {"message": None}
-    command_job, _ = await bot.store.intake(
+    command_job, _ = await bot.store.admission.intake(
         IntakeRecord(
             platform=Platform.DISCORD,
             workspace=job.workspace,
@@ -125,7 +128,7 @@ async def test_a_slash_command_file_cannot_be_renewed(bot) -> None:
     )
     bot.fake.clock.advance(25 * 3600)
     with pytest.raises(FileUnavailable, match="run /transcribe again"):
-        await bot.adapter.open_file(command_job)
+        await bot.adapter.open_file(ThreadRef.of(command_job), command_job.source)
 
 
 async def test_a_url_about_to_expire_is_renewed_before_the_download(
@@ -135,7 +138,7 @@ async def test_a_url_about_to_expire_is_renewed_before_the_download(
     async with (
         FakeDiscord(cdn_url_lifetime=300) as fake,
         fake.pointed_at(),
-        running_bot(fake, store, assemblyai, auto_transcribe=False) as bot,
+        running_bot(fake, store, assemblyai, discord_auto_transcribe=False) as bot,
     ):
         job, _ = await file_job(bot, Upload("memo.ogg", b"OggS" * 50, "audio/ogg"))
         renewals = len(fake.calls_to(GET_MESSAGE))
@@ -148,14 +151,20 @@ async def test_a_url_about_to_expire_is_renewed_before_the_download(
 async def test_a_public_url_for_assemblyai_is_fresh_or_none(bot) -> None:
     job, message = await file_job(bot, Upload("memo.ogg", b"OggS", "audio/ogg"))
     renewals = len(bot.fake.calls_to(GET_MESSAGE))
-    assert await bot.adapter.public_url(job) == job.source.ref["url"]  # valid for 24 h
+    assert (
+        await bot.adapter.public_url(ThreadRef.of(job), job.source) == job.source.ref["url"]
+    )  # valid for 24 h
     assert len(bot.fake.calls_to(GET_MESSAGE)) == renewals
-    fresh = await bot.adapter.public_url(job, valid_for=2 * 24 * 3600)  # asks for more
+    fresh = await bot.adapter.public_url(
+        ThreadRef.of(job), job.source, valid_for=2 * 24 * 3600
+    )  # asks for more
     assert len(bot.fake.calls_to(GET_MESSAGE)) == renewals + 1  # so it was renewed
     assert fresh is not None
     assert fresh.split("?")[0] == str(job.source.ref["url"]).split("?")[0]
     await message.delete()
-    assert await bot.adapter.public_url(job, valid_for=2 * 24 * 3600) is None
+    assert (
+        await bot.adapter.public_url(ThreadRef.of(job), job.source, valid_for=2 * 24 * 3600) is None
+    )
 
 
 def test_expiry_is_read_from_the_signed_url() -> None:

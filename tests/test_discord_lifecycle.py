@@ -2,19 +2,20 @@
 one-line errors an operator gets for a bad token or a missing intent."""
 
 from pathlib import Path
+from typing import Any
 
 import discord
 import discord.gateway
 import discord.http
 import pytest
 
-from adapters.base import Adapter, PlatformError
-from adapters.discord import create
-from adapters.discord_client import INVITE_PERMISSIONS, invite_url
+from adapters.discord import DiscordAdapter, create
+from adapters.discord.client import INVITE_PERMISSIONS, invite_url
+from bot.chat import Adapter, Core, Platform, PlatformError
 from bot.config import Secret, Settings
-from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.jobs import JobStore, Platform
+from bot.jobs import JobStore
+from bot.run import compose
 from tests.fakes.discord import FakeDiscord, Intent, Upload
 from tests.fakes.discord_harness import (
     FAST_ENGINE,
@@ -72,7 +73,7 @@ async def test_start_logs_in_registers_commands_and_connects(
 async def test_commands_are_global_without_a_dev_guild(
     fake_discord: FakeDiscord, store: JobStore, assemblyai
 ) -> None:
-    async with running_bot(fake_discord, store, assemblyai, dev_guild=None):
+    async with running_bot(fake_discord, store, assemblyai, discord_dev_guild=None):
         assert {c["name"] for c in fake_discord.commands(None)} == {
             "transcribe",
             "transcribe-settings",
@@ -81,14 +82,24 @@ async def test_commands_are_global_without_a_dev_guild(
         assert fake_discord.commands(fake_discord.world.guild.id) == []
 
 
+def bare_adapter(settings: Settings, store: JobStore, client: Any) -> DiscordAdapter:
+    """The adapter as the composition root makes it, not started."""
+
+    def make(settings: Settings, core: Core) -> DiscordAdapter:
+        return create(settings, core, guild_ready_timeout=0.05)
+
+    _engine, _core, [adapter] = compose(settings, store, client, [make], config=FAST_ENGINE)
+    assert isinstance(adapter, DiscordAdapter)
+    return adapter
+
+
 async def test_a_bad_token_is_one_line_naming_discord_token(
     fake_discord: FakeDiscord, store: JobStore, assemblyai
 ) -> None:
     settings = discord_settings(fake_discord, discord_token=Secret("not-the-token"))
-    adapter = create(settings, store, guild_ready_timeout=0.05)
-    engine = Engine(store, assemblyai, {Platform.DISCORD: adapter}, FAST_ENGINE)
+    adapter = bare_adapter(settings, store, assemblyai)
     with pytest.raises(PlatformError) as failed:
-        await adapter.start(engine)
+        await adapter.start()
     assert "DISCORD_TOKEN" in failed.value.message and "\n" not in failed.value.message
     assert not failed.value.retryable
     assert "not-the-token" not in failed.value.message
@@ -98,10 +109,9 @@ async def test_a_bad_token_is_one_line_naming_discord_token(
 
 async def test_a_missing_message_content_intent_says_which_switch(store: JobStore, assemblyai):
     async with FakeDiscord(privileged_intents=Intent(0)) as fake, fake.pointed_at():
-        adapter = create(discord_settings(fake), store, guild_ready_timeout=0.05)
-        engine = Engine(store, assemblyai, {Platform.DISCORD: adapter}, FAST_ENGINE)
+        adapter = bare_adapter(discord_settings(fake), store, assemblyai)
         with pytest.raises(PlatformError, match="Message Content Intent"):
-            await adapter.start(engine)
+            await adapter.start()
         await adapter.close()
 
 
@@ -110,10 +120,9 @@ async def test_an_unreachable_discord_is_reported(store: JobStore, assemblyai) -
         settings = discord_settings(fake)
     # The fake is closed now: nothing listens on its port.
     with discord_urls_restored():
-        adapter = create(settings, store, guild_ready_timeout=0.05)
-        engine = Engine(store, assemblyai, {Platform.DISCORD: adapter}, FAST_ENGINE)
+        adapter = bare_adapter(settings, store, assemblyai)
         with pytest.raises(PlatformError, match="cannot reach Discord") as failed:
-            await adapter.start(engine)
+            await adapter.start()
         assert failed.value.retryable
         await adapter.close()
 

@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.discord import create
+from adapters.discord import DiscordAdapter, create
 from bot.assemblyai import AssemblyAIClient
-from bot.engine import Engine
-from bot.jobs import JobState, JobStore, Platform
+from bot.chat import Core
+from bot.config import Settings
+from bot.jobs import JobState, JobStore
+from bot.run import compose
 from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
@@ -41,17 +43,21 @@ class Process:
     """One run of the bot: an adapter and an engine on the shared store."""
 
     def __init__(self, fake: FakeDiscord, store: JobStore, client: AssemblyAIClient) -> None:
-        self.adapter = create(
-            discord_settings(fake), store, guild_ready_timeout=0.05, dev_guild=fake.world.guild.id
+        def make(settings: Settings, core: Core) -> DiscordAdapter:
+            return create(settings, core, guild_ready_timeout=0.05)
+
+        settings = discord_settings(fake, discord_dev_guild=fake.world.guild.id)
+        self.engine, self.core, [adapter] = compose(
+            settings, store, client, [make], config=CRASHY, schedule=FAST_POLLS
         )
-        platforms = {Platform.DISCORD: self.adapter}
-        self.engine = Engine(store, client, platforms, CRASHY, schedule=FAST_POLLS)
+        assert isinstance(adapter, DiscordAdapter)
+        self.adapter = adapter
 
     async def start(self) -> None:
         # The order of `threadscribe run`: the engine resumes jobs while Discord connects,
         # and the adapter holds their posts until it is ready.
         await self.engine.start()
-        await self.adapter.start(self.engine)
+        await self.adapter.start()
 
     async def crash(self) -> None:
         """Stop dead: work in flight is cancelled, leases are left to expire."""

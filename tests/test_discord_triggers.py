@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import discord_texts as texts
-from adapters.base import FileSource, UrlSource
-from adapters.discord_delivery import Hints, Reply
+from adapters.discord import texts
+from adapters.discord.delivery import Hints, Reply
 from bot import messages
+from bot.chat import FileSource, UrlSource
 from bot.jobs import Job, JobStore, Platform
 from tests.fakes.discord import FakeDiscord, GeneratedBytes, Permission, Upload
 from tests.fakes.discord_harness import (
@@ -56,7 +56,8 @@ async def test_a_voice_message_becomes_one_job(bot: Harness) -> None:
     assert job.source.ref["content_type"] == "audio/ogg"
     assert job.source.ref["size"] == len(b"OggS voice")
     assert job.dedupe_key.endswith(f":{world.general.id}:{voice['id']}:file:{attachment['id']}")
-    assert Hints.of(job.options) == Hints(Reply.THREAD, "voice message from Alice")
+    assert Hints.of(job.options.platform) == Hints(Reply.THREAD)
+    assert job.options.title == "voice message from Alice"
 
     # The engine announces the new job: ⏳ on the message, a status in its thread.
     await bot.fake.wait_for(lambda: bot.fake.reactions(voice))
@@ -97,7 +98,7 @@ async def one_message_with_everything(bot: Harness) -> None:
         "no-type.flac",
         "screen.mp4",
     ]
-    titles = {Hints.of(j.options).title for j in jobs}
+    titles = {j.options.title for j in jobs}
     assert {"take 1.mp3", "take2.m4a", "interview.wav"} <= titles
 
 
@@ -113,7 +114,7 @@ async def test_auto_transcribe_off_is_respected_in_the_channel_and_its_threads(
     bot: Harness,
 ) -> None:
     world = bot.fake.world
-    await bot.store.set_auto_transcribe(
+    await bot.store.settings.set_auto_transcribe(
         Platform.DISCORD, str(world.guild.id), str(world.general.id), False, updated_by="test"
     )
     await bot.fake.dispatch_voice_message()
@@ -124,16 +125,16 @@ async def test_auto_transcribe_off_is_respected_in_the_channel_and_its_threads(
     await bot.fake.dispatch_voice_message(world.dm)
     jobs = await jobs_after(bot, 2)
     assert {j.workspace for j in jobs} == {str(world.guild.id), "@me"}
-    assert {Hints.of(j.options).reply for j in jobs} == {Reply.IN_PLACE}
+    assert {Hints.of(j.options.platform).reply for j in jobs} == {Reply.IN_PLACE}
 
 
 async def test_auto_transcribe_can_default_to_off(
     fake_discord: FakeDiscord, store: JobStore, assemblyai
 ) -> None:
-    async with running_bot(fake_discord, store, assemblyai, auto_transcribe=False) as bot:
+    async with running_bot(fake_discord, store, assemblyai, discord_auto_transcribe=False) as bot:
         await fake_discord.dispatch_voice_message()
         await jobs_after(bot, 0)
-        await store.set_auto_transcribe(
+        await store.settings.set_auto_transcribe(
             Platform.DISCORD,
             str(fake_discord.world.guild.id),
             str(fake_discord.world.general.id),
@@ -164,7 +165,7 @@ async def test_only_manage_server_may_change_auto_transcribe(bot: Harness, who, 
         "transcribe-settings", {"auto": {"state": "off"}}, user=user, channel=world.thread
     )
     await bot.settle()
-    settings = await bot.store.channel_settings(
+    settings = await bot.store.settings.get(
         Platform.DISCORD, str(world.guild.id), str(world.general.id)
     )
     if not allowed:
@@ -216,8 +217,9 @@ async def test_transcribe_url_is_deferred_then_stored_then_answered(bot: Harness
     assert bot.fake.interaction_responses(ix) == [{"type": 5}]  # public "thinking…"
     assert (job.message, job.thread, job.channel) == (None, None, str(world.general.id))
     assert job.source == UrlSource("https://media.example.org/talk.mp3")
-    assert job.options["speakers_expected"] == 2 and job.options["language_code"] == "pt_br"
-    assert Hints.of(job.options) == Hints(Reply.THREAD, "talk.mp3", str(ix.id))
+    assert job.options.speakers_expected == 2 and job.options.language_code == "pt_br"
+    assert Hints.of(job.options.platform) == Hints(Reply.THREAD, str(ix.id))
+    assert job.options.title == "talk.mp3"
     # The engine's status line fills in the deferred response (through the token).
     original = await bot.fake.wait_for(
         lambda: (m := bot.fake.original_response(ix)) and m["content"] and m
@@ -256,7 +258,7 @@ async def test_the_deferral_does_not_wait_for_a_busy_database(
 
 async def test_the_message_command_works_where_auto_is_off(bot: Harness) -> None:
     world = bot.fake.world
-    await bot.store.set_auto_transcribe(
+    await bot.store.settings.set_auto_transcribe(
         Platform.DISCORD, str(world.guild.id), str(world.general.id), False, updated_by="t"
     )
     voice = await bot.fake.dispatch_voice_message()
@@ -341,4 +343,4 @@ async def test_a_channel_without_embed_links_gets_plain_text_results(bot: Harnes
     bot.fake.deny_bot(bot.fake.world.general, Permission.EMBED_LINKS)
     await bot.fake.dispatch_slash_command("transcribe", {"url": "https://a.example/b.mp3"})
     (job,) = await jobs_after(bot, 1)
-    assert Hints.of(job.options).embeds is False  # from the interaction's app_permissions
+    assert Hints.of(job.options.platform).embeds is False  # from the interaction's app_permissions

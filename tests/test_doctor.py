@@ -16,6 +16,7 @@ from aiohttp import web
 from adapters.slack import BOT_SCOPES
 from bot.config import Secret, Settings
 from bot.doctor import run_doctor
+from bot.run import platform_checks
 from tests.emulator_server import EmulatorServer
 from tests.fakes.slack import (
     APP_TOKEN,
@@ -35,7 +36,7 @@ def settings_for(
 
 async def doctor(settings: Settings) -> tuple[int, list[str]]:
     out = io.StringIO()
-    status = await run_doctor(settings, out)
+    status = await run_doctor(settings, out, platforms=platform_checks(settings))
     return status, out.getvalue().splitlines()
 
 

@@ -15,7 +15,7 @@ from bot.chat import Reaction
 from bot.config import Secret
 from bot.engine import Engine, EngineConfig
 from bot.errors import PlatformUnavailable
-from bot.jobs import JobState, JobStore, Platform
+from bot.jobs import JobOptions, JobState, JobStore, Platform
 from tests.audio import make_dialogue, make_tone
 from tests.emulator_server import EmulatorServer
 from tests.recording import RecordingPlatform, file_intake, url_intake
@@ -231,7 +231,7 @@ async def test_long_transcript_goes_out_as_a_file(tmp_path, emulator, media_serv
 
 async def test_formats_and_deletion_after_delivery(tmp_path, emulator, dialogue, media_server):
     async with make_harness(tmp_path, emulator, delete_after_delivery=True) as h:
-        record = url_intake(media_server(dialogue.path), options={"formats": ["srt", "vtt"]})
+        record = url_intake(media_server(dialogue.path), options=JobOptions(formats=("srt", "vtt")))
         outcome = await h.engine.intake(record)
         await h.drain()
         [result] = h.platform.results(outcome.job.id)
@@ -293,7 +293,7 @@ async def test_many_jobs_respect_the_concurrency_limit(tmp_path, emulator, dialo
         async def watch() -> None:
             nonlocal peak
             while True:
-                peak = max(peak, await h.store.count(JobState.FETCHING, JobState.SUBMITTED))
+                peak = max(peak, await h.store.queue.count(JobState.FETCHING, JobState.SUBMITTED))
                 await asyncio.sleep(0.01)
 
         watcher = asyncio.create_task(watch())

@@ -34,6 +34,7 @@ from bot.jobs import (
     FileSource,
     IntakeRecord,
     Job,
+    JobOptions,
     JobState,
     JobStore,
     Limits,
@@ -88,7 +89,7 @@ def record(n: int = 0, **changes: Any) -> IntakeRecord:
                 "url_private_download": "https://files.slack.test/files-pri/T01-F/standup.m4a",
             }
         ),
-        "options": {"speakers_expected": 2, "language_code": "en", "formats": ["srt"]},
+        "options": JobOptions(speakers_expected=2, language_code="en", formats=("srt",)),
     }
     return IntakeRecord(**(fields | changes))
 
@@ -135,7 +136,7 @@ async def finish(store: JobStore, job: Job, state: JobState = COMPLETED) -> Job:
     """Walk a new job to `state` the way the engine would (without a lease)."""
     path = {COMPLETED: [SUBMITTED, COMPLETED], DELIVERED: [SUBMITTED, COMPLETED, DELIVERED]}
     for step in path[state]:
-        moved = await store.transition(job.id, None, job.state, step)
+        moved = await store.queue.transition(job.id, None, job.state, step)
         assert moved is not None
         job = moved
     return job
@@ -145,20 +146,20 @@ async def finish(store: JobStore, job: Job, state: JobState = COMPLETED) -> Job:
 
 
 async def test_intake_persists_the_job_and_a_replay_finds_it(store: JobStore) -> None:
-    job, created = await store.intake(record(1, audio_duration=12.5))
+    job, created = await store.admission.intake(record(1, audio_duration=12.5))
     assert created
     assert job.state is RECEIVED
     assert job.platform is Platform.SLACK
     assert (job.workspace, job.channel, job.requester) == ("T01", "C01", "U01")
     assert (job.thread, job.message) == ("1700000000.000100", "1700000000.000001")
     assert job.source == record(1).source
-    assert job.options == {"speakers_expected": 2, "language_code": "en", "formats": ["srt"]}
+    assert job.options == JobOptions(speakers_expected=2, language_code="en", formats=("srt",))
     assert (job.attempts, job.posted, job.transcript_id, job.lease_owner) == (0, {}, None, None)
     assert job.created_at == job.updated_at == job.next_attempt_at == T0
     assert job.audio_duration == 12.5
     assert job.dedupe_key == "slack:T01:C01:1700000000.000001:file:F0001"
 
-    again, created = await store.intake(record(1))
+    again, created = await store.admission.intake(record(1))
     assert not created
     assert again == job
     assert await store.get(job.id) == job
@@ -167,25 +168,25 @@ async def test_intake_persists_the_job_and_a_replay_finds_it(store: JobStore) ->
 
 async def test_concurrent_identical_intakes_make_one_job(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    results = await asyncio.gather(*(store.intake(record(7)) for store in [a, b] * 10))
+    results = await asyncio.gather(*(store.admission.intake(record(7)) for store in [a, b] * 10))
     assert len({job.id for job, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert (await a.counts_by_state())[RECEIVED] == 1
 
 
 async def test_dedupe_key_tells_files_links_and_events_apart(store: JobStore) -> None:
-    first, _ = await store.intake(record(1))
+    first, _ = await store.admission.intake(record(1))
     other_file = record(1, source=FileSource({"id": "F9999"}))
     link = record(1, source=UrlSource("https://example.org/talk.mp3"))
     command = record(1, message=None, event_id="trigger-123", source=link.source)
     command_replay = record(1, message=None, event_id="trigger-123", source=link.source)
     ids = {first.id}
     for intake in (other_file, link, command):
-        job, created = await store.intake(intake)
+        job, created = await store.admission.intake(intake)
         assert created
         ids.add(job.id)
     assert len(ids) == 4
-    assert (await store.intake(command_replay))[1] is False
+    assert (await store.admission.intake(command_replay))[1] is False
     with pytest.raises(ValueError, match="message id or the id of the triggering event"):
         record(1, message=None)
 
@@ -195,11 +196,11 @@ async def test_dedupe_key_tells_files_links_and_events_apart(store: JobStore) ->
 
 async def test_claim_is_exclusive_across_replicas(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    await asyncio.gather(*(a.intake(record(n)) for n in range(200)))
+    await asyncio.gather(*(a.admission.intake(record(n)) for n in range(200)))
     claims: dict[str, list[str]] = defaultdict(list)
 
     async def worker(store: JobStore, owner: str) -> None:
-        while jobs := await store.claim(owner, lease_seconds=60, states=[RECEIVED], limit=7):
+        while jobs := await store.queue.claim(owner, lease_seconds=60, states=[RECEIVED], limit=7):
             for job in jobs:
                 assert job.lease_owner == owner
                 claims[job.id].append(owner)
@@ -213,97 +214,107 @@ async def test_claim_is_exclusive_across_replicas(open_store: OpenStore) -> None
 async def test_claim_takes_due_jobs_oldest_first(store: JobStore, clock: Clock) -> None:
     jobs = []
     for n in range(5):
-        jobs.append((await store.intake(record(n)))[0])
+        jobs.append((await store.admission.intake(record(n)))[0])
         clock.advance(1)
-    first = await store.claim("w1", lease_seconds=1000, states=[RECEIVED], limit=2, now=at(10))
+    first = await store.queue.claim(
+        "w1", lease_seconds=1000, states=[RECEIVED], limit=2, now=at(10)
+    )
     assert [job.id for job in first] == [jobs[0].id, jobs[1].id]
     # jobs[0] goes back with a backoff; jobs[1] stays leased.
-    assert await store.release(jobs[0].id, "w1", at(100), error="429 from AssemblyAI")
-    rest = await store.claim("w2", lease_seconds=1000, states=[RECEIVED], limit=10, now=at(10))
+    assert await store.queue.release(jobs[0].id, "w1", at(100), error="429 from AssemblyAI")
+    rest = await store.queue.claim(
+        "w2", lease_seconds=1000, states=[RECEIVED], limit=10, now=at(10)
+    )
     assert [job.id for job in rest] == [job.id for job in jobs[2:]]
-    assert await store.claim("w2", lease_seconds=10, states=[RECEIVED], now=at(99)) == []
-    (retry,) = await store.claim("w3", lease_seconds=10, states=[RECEIVED], now=at(100))
+    assert await store.queue.claim("w2", lease_seconds=10, states=[RECEIVED], now=at(99)) == []
+    (retry,) = await store.queue.claim("w3", lease_seconds=10, states=[RECEIVED], now=at(100))
     assert (retry.id, retry.attempts, retry.last_error) == (jobs[0].id, 1, "429 from AssemblyAI")
-    assert await store.claim("w4", lease_seconds=10, states=[SUBMITTED], now=at(5000)) == []
+    assert await store.queue.claim("w4", lease_seconds=10, states=[SUBMITTED], now=at(5000)) == []
 
 
 async def test_expired_lease_is_reclaimed(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    job, _ = await a.intake(record())
-    (mine,) = await a.claim("a", lease_seconds=30, states=[RECEIVED], now=at(0))
+    job, _ = await a.admission.intake(record())
+    (mine,) = await a.queue.claim("a", lease_seconds=30, states=[RECEIVED], now=at(0))
     assert mine.lease_expires_at == at(30)
-    assert await b.claim("b", lease_seconds=30, states=[RECEIVED], now=at(10)) == []
-    renewed = await a.renew(job.id, "a", lease_seconds=30, now=at(10))
+    assert await b.queue.claim("b", lease_seconds=30, states=[RECEIVED], now=at(10)) == []
+    renewed = await a.queue.renew(job.id, "a", lease_seconds=30, now=at(10))
     assert renewed is not None and renewed.lease_expires_at == at(40)
-    assert await b.claim("b", lease_seconds=30, states=[RECEIVED], now=at(39)) == []
+    assert await b.queue.claim("b", lease_seconds=30, states=[RECEIVED], now=at(39)) == []
     # "a" died: once its lease runs out, "b" takes the job over.
-    (taken,) = await b.claim("b", lease_seconds=30, states=[RECEIVED], now=at(40))
+    (taken,) = await b.queue.claim("b", lease_seconds=30, states=[RECEIVED], now=at(40))
     assert taken.lease_owner == "b"
-    assert await a.renew(job.id, "a", lease_seconds=30, now=at(41)) is None
-    assert await a.transition(job.id, "a", RECEIVED, SUBMITTED, transcript_id="t-a") is None
-    assert await a.release(job.id, "a", at(50)) is None
-    moved = await b.transition(job.id, "b", RECEIVED, SUBMITTED, transcript_id="t-b")
+    assert await a.queue.renew(job.id, "a", lease_seconds=30, now=at(41)) is None
+    assert await a.queue.transition(job.id, "a", RECEIVED, SUBMITTED, transcript_id="t-a") is None
+    assert await a.queue.release(job.id, "a", at(50)) is None
+    moved = await b.queue.transition(job.id, "b", RECEIVED, SUBMITTED, transcript_id="t-b")
     assert moved is not None and moved.transcript_id == "t-b" and moved.lease_owner == "b"
     assert await b.get_by_transcript_id("t-b") == moved
     assert await b.get_by_transcript_id("t-a") is None
 
 
 async def test_lease_poll_later_and_make_due(store: JobStore) -> None:
-    job, _ = await store.intake(record())
-    await store.claim("w", lease_seconds=10, states=[RECEIVED], now=at(0))
-    later = await store.poll_later(job.id, "w", at(100))
+    job, _ = await store.admission.intake(record())
+    await store.queue.claim("w", lease_seconds=10, states=[RECEIVED], now=at(0))
+    later = await store.queue.poll_later(job.id, "w", at(100))
     assert later is not None
-    assert (later.lease_owner, later.next_attempt_at, later.attempts) == (None, at(100), 1)
-    assert await store.poll_later(job.id, "w", at(200)) is None  # no longer held by "w"
+    # A poll is not a failed attempt: it has its own counter.
+    assert (later.lease_owner, later.next_attempt_at, later.attempts, later.polls) == (
+        None,
+        at(100),
+        0,
+        1,
+    )
+    assert await store.queue.poll_later(job.id, "w", at(200)) is None  # no longer held by "w"
     # lease(): one named job, due or not, if nobody holds it.
-    leased = await store.lease(job.id, "x", lease_seconds=30, now=at(1))
+    leased = await store.queue.lease(job.id, "x", lease_seconds=30, now=at(1))
     assert leased is not None and leased.lease_owner == "x"
-    assert await store.lease(job.id, "y", lease_seconds=30, now=at(2)) is None
-    taken = await store.lease(job.id, "y", lease_seconds=30, now=at(31))
+    assert await store.queue.lease(job.id, "y", lease_seconds=30, now=at(2)) is None
+    taken = await store.queue.lease(job.id, "y", lease_seconds=30, now=at(31))
     assert taken is not None and taken.lease_owner == "y"
     # make_due(): a webhook brings the next attempt forward, once.
-    await store.release(job.id, "y", at(100))
-    due = await store.make_due(job.id, now=at(5))
+    await store.queue.release(job.id, "y", at(100))
+    due = await store.queue.make_due(job.id, now=at(5))
     assert due is not None and due.next_attempt_at == at(5)
-    assert await store.make_due(job.id, now=at(6)) is None
+    assert await store.queue.make_due(job.id, now=at(6)) is None
     delivered = await finish(store, job, DELIVERED)
-    assert await store.lease(delivered.id, "z", lease_seconds=30, now=at(500)) is None
+    assert await store.queue.lease(delivered.id, "z", lease_seconds=30, now=at(500)) is None
 
 
 async def test_queue_views(store: JobStore, clock: Clock) -> None:
     jobs = []
     for n in range(3):
-        jobs.append((await store.intake(record(n)))[0])
+        jobs.append((await store.admission.intake(record(n)))[0])
         clock.advance(1)
-    other, _ = await store.intake(record(9, platform=Platform.DISCORD, requester="U02"))
+    other, _ = await store.admission.intake(record(9, platform=Platform.DISCORD, requester="U02"))
     assert await store.find(jobs[1].dedupe_key) == jobs[1]
     assert await store.find("slack:nothing") is None
-    assert await store.count(RECEIVED) == 4
+    assert await store.queue.count(RECEIVED) == 4
     assert [await store.ahead_of(job) for job in jobs] == [0, 1, 2]
     await finish(store, jobs[0], DELIVERED)
-    assert await store.count(RECEIVED, DELIVERED) == 4
+    assert await store.queue.count(RECEIVED, DELIVERED) == 4
     assert await store.ahead_of(jobs[2]) == 1
     assert [job.id for job in await store.jobs_of(Platform.SLACK, "T01", "U01")] == [
         jobs[1].id,
         jobs[2].id,
     ]
     # next_due(): when the next job becomes claimable, leases included.
-    assert await store.next_due([RECEIVED], now=at(10)) == at(1)
-    assert await store.next_due([RECEIVED], platforms=[Platform.DISCORD], now=at(10)) == at(3)
-    assert await store.next_due([SUBMITTED], now=at(10)) is None
+    assert await store.queue.next_due([RECEIVED], now=at(10)) == at(1)
+    assert await store.queue.next_due([RECEIVED], platforms=[Platform.DISCORD], now=at(10)) == at(3)
+    assert await store.queue.next_due([SUBMITTED], now=at(10)) is None
     slack = [Platform.SLACK]
-    assert len(await store.claim("w", lease_seconds=100, states=[RECEIVED], limit=5,
+    assert len(await store.queue.claim("w", lease_seconds=100, states=[RECEIVED], limit=5,
                                  platforms=slack, now=at(10))) == 2  # fmt: skip
     assert (await store.get(other.id)).lease_owner is None  # type: ignore[union-attr]
-    assert await store.next_due([RECEIVED], platforms=slack, now=at(10)) == at(110)
+    assert await store.queue.next_due([RECEIVED], platforms=slack, now=at(10)) == at(110)
 
 
 async def test_deployment_secret_is_made_once_and_shared(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    values = await asyncio.gather(*(s.deployment_secret("webhook") for s in [a, b] * 5))
+    values = await asyncio.gather(*(s.secrets.get("webhook") for s in [a, b] * 5))
     assert len(set(values)) == 1
     assert len(values[0]) >= 32
-    assert await a.deployment_secret("another") != values[0]
+    assert await a.secrets.get("another") != values[0]
 
 
 # -- transitions ---------------------------------------------------------------------------
@@ -311,9 +322,9 @@ async def test_deployment_secret_is_made_once_and_shared(open_store: OpenStore) 
 
 async def test_racing_transitions_have_exactly_one_winner(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    jobs = [await finish(a, (await a.intake(record(n)))[0]) for n in range(10)]
+    jobs = [await finish(a, (await a.admission.intake(record(n)))[0]) for n in range(10)]
     results = await asyncio.gather(
-        *(s.transition(job.id, None, COMPLETED, DELIVERED) for job in jobs for s in (a, b))
+        *(s.queue.transition(job.id, None, COMPLETED, DELIVERED) for job in jobs for s in (a, b))
     )
     for job_index in range(len(jobs)):
         pair = results[2 * job_index : 2 * job_index + 2]
@@ -323,34 +334,36 @@ async def test_racing_transitions_have_exactly_one_winner(open_store: OpenStore)
 
 async def test_webhook_beats_poller_and_revokes_its_lease(open_store: OpenStore) -> None:
     web, poller = await open_store(), await open_store()
-    job, _ = await web.intake(record())
-    job = await web.transition(job.id, None, RECEIVED, SUBMITTED, transcript_id="t1")
+    job, _ = await web.admission.intake(record())
+    job = await web.queue.transition(job.id, None, RECEIVED, SUBMITTED, transcript_id="t1")
     assert job is not None
-    (polled,) = await poller.claim("poller", lease_seconds=60, states=[SUBMITTED], now=at(5))
+    (polled,) = await poller.queue.claim("poller", lease_seconds=60, states=[SUBMITTED], now=at(5))
     assert polled.lease_owner == "poller"
-    done = await web.transition(job.id, None, SUBMITTED, COMPLETED, next_attempt_at=at(6))
+    done = await web.queue.transition(job.id, None, SUBMITTED, COMPLETED, next_attempt_at=at(6))
     assert done is not None and done.state is COMPLETED and done.lease_owner is None
     # The poller's view is stale: its compare-and-set loses, its lease is gone.
-    assert await poller.transition(job.id, "poller", SUBMITTED, COMPLETED) is None
-    assert await poller.release(job.id, "poller", at(60)) is None
+    assert await poller.queue.transition(job.id, "poller", SUBMITTED, COMPLETED) is None
+    assert await poller.queue.release(job.id, "poller", at(60)) is None
     # ...so the result is deliverable at once, not after the poller's next poll.
-    (deliver,) = await poller.claim("worker", lease_seconds=60, states=[COMPLETED], now=at(6))
+    (deliver,) = await poller.queue.claim("worker", lease_seconds=60, states=[COMPLETED], now=at(6))
     assert deliver.id == job.id
 
 
 async def test_transitions_follow_the_lifecycle(store: JobStore) -> None:
-    job, _ = await store.intake(record())
+    job, _ = await store.admission.intake(record())
     with pytest.raises(IllegalTransition, match="received to completed"):
-        await store.transition(job.id, None, RECEIVED, COMPLETED)
+        await store.queue.transition(job.id, None, RECEIVED, COMPLETED)
     with pytest.raises(TypeError, match="lease_owner"):
-        await store.transition(job.id, None, RECEIVED, SUBMITTED, lease_owner="x")  # type: ignore[call-arg]
+        await store.queue.transition(job.id, None, RECEIVED, SUBMITTED, lease_owner="x")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="aware"):
-        await store.transition(job.id, None, RECEIVED, FAILED, next_attempt_at=datetime(2025, 1, 1))
+        await store.queue.transition(
+            job.id, None, RECEIVED, FAILED, next_attempt_at=datetime(2025, 1, 1)
+        )
     # from_states is part of the compare-and-set.
-    assert await store.transition(job.id, None, SUBMITTED, COMPLETED) is None
-    failed = await store.transition(job.id, None, RECEIVED, FAILED, last_error="no audio")
+    assert await store.queue.transition(job.id, None, SUBMITTED, COMPLETED) is None
+    failed = await store.queue.transition(job.id, None, RECEIVED, FAILED, last_error="no audio")
     assert failed is not None and failed.last_error == "no audio"
-    delivered = await store.transition(job.id, None, [COMPLETED, FAILED], DELIVERED)
+    delivered = await store.queue.transition(job.id, None, [COMPLETED, FAILED], DELIVERED)
     assert delivered is not None and delivered.state is DELIVERED
     for state in JobState:
         assert not DELIVERED.can_become(state)
@@ -359,11 +372,11 @@ async def test_transitions_follow_the_lifecycle(store: JobStore) -> None:
 
 
 async def test_transition_by_owner_can_keep_or_release_the_lease(store: JobStore) -> None:
-    job, _ = await store.intake(record())
-    await store.claim("w", lease_seconds=60, states=[RECEIVED], now=at(0))
-    fetching = await store.transition(job.id, "w", RECEIVED, JobState.FETCHING)
+    job, _ = await store.admission.intake(record())
+    await store.queue.claim("w", lease_seconds=60, states=[RECEIVED], now=at(0))
+    fetching = await store.queue.transition(job.id, "w", RECEIVED, JobState.FETCHING)
     assert fetching is not None and fetching.lease_owner == "w"
-    submitted = await store.transition(
+    submitted = await store.queue.transition(
         job.id, "w", JobState.FETCHING, SUBMITTED, release=True, transcript_id="t", attempts=0
     )
     assert submitted is not None and submitted.lease_owner is None
@@ -375,12 +388,12 @@ async def test_transition_by_owner_can_keep_or_release_the_lease(store: JobStore
 
 async def test_record_posted_merges(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    job, _ = await a.intake(record())
-    first = await a.record_posted(job.id, "status", "1700000001.000200")
+    job, _ = await a.admission.intake(record())
+    first = await a.queue.record_posted(job.id, "status", "1700000001.000200")
     assert first is not None and first.posted == {"status": "1700000001.000200"}
     steps = [f"chunk-{n}" for n in range(10)]
     await asyncio.gather(
-        *(s.record_posted(job.id, step, f"m{n}") for n, (s, step) in
+        *(s.queue.record_posted(job.id, step, f"m{n}") for n, (s, step) in
           enumerate(zip([a, b] * 5, steps, strict=True)))
     )  # fmt: skip
     stored = await a.get(job.id)
@@ -389,17 +402,17 @@ async def test_record_posted_merges(open_store: OpenStore) -> None:
         step: f"m{n}" for n, step in enumerate(steps)
     }
     with pytest.raises(ValueError, match="delivery step names"):
-        await a.record_posted(job.id, 'x"y', "m")
-    assert await a.record_posted(job.id, "result", "m", owner="not-the-holder") is None
-    assert await a.record_posted("no-such-job", "result", "m") is None
+        await a.queue.record_posted(job.id, 'x"y', "m")
+    assert await a.queue.record_posted(job.id, "result", "m", owner="not-the-holder") is None
+    assert await a.queue.record_posted("no-such-job", "result", "m") is None
 
 
 async def test_unfinished_counts_and_limits(store: JobStore, clock: Clock) -> None:
     mine = []
     for n in range(3):
-        mine.append((await store.intake(record(n)))[0])
+        mine.append((await store.admission.intake(record(n)))[0])
         clock.advance(1)
-    other, _ = await store.intake(record(9, requester="U02", channel="C02"))
+    other, _ = await store.admission.intake(record(9, requester="U02", channel="C02"))
     await finish(store, mine[0], DELIVERED)
     await finish(store, mine[1], COMPLETED)
 
@@ -416,28 +429,34 @@ async def test_unfinished_counts_and_limits(store: JobStore, clock: Clock) -> No
     }
     # The limits count jobs in flight only (not completed or delivered), per platform:
     # U01 has exactly one, and so do C01 and C02; Discord's C01 has none.
-    user_full = await store.admit(record(20), Limits(per_user=1, per_channel=100))
+    user_full = await store.admission.admit(record(20), Limits(per_user=1, per_channel=100))
     assert user_full == Admission(None, False, Refusal.USER_LIMIT)
-    c01_full = await store.admit(record(21, requester="U03"), Limits(100, 1))
-    c02_full = await store.admit(record(22, requester="U03", channel="C02"), Limits(100, 1))
+    c01_full = await store.admission.admit(record(21, requester="U03"), Limits(100, 1))
+    c02_full = await store.admission.admit(
+        record(22, requester="U03", channel="C02"), Limits(100, 1)
+    )
     assert c01_full.refusal is c02_full.refusal is Refusal.CHANNEL_LIMIT
-    discord = await store.admit(
+    discord = await store.admission.admit(
         record(23, requester="U03", platform=Platform.DISCORD), Limits(100, 1)
     )
     assert discord.created and discord.refusal is None
-    room = await store.admit(record(24), Limits(per_user=2, per_channel=2))
+    room = await store.admission.admit(record(24), Limits(per_user=2, per_channel=2))
     assert room.created and room.job is not None
 
 
 async def test_channel_settings(store: JobStore, clock: Clock) -> None:
-    assert await store.channel_settings(Platform.DISCORD, "G1", "C1") is None
-    on = await store.set_auto_transcribe(Platform.DISCORD, "G1", "C1", True, updated_by="U1")
+    assert await store.settings.get(Platform.DISCORD, "G1", "C1") is None
+    on = await store.settings.set_auto_transcribe(
+        Platform.DISCORD, "G1", "C1", True, updated_by="U1"
+    )
     assert on.auto_transcribe and on.updated_by == "U1" and on.updated_at == T0
     clock.advance(60)
-    off = await store.set_auto_transcribe(Platform.DISCORD, "G1", "C1", False, updated_by="U2")
+    off = await store.settings.set_auto_transcribe(
+        Platform.DISCORD, "G1", "C1", False, updated_by="U2"
+    )
     assert (off.auto_transcribe, off.updated_by, off.updated_at) == (False, "U2", at(60))
-    assert await store.channel_settings(Platform.DISCORD, "G1", "C1") == off
-    assert await store.channel_settings(Platform.SLACK, "G1", "C1") is None
+    assert await store.settings.get(Platform.DISCORD, "G1", "C1") == off
+    assert await store.settings.get(Platform.SLACK, "G1", "C1") is None
 
 
 # -- schema --------------------------------------------------------------------------------
@@ -447,7 +466,7 @@ async def test_migrations_are_idempotent_and_match_the_models(
     database_url: str,
 ) -> None:
     first = await JobStore.open(database_url)
-    job, _ = await first.intake(record())
+    job, _ = await first.admission.intake(record())
     await first.close()
     second = await JobStore.open(database_url)  # an existing database: nothing to do
     assert await second.get(job.id) == job
@@ -472,7 +491,7 @@ async def test_migrations_are_idempotent_and_match_the_models(
 async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     stores = await asyncio.gather(*(JobStore.open(database_url) for _ in range(4)))
     try:
-        jobs = await asyncio.gather(*(s.intake(record()) for s in stores))
+        jobs = await asyncio.gather(*(s.admission.intake(record()) for s in stores))
         assert len({job.id for job, _ in jobs}) == 1
     finally:
         for store in stores:
@@ -584,9 +603,9 @@ async def test_sources_hold_references_never_bytes_or_tokens(
     with pytest.raises(ValueError, match="http"):
         UrlSource("file:///etc/passwd")
     with pytest.raises(TypeError, match="JSON-serialisable"):
-        record(options={"raw": b"bytes"})
+        record(options=JobOptions(platform={"raw": b"bytes"}))
 
-    job, _ = await store.intake(record(3))
+    job, _ = await store.admission.intake(record(3))
     (stored,) = await raw_query(database_url, "SELECT source FROM jobs")
     stored = json.loads(stored) if isinstance(stored, str) else stored
     assert stored == {"kind": "file", "ref": dict(record(3).source.ref)}  # type: ignore[union-attr]
@@ -594,8 +613,8 @@ async def test_sources_hold_references_never_bytes_or_tokens(
 
 
 async def test_naive_datetimes_are_refused(store: JobStore) -> None:
-    job, _ = await store.intake(record())
+    job, _ = await store.admission.intake(record())
     with pytest.raises(ValueError, match="aware"):
-        await store.claim("w", lease_seconds=1, states=[RECEIVED], now=datetime(2025, 1, 1))
+        await store.queue.claim("w", lease_seconds=1, states=[RECEIVED], now=datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="aware"):
-        await store.release(job.id, "w", datetime(2025, 1, 1))
+        await store.queue.release(job.id, "w", datetime(2025, 1, 1))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import create
-from adapters.slack_chat import POST_EVENT
+from adapters.slack.chat import POST_EVENT
 from bot.chat import Post, Reaction, ThreadRef
 from bot.config import Secret
 from bot.errors import PlatformError
@@ -48,7 +48,7 @@ async def new_job(bot: SlackBot, *, message: str | None, channel: str = GENERAL)
         message=message,
         event_id=None if message else "command:trigger-1",
     )
-    job, created = await bot.store.intake(record)
+    job, created = await bot.store.admission.intake(record)
     assert created
     bot.adapter.chat.created(job.id)
     return job

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import slack_texts as texts
-from adapters.slack_intake import unescape
+from adapters.slack import texts
+from adapters.slack.incoming import unescape
+from bot import messages
+from bot.chat import JobOptions
 from bot.jobs import Platform, UrlSource
 from tests.fakes.slack import (
     ALICE,
@@ -28,7 +30,7 @@ from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
 
 @pytest.fixture
 async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path, adapter_options={"admins": [BOB]}) as running:
+    async with slack_bot(fake_slack, tmp_path, slack_admin_users=(BOB,)) as running:
         yield running
 
 
@@ -42,7 +44,7 @@ async def command(bot: SlackBot, text: str, *, user: str = ALICE, channel: str =
 
 
 async def auto(bot: SlackBot) -> bool | None:
-    settings = await bot.store.channel_settings(Platform.SLACK, TEAM_ID, GENERAL)
+    settings = await bot.store.settings.get(Platform.SLACK, TEAM_ID, GENERAL)
     return None if settings is None else settings.auto_transcribe
 
 
@@ -56,7 +58,7 @@ async def test_help(bot: SlackBot, text: str) -> None:
 
 async def test_only_admins_owners_and_the_allowlist_switch_auto(bot: SlackBot) -> None:
     refused = await command(bot, "off", user=ALICE)
-    assert (refused, await auto(bot)) == (texts.NOT_ALLOWED, None)
+    assert (refused, await auto(bot)) == (messages.NOT_ALLOWED, None)
 
     assert (await command(bot, "off", user=DANA)).startswith("Auto-transcribe is off in #general")
     assert await auto(bot) is False
@@ -71,17 +73,19 @@ async def test_only_admins_owners_and_the_allowlist_switch_auto(bot: SlackBot) -
 async def test_a_link_with_options_starts_a_job_without_a_message(bot: SlackBot) -> None:
     answer = await command(bot, "https://media.example/all-hands.mp4 speakers=3 lang=de vtt")
 
-    assert answer == texts.STARTED_BY_COMMAND
+    assert answer == messages.STARTED
     [job] = await bot.jobs()
     assert job.source == UrlSource("https://media.example/all-hands.mp4")
     assert (job.message, job.thread, job.requester) == (None, None, ALICE)
-    assert job.options == {"speakers_expected": 3, "language_code": "de", "formats": ["vtt"]}
+    assert job.options == JobOptions(
+        speakers_expected=3, language_code="de", formats=("vtt",), title="all-hands.mp4"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("speakers=2", texts.NEED_LINK),
+        ("speakers=2", messages.NEED_LINK),
         ("https://m.example/a.mp3 speakers=99", "speakers must be a number from 1 to 10"),
         ("https://m.example/a.mp3 https://m.example/b.mp3", "give one link at a time"),
         ("transcribe this please", "I don't understand 'transcribe'"),
@@ -102,7 +106,7 @@ async def test_a_channel_without_the_bot_needs_an_invitation(bot: SlackBot) -> N
 
 
 async def test_status_lists_my_jobs_and_their_places_in_the_queue(bot: SlackBot) -> None:
-    assert await command(bot, "status") == texts.NO_JOBS
+    assert await command(bot, "status") == messages.NO_JOBS
     await command(bot, "https://m.example/first.mp3", user=BOB)
     await command(bot, "https://m.example/mine.mp3")
     await command(bot, "https://m.example/also-mine.mp3")
@@ -121,5 +125,5 @@ async def test_a_limit_is_said_in_the_answer(fake_slack: FakeSlack, tmp_path: Pa
         await command(bot, "https://m.example/one.mp3")
         answer = await command(bot, "https://m.example/two.mp3")
 
-        assert answer.startswith("Sorry, I could not transcribe this: you already have 1")
+        assert answer.startswith("Sorry, I cannot transcribe this: you already have 1")
         assert len(await bot.jobs()) == 1

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.slack import BOT_SCOPES
-from adapters.slack_chat import POST_EVENT
+from adapters.slack.chat import POST_EVENT
 from bot.jobs import JobState
 from tests.audio import AudioSample
 from tests.emulator_server import AudioLibrary, EmulatorServer

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from adapters.slack_intake import file_source
+from adapters.slack.incoming import attachment
+from bot.chat import ThreadRef
 from bot.errors import FileUnavailable, PlatformError
 from bot.jobs import FileSource, IntakeRecord, Job, Platform
 from tests.emulator_server import local_server
@@ -43,13 +44,13 @@ async def job_for(bot: SlackBot, ref: dict[str, object]) -> Job:
         source=FileSource(ref),
         message="1700000000.000100",
     )
-    job, _ = await bot.store.intake(record)
+    job, _ = await bot.store.admission.intake(record)
     return job
 
 
 async def shared(bot: SlackBot, name: str, data: bytes | GeneratedBytes) -> Job:
     file = bot.fake.add_file(name, data)
-    return await job_for(bot, dict(file_source(bot.fake.file_dict(file)).ref))
+    return await job_for(bot, dict(attachment(bot.fake.file_dict(file)).ref))
 
 
 async def read_all(chunks: AsyncIterator[bytes]) -> bytes:
@@ -59,7 +60,7 @@ async def read_all(chunks: AsyncIterator[bytes]) -> bytes:
 async def test_a_private_file_streams_with_the_bot_token(bot: SlackBot) -> None:
     job = await shared(bot, "standup.mp3", AUDIO)
 
-    stream = await bot.adapter.open_file(job)
+    stream = await bot.adapter.open_file(ThreadRef.of(job), job.source)
     data = await read_all(stream.chunks)
 
     assert (data, stream.size, stream.content_type) == (AUDIO, len(AUDIO), "audio/mpeg")
@@ -71,7 +72,7 @@ async def test_a_big_file_is_read_as_it_is_consumed(bot: SlackBot) -> None:
     big = GeneratedBytes(48 * 1024 * 1024, seed=3)
     job = await shared(bot, "all-hands.wav", big)
 
-    stream = await bot.adapter.open_file(job)
+    stream = await bot.adapter.open_file(ThreadRef.of(job), job.source)
     digest = hashlib.sha256()
     first = await anext(stream.chunks)
     await asyncio.sleep(0.1)  # a reader that buffered would run ahead now
@@ -91,7 +92,7 @@ async def test_without_files_read_slacks_sign_in_page_names_the_missing_scope(
     job = await shared(bot, "standup.mp3", AUDIO)
 
     with pytest.raises(FileUnavailable) as info:
-        await bot.adapter.open_file(job)
+        await bot.adapter.open_file(ThreadRef.of(job), job.source)
 
     assert "files:read" in info.value.message
     assert info.value.retryable is False
@@ -103,7 +104,7 @@ async def test_a_deleted_file_is_unavailable(bot: SlackBot) -> None:
     bot.fake.state.files[str(job.source.ref["id"])].deleted = True  # type: ignore[union-attr]
 
     with pytest.raises(FileUnavailable) as info:
-        await bot.adapter.open_file(job)
+        await bot.adapter.open_file(ThreadRef.of(job), job.source)
 
     assert "deleted" in info.value.message
 
@@ -122,16 +123,16 @@ async def test_the_token_never_goes_to_another_host(bot: SlackBot) -> None:
             bot, {"id": "F0EVIL0001", "url": f"{elsewhere}/x.mp3".replace("127.0.0.1", "localhost")}
         )
         with pytest.raises(FileUnavailable):
-            await bot.adapter.open_file(job)
+            await bot.adapter.open_file(ThreadRef.of(job), job.source)
 
     assert seen == []
 
 
 async def test_a_download_that_breaks_off_is_a_retryable_error(bot: SlackBot) -> None:
     file = bot.fake.add_file("cut.mp3", ChunkedSource(1_000_000, lambda: iter([AUDIO])))
-    job = await job_for(bot, dict(file_source(bot.fake.file_dict(file)).ref))
+    job = await job_for(bot, dict(attachment(bot.fake.file_dict(file)).ref))
 
-    stream = await bot.adapter.open_file(job)
+    stream = await bot.adapter.open_file(ThreadRef.of(job), job.source)
     with pytest.raises(PlatformError) as info:
         await read_all(stream.chunks)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters import slack_format as fmt
+from adapters.slack import blocks as fmt
 from bot import render
 from bot.chat import Post
 from bot.render import SLACK_SECTION_LIMIT, Summary

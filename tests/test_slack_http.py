@@ -121,7 +121,7 @@ async def test_before_start_and_after_stop_slack_is_told_to_come_back(
     request = fake_slack.events.http_event(fake_slack.events.file_share(GENERAL, ALICE, [file]))
     async with slack_bot(fake_slack, tmp_path, start=False) as bot:
         early = await fake_slack.send_to_app(bot.events_url, request)
-        await bot.adapter.start(bot.engine)
+        await bot.adapter.start()
         await bot.adapter.stop()
         late = await fake_slack.send_to_app(bot.events_url, request)
         assert await bot.jobs() == []

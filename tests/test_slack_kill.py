@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.slack_chat import POST_EVENT
+from adapters.slack.chat import POST_EVENT
 from tests.audio import AudioSample
 from tests.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 from tests.fakes.slack import (

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.base import OptionsError
 from adapters.slack import BOT_SCOPES
-from adapters.slack_app import SHORTCUT
-from adapters.slack_commands import COMMAND
-from adapters.slack_intake import SlackMessage, classify_links, file_source, records, slack_links
-from adapters.slack_triggers import mention_options
-from bot.jobs import UrlSource
+from adapters.slack.app import SHORTCUT
+from adapters.slack.commands import COMMAND
+from adapters.slack.incoming import SLACK_HOSTS, SlackMessage, attachment, unescape
+from bot.chat import JobOptions, Platform
+from bot.errors import OptionsError
+from bot.intake import classify_links, find_links, parse_request
 from tests.fakes.slack import (
     ALICE,
     BOT_ID,
@@ -98,7 +98,10 @@ async def test_the_app_handles_every_subscribed_event(bot: SlackBot) -> None:
 def test_links_in_slack_text_are_unwrapped_and_decoded() -> None:
     text = "see <https://a.example/x.mp3?a=1&amp;b=2|the call> and <https://b.example/talk>"
 
-    assert slack_links(text) == ["https://a.example/x.mp3?a=1&b=2", "https://b.example/talk"]
+    assert find_links(unescape(text)) == [
+        "https://a.example/x.mp3?a=1&b=2",
+        "https://b.example/talk",
+    ]
 
 
 def test_links_worth_probing() -> None:
@@ -109,7 +112,8 @@ def test_links_worth_probing() -> None:
             "https://a.example/slides.pdf",
             "https://a.example/watch?v=42",
             "https://a.example/stream/",
-        ]
+        ],
+        SLACK_HOSTS,
     )
 
     assert media == ["https://a.example/call.M4A"]
@@ -129,9 +133,9 @@ def test_a_file_reference_holds_where_the_file_is_never_a_token() -> None:
         "thumb_video": "https://files.slack.com/x.jpg",
     }
 
-    ref = dict(file_source(file).ref)
+    found = attachment(file)
 
-    assert ref == {
+    assert dict(found.ref) == {
         "id": "F1",
         "name": "a.mp3",
         "mimetype": "audio/mpeg",
@@ -139,6 +143,12 @@ def test_a_file_reference_holds_where_the_file_is_never_a_token() -> None:
         "url": "https://files.slack.com/files-pri/T-F1/download/a.mp3",
         "duration_ms": 1500,
     }
+    assert (found.name, found.mimetype, found.size, found.duration) == (
+        "a.mp3",
+        "audio/mpeg",
+        10,
+        1.5,
+    )
 
 
 def test_who_counts_as_a_person() -> None:
@@ -155,20 +165,18 @@ def test_a_reply_is_answered_in_its_thread_and_a_parent_under_itself() -> None:
     reply = SlackMessage.of({"ts": "2.0", "thread_ts": "1.0"}, team="T", channel="C")
     parent = SlackMessage.of({"ts": "1.0", "thread_ts": "1.0"}, team="T", channel="C")
 
-    [in_reply] = records(reply, [], ["https://a.example/a.mp3"], requester=ALICE)
-    [in_parent] = records(parent, [], ["https://a.example/a.mp3"], requester=ALICE)
+    in_reply = reply.trigger([], requester=ALICE, explicit=True)
+    in_parent = parent.trigger([], requester=ALICE, explicit=True)
 
     assert (in_reply.thread, in_reply.message) == ("1.0", "2.0")
     assert (in_parent.thread, in_parent.message) == (None, "1.0")
-    assert in_reply.source == UrlSource("https://a.example/a.mp3")
-    assert in_reply.dedupe_key != in_parent.dedupe_key
+    assert in_reply.own_hosts == SLACK_HOSTS and in_reply.platform is Platform.SLACK
 
 
 def test_options_beside_a_mention() -> None:
-    assert mention_options("please do this one speakers=3 thanks VTT") == {
-        "speakers_expected": 3,
-        "formats": ["vtt"],
-    }
-    assert mention_options("just a chat") == {}
+    request = parse_request("please do this one speakers=3 thanks VTT", words=True)
+    assert request.options == JobOptions(speakers_expected=3, formats=("vtt",))
+    assert request.url is None
+    assert parse_request("just a chat", words=True).options == JobOptions()
     with pytest.raises(OptionsError):
-        mention_options("lang=english!")
+        parse_request("lang=english!", words=True)

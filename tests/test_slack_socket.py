@@ -142,7 +142,7 @@ async def test_a_token_slack_refuses_stops_the_start_with_its_name(
 
     async with slack_bot(fake_slack, tmp_path, socket=True, start=False) as bot:
         with pytest.raises(ConfigError) as info:
-            await bot.adapter.start(bot.engine)
+            await bot.adapter.start()
 
     [problem] = info.value.problems
     assert problem.startswith(f"{named} was refused by Slack (token_revoked): copy it again")

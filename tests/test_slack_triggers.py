@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from bot import messages
+from bot.chat import JobOptions
 from bot.jobs import FileSource, Platform, UrlSource
 from tests.emulator_server import local_server
 from tests.fakes.slack import (
@@ -105,7 +106,9 @@ async def test_an_unreachable_link_is_skipped_without_holding_the_ack(bot: Slack
 
 
 async def test_auto_off_ignores_shares_but_not_mentions_or_the_shortcut(bot: SlackBot) -> None:
-    await bot.store.set_auto_transcribe(Platform.SLACK, TEAM_ID, GENERAL, False, updated_by=ALICE)
+    await bot.store.settings.set_auto_transcribe(
+        Platform.SLACK, TEAM_ID, GENERAL, False, updated_by=ALICE
+    )
     one = bot.fake.events.file_share(GENERAL, ALICE, [bot.fake.add_file("one.mp3", AUDIO)])
     two = bot.fake.events.post(GENERAL, BOB, "", files=[bot.fake.add_file("two.mp3", AUDIO)])
 
@@ -122,8 +125,10 @@ async def test_auto_off_ignores_shares_but_not_mentions_or_the_shortcut(bot: Sla
 
     first, second = await bot.jobs()
     assert (first.message, first.requester, first.thread) == (one["event"]["ts"], BOB, None)
-    assert first.options == {"speakers_expected": 2, "language_code": "fr", "formats": ["srt"]}
-    assert (second.message, second.requester, second.options) == (two.ts, ALICE, {})
+    assert (first.options.speakers_expected, first.options.language_code) == (2, "fr")
+    assert first.options.formats == ("srt",)
+    assert (second.message, second.requester) == (two.ts, ALICE)
+    assert second.options == JobOptions(title=second.options.title)  # nothing asked for
 
 
 async def test_a_mention_with_the_audio_in_it_makes_one_job_not_two(bot: SlackBot) -> None:
@@ -182,7 +187,9 @@ async def test_the_shortcut_twice_and_in_a_channel_without_the_bot(bot: SlackBot
 
 async def test_a_mention_in_a_thread_transcribes_the_parents_audio(bot: SlackBot) -> None:
     parent = bot.fake.events.post(GENERAL, ALICE, "", files=[bot.fake.add_file("p.wav", AUDIO)])
-    await bot.store.set_auto_transcribe(Platform.SLACK, TEAM_ID, GENERAL, False, updated_by=ALICE)
+    await bot.store.settings.set_auto_transcribe(
+        Platform.SLACK, TEAM_ID, GENERAL, False, updated_by=ALICE
+    )
     reply = bot.fake.events.post(GENERAL, BOB, f"<@{BOT_USER_ID}>", thread_ts=parent.ts)
 
     await send(bot, bot.fake.events.app_mention(reply))
@@ -195,7 +202,7 @@ async def test_direct_messages_are_always_transcribed(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     dm = fake_slack.add_channel("dm", "D0ALICEDM1", members={ALICE, BOT_USER_ID}, is_im=True)
-    async with slack_bot(fake_slack, tmp_path, adapter_options={"auto_transcribe": False}) as bot:
+    async with slack_bot(fake_slack, tmp_path, slack_auto_transcribe=False) as bot:
         share = fake_slack.events.file_share(dm.id, ALICE, [fake_slack.add_file("n.m4a", AUDIO)])
         elsewhere = fake_slack.events.file_share(
             GENERAL, ALICE, [fake_slack.add_file("x.mp3", AUDIO)]
@@ -238,5 +245,5 @@ async def test_refusals_are_said_once_in_the_thread(fake_slack: FakeSlack, tmp_p
 
         texts = await fake_slack.until(lambda: len(refusals()) == 2 and refusals())
         assert await bot.jobs() == []
-    assert texts[0] == f"Sorry, I could not transcribe this: {messages.EMPTY_FILE}"
-    assert texts[1].startswith("Sorry, I could not transcribe this: that file is 0.0 MB")
+    assert texts[0] == f"Sorry, I cannot transcribe this: {messages.EMPTY_FILE}."
+    assert texts[1].startswith("Sorry, I cannot transcribe this: that file is 0.0 MB")

@@ -51,10 +51,10 @@ async def submitted_job(engine: Engine, transcript_id: str) -> str:
     from datetime import UTC, datetime, timedelta
 
     # Straight into the store: engine.intake would also start announcing the job.
-    job, _created = await engine.store.intake(url_intake("https://media.example/a.mp3"))
+    job, _created = await engine.store.admission.intake(url_intake("https://media.example/a.mp3"))
     job_id = job.id
-    [claimed] = await engine.store.claim("test", lease_seconds=30, states=[JobState.RECEIVED])
-    await engine.store.transition(
+    [claimed] = await engine.store.queue.claim("test", lease_seconds=30, states=[JobState.RECEIVED])
+    await engine.store.queue.transition(
         job_id,
         "test",
         JobState.RECEIVED,

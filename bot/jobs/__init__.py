@@ -1,13 +1,14 @@
 """The durable job record and its store.
 
     store = await JobStore.open("sqlite+aiosqlite:///./threadscribe.db")
-    job, created = await store.intake(IntakeRecord(...))   # before acknowledging
-    for job in await store.claim("worker-1", lease_seconds=60, states=[JobState.RECEIVED]):
+    job, created = await store.admission.intake(IntakeRecord(...))  # before acknowledging
+    for job in await store.queue.claim("w1", lease_seconds=60, states=[JobState.RECEIVED]):
         ...
-        await store.transition(job.id, "worker-1", JobState.RECEIVED, JobState.FETCHING)
+        await store.queue.transition(job.id, "w1", JobState.RECEIVED, JobState.FETCHING)
 
 `records` holds the enums and dataclasses callers see, `models` the tables, `database`
-URL checks, engines and migrations, `store` the operations; the exceptions are the
+URL checks, engines, migrations and the shared connection; `store` opens it and answers
+reads, `queue`, `admission` and `settings` do the writes. The exceptions are the
 StoreError branch of bot/errors.py.
 """
 
@@ -23,10 +24,12 @@ from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.records import (
     Admission,
     ChannelSettings,
+    DeliveryStep,
     FileSource,
     IntakeRecord,
     Job,
     JobFields,
+    JobOptions,
     JobState,
     Limits,
     Platform,
@@ -41,12 +44,14 @@ __all__ = [
     "Admission",
     "ChannelSettings",
     "DatabaseUnavailable",
+    "DeliveryStep",
     "FileSource",
     "IllegalTransition",
     "IntakeRecord",
     "InvalidDatabaseURL",
     "Job",
     "JobFields",
+    "JobOptions",
     "JobState",
     "JobStore",
     "Limits",

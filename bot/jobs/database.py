@@ -10,24 +10,41 @@ left to do.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import enum
 import importlib.util
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-from bot.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew
+from bot.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew, StoreClosed
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./threadscribe.db"
 
@@ -256,3 +273,88 @@ async def inspect_schema(raw: str | URL, *, connect_timeout: float = 5.0) -> str
     if scripts.get_current_head() in heads:
         return f"{safe} is reachable and its schema is up to date"
     return f"{safe} is reachable; `threadscribe run` will upgrade its schema"
+
+
+# -- the connection the store's parts share ------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Clock = Callable[[], datetime]
+
+
+class _Lifecycle(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# Losing the database mid-run: SQLAlchemy's connection-level errors, and the driver's own
+# where SQLAlchemy lets them through. Anything else (an IntegrityError, say) is a bug.
+_LOST: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    *(e for e in UNAVAILABLE_ERRORS if not issubclass(e, SQLAlchemyError | sqlite3.Error)),
+)
+# Executing ORM UPDATE/INSERT ... RETURNING: take the returned rows as they are.
+RETURNING: Final = {"synchronize_session": False, "populate_existing": True}
+
+
+class Database:
+    """One engine and its transactions, shared by the store's parts (records, queue,
+    admission, settings). Using it after `close()` raises StoreClosed."""
+
+    def __init__(self, engine: AsyncEngine, url: URL, *, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self._url = url
+        self.clock = clock
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._lifecycle = _Lifecycle.OPEN
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden."""
+        return safe_url(self._url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def closed(self) -> bool:
+        return self._lifecycle is _Lifecycle.CLOSED
+
+    async def close(self) -> None:
+        if self._lifecycle is _Lifecycle.OPEN:
+            self._lifecycle = _Lifecycle.CLOSED
+            await self.engine.dispose()
+
+    @asynccontextmanager
+    async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """One transaction. Losing the database mid-run becomes `DatabaseUnavailable`."""
+        if self._lifecycle is _Lifecycle.CLOSED:
+            raise StoreClosed()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if write and self._write_lock is not None:
+                    # SQLite takes one writer at a time; queueing writers here, in order,
+                    # costs a lock hand-over instead of SQLite's busy-wait sleeps (up to
+                    # 100 ms each), which dominate under a burst of intakes.
+                    await stack.enter_async_context(self._write_lock)
+                session = await stack.enter_async_context(self._sessions())
+                await stack.enter_async_context(session.begin())
+                if not write:
+                    await session.connection(execution_options={SQLITE_DEFERRED: True})
+                yield session
+        except _LOST as exc:
+            raise DatabaseUnavailable(self.url, describe(exc, self._url)) from exc
+
+    def insert(self, model: type[Any]) -> Any:
+        """INSERT ... ON CONFLICT is spelled the same on both, but built per dialect."""
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(model)
+
+    async def ping(self) -> None:
+        async with self.session(write=False) as session:
+            await session.execute(text("SELECT 1"))

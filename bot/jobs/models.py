@@ -10,10 +10,17 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, Index, MetaData, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, text
 from sqlalchemy.types import TypeDecorator
 
-from bot.jobs.records import JobState, Platform
+from bot.jobs.records import (
+    ChannelSettings,
+    Job,
+    JobOptions,
+    JobState,
+    Platform,
+    source_from_json,
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -93,6 +100,8 @@ class JobRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     direct_failed: Mapped[bool] = mapped_column(default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    polls: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
@@ -121,3 +130,44 @@ class DeploymentSecretRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def job_of(row: JobRow) -> Job:
+    """The record callers see, for a row."""
+    return Job(
+        id=row.id,
+        platform=row.platform,
+        workspace=row.workspace,
+        channel=row.channel,
+        thread=row.thread,
+        message=row.message,
+        requester=row.requester,
+        source=source_from_json(row.source),
+        options=JobOptions.from_json(row.options),
+        state=row.state,
+        transcript_id=row.transcript_id,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_attempt_at=row.next_attempt_at,
+        audio_duration=row.audio_duration,
+        posted=dict(row.posted),
+        direct_failed=row.direct_failed,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        dedupe_key=row.dedupe_key,
+        polls=row.polls,
+        submitted_at=row.submitted_at,
+    )
+
+
+def channel_settings_of(row: ChannelSettingsRow) -> ChannelSettings:
+    return ChannelSettings(
+        platform=row.platform,
+        workspace=row.workspace,
+        channel=row.channel,
+        auto_transcribe=row.auto_transcribe,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )

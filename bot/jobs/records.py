@@ -149,6 +149,83 @@ def source_from_json(data: Mapping[str, Any]) -> Source:
     raise ValueError(f"unknown source kind {kind!r}")
 
 
+class DeliveryStep(enum.StrEnum):
+    """What the engine posts for a job; each posted message id is recorded under its step
+    (`Job.posted`), so a delivery that resumes never posts a step twice."""
+
+    STATUS = "status"
+    RESULT = "result"
+
+
+#: Output formats a job may ask for besides the transcript itself.
+FORMATS: frozenset[str] = frozenset({"srt", "vtt"})
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How a job is to be transcribed and delivered, as chosen at intake.
+
+    The engine reads the typed fields; `platform` is the adapter's own, opaque to the core
+    (what it decided at intake and needs again at delivery: Discord's reply mode, say).
+    Everything is JSON when stored, and never holds a secret.
+    """
+
+    speech_models: tuple[str, ...] | None = None  # None: the deployment's
+    language_code: str | None = None  # None: detect
+    speaker_labels: bool = True
+    speakers_expected: int | None = None
+    audio_start_from: int | None = None  # milliseconds
+    audio_end_at: int | None = None
+    formats: tuple[str, ...] = ()
+    #: what to call the recording in replies (its file name, "voice message from Ada")
+    title: str | None = None
+    platform: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.formats) - FORMATS
+        if unknown:
+            raise ValueError(f"unknown output formats: {sorted(unknown)}")
+        try:
+            json.dumps(dict(self.platform))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"platform options must be JSON-serialisable: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "speech_models": list(self.speech_models) if self.speech_models else None,
+            "language_code": self.language_code,
+            "speaker_labels": self.speaker_labels,
+            "speakers_expected": self.speakers_expected,
+            "audio_start_from": self.audio_start_from,
+            "audio_end_at": self.audio_end_at,
+            "formats": list(self.formats),
+            "title": self.title,
+            "platform": dict(self.platform),
+        }
+        return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobOptions:
+        platform = data.get("platform")
+        title = data.get("title")
+        legacy = data.get("discord")
+        if platform is None and isinstance(legacy, Mapping):
+            platform = {"discord": legacy}  # written before options were typed
+            title = title or legacy.get("title")
+        models = data.get("speech_models")
+        return cls(
+            speech_models=tuple(models) if models else None,
+            language_code=data.get("language_code"),
+            speaker_labels=bool(data.get("speaker_labels", True)),
+            speakers_expected=data.get("speakers_expected"),
+            audio_start_from=data.get("audio_start_from"),
+            audio_end_at=data.get("audio_end_at"),
+            formats=tuple(data.get("formats") or ()),
+            title=title,
+            platform=dict(platform or {}),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeRecord:
     """What an adapter hands the core when it sees a trigger.
@@ -168,17 +245,13 @@ class IntakeRecord:
     thread: str | None = None
     message: str | None = None
     event_id: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: JobOptions = field(default_factory=JobOptions)
     audio_duration: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", Platform(self.platform))
         if self.message is None and self.event_id is None:
             raise ValueError("an intake needs the message id or the id of the triggering event")
-        try:
-            json.dumps(dict(self.options))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"job options must be JSON-serialisable: {exc}") from None
 
     @property
     def dedupe_key(self) -> str:
@@ -203,9 +276,10 @@ class Job:
     message: str | None
     requester: str
     source: Source
-    options: Mapping[str, Any]
+    options: JobOptions
     state: JobState
     transcript_id: str | None
+    #: failed attempts of the current step (submission, delivery), for the backoff
     attempts: int
     last_error: str | None
     created_at: datetime
@@ -219,6 +293,14 @@ class Job:
     dedupe_key: str
     #: AssemblyAI could not fetch the platform's public link to the file, so it is streamed
     direct_failed: bool = False
+    #: polls of the transcript since it was submitted (apart from `attempts`)
+    polls: int = 0
+    #: when AssemblyAI accepted the transcript (for the poll schedule, across restarts)
+    submitted_at: datetime | None = None
+
+    def step_posted(self, step: DeliveryStep) -> str | None:
+        """The id of the message posted for `step`, None if it was not posted yet."""
+        return self.posted.get(step.value)
 
 
 class JobFields(TypedDict, total=False):
@@ -227,6 +309,8 @@ class JobFields(TypedDict, total=False):
     transcript_id: str | None
     last_error: str | None
     attempts: int
+    polls: int
+    submitted_at: datetime | None
     next_attempt_at: datetime
     audio_duration: float | None
     direct_failed: bool

@@ -25,10 +25,12 @@ import pytest
 
 from adapters.discord import DiscordAdapter, create
 from bot.assemblyai import AssemblyAIClient, RetryPolicy
+from bot.chat import Core
 from bot.config import Secret, Settings
 from bot.engine import Engine, EngineConfig
-from bot.jobs import Job, JobState, JobStore, Platform
+from bot.jobs import Job, JobState, JobStore
 from bot.polling import PollSchedule
+from bot.run import compose
 from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord, fake_discord_fixture
 from tests.fakes.discord_model import JSON
@@ -112,24 +114,32 @@ async def running_bot(
     client: AssemblyAIClient,
     *,
     config: EngineConfig = FAST_ENGINE,
-    **adapter_options: Any,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     """Start the adapter (commands synced to the fake's guild) with an engine that is
-    driven by `drain()`; stop both in two phases afterwards."""
-    options: dict[str, Any] = {"guild_ready_timeout": 0.05, "dev_guild": fake.world.guild.id}
-    adapter = create(discord_settings(fake), store, **(options | adapter_options))
-    engine = Engine(store, client, {Platform.DISCORD: adapter}, config, schedule=FAST_POLLS)
+    driven by `drain()`; stop both in two phases afterwards. `settings` override the
+    Discord settings (`discord_auto_transcribe=False`, say)."""
+
+    def make(settings: Settings, core: Core) -> DiscordAdapter:
+        return create(settings, core, guild_ready_timeout=0.05)
+
+    chosen = discord_settings(fake, **({"discord_dev_guild": fake.world.guild.id} | settings))
+    engine, core, [adapter] = compose(
+        chosen, store, client, [make], config=config, schedule=FAST_POLLS
+    )
+    assert isinstance(adapter, DiscordAdapter)
     errors = _Errors()
     logger = logging.getLogger("adapters")
     logger.addHandler(errors)
     harness = Harness(fake, store, adapter, engine)
     try:
-        await adapter.start(engine)
+        await adapter.start()
         yield harness
     finally:
         await adapter.stop()
         await engine.stop()
         await adapter.close()
+        await core.close()
         logger.removeHandler(errors)
     if errors.records and not harness.errors_expected:
         logged = "\n".join(f"{r.name}: {r.getMessage()} {r.exc_info!r}" for r in errors.records)

@@ -22,11 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.slack import SlackAdapter, create
+from adapters.slack import SlackAdapter
 from bot.assemblyai import AssemblyAIClient
 from bot.config import Secret, Settings
 from bot.engine import Engine, EngineConfig
-from bot.jobs import Job, JobStore, Platform
+from bot.jobs import Job, JobStore
+from bot.run import builtin_factories, compose
 from tests.emulator_server import EmulatorServer, local_server
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
@@ -104,7 +105,6 @@ async def slack_bot(
     start: bool = True,
     emulator: EmulatorServer | None = None,
     config: EngineConfig = FAST_ENGINE,
-    adapter_options: dict[str, Any] | None = None,
     extra_routes: Sequence[web.RouteDef] = (),
     **overrides: Any,
 ) -> AsyncIterator[SlackBot]:
@@ -114,8 +114,10 @@ async def slack_bot(
     )
     store = await JobStore.open(settings.database_url.value)
     client = assemblyai(settings)
-    adapter = create(settings, store, **(adapter_options or {}))
-    engine = Engine(store, client, {Platform.SLACK: adapter}, config)
+    # The composition root's own wiring (OAuth tables included), for the settings given.
+    factories = builtin_factories(settings)
+    engine, core, [adapter] = compose(settings, store, client, factories, config=config)
+    assert isinstance(adapter, SlackAdapter)
     web_app = web.Application()
     web_app.add_routes(adapter.routes())
     web_app.add_routes(extra_routes)
@@ -123,7 +125,7 @@ async def slack_bot(
         async with local_server(web_app) as base_url:
             bot = SlackBot(fake, settings, store, adapter, engine, base_url, database)
             if start:
-                await adapter.start(engine)
+                await adapter.start()
             try:
                 yield bot
             finally:
@@ -131,5 +133,6 @@ async def slack_bot(
                 await engine.stop()
                 await adapter.close()
     finally:
+        await core.close()
         await client.close()
         await store.close()

@@ -23,7 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import PlatformRefused
+from adapters.slack.texts import not_installed
+from bot.chat import PlatformRefused
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,7 @@ class Installations:
             return cached[0]
         bot = await self.store.async_find_bot(enterprise_id=None, team_id=team)
         if bot is None or not bot.bot_token:
-            raise PlatformRefused(
-                f"threadscribe is not installed in Slack workspace {team} (any more): "
-                "install it again from /slack/install"
-            )
+            raise PlatformRefused(not_installed(team))
         self._cache[team] = (bot.bot_token, self._clock())
         return bot.bot_token
 

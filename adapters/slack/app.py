@@ -28,8 +28,8 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_commands import COMMAND, Commands
-from adapters.slack_triggers import Triggers
+from adapters.slack.commands import COMMAND, Commands
+from adapters.slack.events import Events
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SlackBolt:
         *,
         client: AsyncWebClient,
         signing_secret: str,
-        triggers: Triggers,
+        triggers: Events,
         commands: Commands,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
@@ -118,7 +118,7 @@ class SlackBolt:
         )
         self._register(triggers, commands)
 
-    def _register(self, triggers: Triggers, commands: Commands) -> None:
+    def _register(self, triggers: Events, commands: Commands) -> None:
         app = self.app
         app.event("message")(triggers.message)
         app.event("app_mention")(triggers.mention)

@@ -1,13 +1,13 @@
-"""Triggers in, intakes out: messages, `/transcribe`, the "Transcribe" message command and
-`/transcribe-settings`, each translated into `IntakeRecord`s for `engine.intake()`.
+"""Discord's triggers (messages, the `/transcribe` command, the "Transcribe" message
+command, `/transcribe-settings`), each translated into the core's `Trigger`.
 
 Order of work, and why:
 
-- Messages: intake first, then nothing else; the engine reacts and posts the status.
-  A replayed MESSAGE_CREATE (after a gateway resume) finds its job by the dedupe key
-  (platform + guild + channel + message + file) and does nothing.
+- Messages: the core takes the trigger, then nothing else; the engine reacts and posts
+  the status. A replayed MESSAGE_CREATE (after a gateway resume) finds its job by the
+  dedupe key (platform + guild + channel + message + file) and does nothing.
 - Interactions must be acknowledged within 3 s. Checks that need no I/O answer at once
-  (ephemeral); otherwise the interaction is deferred *first*, then the intake persisted,
+  (ephemeral); otherwise the interaction is deferred *first*, then the trigger taken in,
   then answered. The deferral promises nothing ("thinking…"): what the user is told comes
   after the job is stored. Doing the intake first would risk the 3-s window whenever the
   database is slow (SQLite waits for its write lock), and a missed window loses the
@@ -20,34 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Literal
 
 import discord
 
-from adapters import discord_texts as texts
-from adapters.base import (
-    FileSource,
-    IntakeRecord,
-    OptionsError,
-    Platform,
-    TranscribeArgs,
-    UrlSource,
-    find_media_links,
-    is_media,
-    is_media_url,
-    parse_transcribe_args,
-)
-from adapters.discord_delivery import Hints, Interactions, Reply, reply_mode
-from adapters.discord_files import attachment_ref
-from adapters.discord_format import NO_MENTIONS, nonce
-from bot.jobs import JobStore
-
-if TYPE_CHECKING:
-    from bot.engine import Engine, IntakeOutcome
+from adapters.discord import texts
+from adapters.discord.delivery import Hints, Interactions, Reply, reply_mode
+from adapters.discord.files import attachment_of
+from adapters.discord.format import NO_MENTIONS, nonce
+from bot import messages
+from bot.chat import Attachment, Core, JobOptions, Platform, Taken, Trigger, UrlSource
+from bot.errors import OptionsError
+from bot.intake import find_links, is_media, language_code
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +43,17 @@ _USER_MESSAGES = (discord.MessageType.default, discord.MessageType.reply)
 Subtitles = Literal["srt", "vtt", "srt+vtt"]
 
 
-class Intake:
-    """Hands triggers to the engine. Created before the engine exists: `attach()` it."""
+class Events:
+    """Hands Discord's triggers to the core, and answers the interactions."""
 
-    def __init__(
-        self, store: JobStore, interactions: Interactions, *, auto_transcribe: bool = True
-    ) -> None:
-        self._store = store
+    def __init__(self, core: Core, interactions: Interactions) -> None:
+        self._core = core
         self._interactions = interactions
-        self._auto_default = auto_transcribe
-        self._engine: Engine | None = None
         self._accepting = False
         self._running: set[asyncio.Task[object]] = set()
 
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine
+    def resume(self) -> None:
+        """Start taking triggers (the gateway is up)."""
         self._accepting = True
 
     def pause(self) -> None:
@@ -89,37 +72,26 @@ class Intake:
             return  # the bot's own messages never trigger a job
         if message.type not in _USER_MESSAGES:
             return  # system messages: pins, thread starters, joins
-        records = message_records(message, requester=message.author.id)
-        if not records:
-            return
+        if not message.attachments and "http" not in message.content:
+            return  # nothing to look at
         async with self._tracked():
-            if not await self._auto_enabled(message):
-                return
-            outcomes = [await self._intake(record) for record in records]
-            refusals = [o.refused for o in outcomes if o.refused]
-            if refusals:
-                await self._reply_refused(message, refusals)
-        created = sum(o.created for o in outcomes)
+            taken = await self._core.take(
+                message_trigger(message, requester=message.author.id, explicit=False)
+            )
+            if taken.refusals:
+                await self._reply_refused(message, taken)
         log.info(
-            "message %s: %d intake(s), %d new",
+            "message %s: %d new job(s), %d known",
             message.id,
-            len(outcomes),
-            created,
-            extra={"discord_message": message.id, "intakes": len(outcomes), "new_jobs": created},
+            len(taken.created),
+            len(taken.existing),
+            extra={"discord_message": message.id},
         )
 
-    async def _auto_enabled(self, message: discord.Message) -> bool:
-        if message.guild is None:
-            return True  # sending the bot a recording in a DM is asking for a transcript
-        settings = await self._store.channel_settings(
-            Platform.DISCORD, str(message.guild.id), str(settings_channel(message.channel))
-        )
-        return self._auto_default if settings is None else settings.auto_transcribe
-
-    async def _reply_refused(self, message: discord.Message, refusals: list[str]) -> None:
+    async def _reply_refused(self, message: discord.Message, taken: Taken) -> None:
         try:
             await message.channel.send(
-                texts.refused(refusals),
+                messages.refused(taken.refusals),
                 reference=message.to_reference(fail_if_not_exists=False),
                 allowed_mentions=NO_MENTIONS,
                 nonce=nonce(f"refused:{message.channel.id}:{message.id}"),
@@ -140,61 +112,70 @@ class Intake:
     ) -> None:
         async with self._tracked():
             try:
-                args = command_args(url, speakers, language, subtitles)
+                options = command_options(speakers, language, subtitles)
             except OptionsError as exc:
                 await _say(interaction, f"{exc}. {texts.USAGE}")
                 return
-            if (file is None) == (args.url is None):
+            url = url.strip() if url else None
+            if (file is None) == (url is None):
                 await _say(interaction, texts.USAGE)
                 return
+            if url is not None:
+                try:
+                    UrlSource(url)
+                except ValueError as exc:
+                    await _say(interaction, f"url: {exc}. {texts.USAGE}")
+                    return
             if file is not None and not is_media(file.content_type, file.filename):
                 await _say(interaction, texts.not_media(file.filename, file.content_type))
                 return
-            if not self._accepting:
+            if not self._accepting or not self._core.accepting:
                 await _say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(thinking=True)  # the ack, before any I/O of ours
-            await self._command_intake(interaction, args, file)
+            await self._command_intake(interaction, options, file, url)
 
     async def _command_intake(
         self,
         interaction: discord.Interaction,
-        args: TranscribeArgs,
+        options: JobOptions,
         file: discord.Attachment | None,
+        url: str | None,
     ) -> None:
         channel_id = interaction.channel_id or 0
-        if file is not None:
-            source: FileSource | UrlSource = attachment_ref(
-                file, channel_id=channel_id, message_id=None
-            )
-            title = file.filename
-        else:
-            assert args.url is not None
-            source, title = UrlSource(args.url), link_title(args.url)
         hints = Hints(
             reply=reply_mode(interaction.channel),
-            title=title,
             interaction=self._interactions.add(interaction),
             embeds=interaction.app_permissions.embed_links,
         )
-        record = IntakeRecord(
+        attachments: tuple[Attachment, ...] = ()
+        if file is not None:
+            attachments = (attachment_of(file, channel_id=channel_id, message_id=None),)
+        trigger = Trigger(
             platform=Platform.DISCORD,
             workspace=str(interaction.guild_id or DM_WORKSPACE),
             channel=str(channel_id),
             requester=str(interaction.user.id),
-            source=source,
             event_id=str(interaction.id),
-            options={**args.options(), **hints.options()},
-            audio_duration=file.duration if file is not None else None,
+            text=url or "",
+            attachments=attachments,
+            explicit=True,
+            options=dataclasses.replace(options, platform=hints.extra()),
         )
-        outcome = await self._intake(record)
-        if outcome.refused is not None:
-            self._interactions.forget(hints.interaction)
-            # The deferral was public; a refusal is for the requester only.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-            await interaction.followup.send(texts.refused([outcome.refused]), ephemeral=True)
-        # Accepted: the engine fills in the deferred response with the status line.
+        taken = await self._core.take(trigger)
+        if taken.created:
+            return  # the engine fills in the deferred response with the status line
+        self._interactions.forget(hints.interaction)
+        # The deferral was public; what went wrong is for the requester only.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+        if taken.refusals:
+            text = messages.refused(taken.refusals)
+        elif taken.existing:
+            text = messages.ALREADY
+        else:
+            text = texts.NOT_A_RECORDING
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # -- the "Transcribe" message command ---------------------------------------------------
 
@@ -202,24 +183,24 @@ class Intake:
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
         async with self._tracked():
-            records = message_records(message, requester=interaction.user.id)
-            if not records:
-                await _say(interaction, texts.NO_MEDIA_IN_MESSAGE)
+            if not message.attachments and not find_links(message.content):
+                await _say(interaction, texts.NO_MEDIA_IN_MESSAGE)  # no need to ask anyone
                 return
-            if not self._accepting:
+            if not self._accepting or not self._core.accepting:
                 await _say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
-            outcomes = [await self._intake(record) for record in records]
-            titles = [Hints.of(r.options).title for r in records]
+            trigger = message_trigger(message, requester=interaction.user.id, explicit=True)
+            taken = await self._core.take(trigger)
             where = _where_results(message)
-            refusals = [o.refused for o in outcomes if o.refused]
-            if refusals:
-                text = texts.refused(refusals)
-            elif any(o.created for o in outcomes):
-                text = texts.started(titles, where)
+            if taken.refusals:
+                text = messages.refused(taken.refusals)
+            elif taken.created:
+                text = texts.started([*taken.created, *taken.existing], where)
+            elif taken.existing:
+                text = texts.already(list(taken.existing), where)
             else:
-                text = texts.already(titles, where)
+                text = texts.NO_MEDIA_IN_MESSAGE
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # -- /transcribe-settings auto on|off ---------------------------------------------------
@@ -238,23 +219,17 @@ class Intake:
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             channel_id = settings_channel(interaction.channel)
-            await self._store.set_auto_transcribe(
+            await self._core.set_auto_transcribe(
                 Platform.DISCORD,
                 str(interaction.guild_id),
                 str(channel_id),
                 enabled,
-                updated_by=str(interaction.user.id),
+                by=str(interaction.user.id),
             )
-            log.info("auto-transcribe %s in %s by %s", enabled, channel_id, interaction.user.id)
             reply = texts.auto_set(enabled, f"<#{channel_id}>")
             await interaction.followup.send(reply, ephemeral=True)
 
     # -- helpers ---------------------------------------------------------------------------
-
-    async def _intake(self, record: IntakeRecord) -> IntakeOutcome:
-        if self._engine is None:
-            raise RuntimeError("Intake.attach(engine) was not called")
-        return await self._engine.intake(record)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
@@ -270,65 +245,51 @@ class Intake:
             self._running.discard(task)
 
 
-def message_records(message: discord.Message, *, requester: int) -> list[IntakeRecord]:
-    """One intake per audio/video attachment (voice messages included) and per link to
-    audio/video in the message, in order."""
+def message_trigger(message: discord.Message, *, requester: int, explicit: bool) -> Trigger:
+    """The core's view of a Discord message: its attachments (voice messages named for
+    who sent them) and its text, with how replies will be made there."""
     channel = message.channel
     guild = message.guild
-    common = {
-        "platform": Platform.DISCORD,
-        "workspace": str(guild.id) if guild is not None else DM_WORKSPACE,
-        "channel": str(channel.id),
-        "requester": str(requester),
-        "message": str(message.id),
-    }
     embeds = True
     if guild is not None and guild.me is not None and hasattr(channel, "permissions_for"):
         embeds = channel.permissions_for(guild.me).embed_links
-    reply = reply_mode(channel)
-    records: list[IntakeRecord] = []
+    attachments = []
     for attachment in message.attachments:
-        if not is_media(attachment.content_type, attachment.filename):
-            continue
         voice = attachment.is_voice_message() or message.flags.voice
         title = f"voice message from {message.author.display_name}" if voice else None
-        hints = Hints(reply=reply, title=title or attachment.filename, embeds=embeds)
-        records.append(
-            IntakeRecord(
-                **common,
-                source=attachment_ref(attachment, channel_id=channel.id, message_id=message.id),
-                options=hints.options(),
-                audio_duration=attachment.duration,
-            )
+        attachments.append(
+            attachment_of(attachment, channel_id=channel.id, message_id=message.id, title=title)
         )
-    for link in find_media_links(message.content):
-        if not is_media_url(link):
-            continue
-        try:
-            source = UrlSource(link)
-        except ValueError:
-            continue  # not a plain public http(s) URL
-        hints = Hints(reply=reply, title=link_title(link), embeds=embeds)
-        records.append(IntakeRecord(**common, source=source, options=hints.options()))
-    return records
+    hints = Hints(reply=reply_mode(channel), embeds=embeds)
+    in_guild = guild is not None
+    return Trigger(
+        platform=Platform.DISCORD,
+        workspace=str(guild.id) if in_guild else DM_WORKSPACE,
+        channel=str(channel.id),
+        requester=str(requester),
+        message=str(message.id),
+        text=message.content,
+        attachments=tuple(attachments),
+        explicit=explicit,
+        # Sending the bot a recording in a DM is asking for a transcript.
+        direct=not in_guild,
+        options=JobOptions(platform=hints.extra()),
+        # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
+        settings_channel=str(settings_channel(channel)),
+    )
 
 
-def command_args(
-    url: str | None, speakers: int | None, language: str | None, subtitles: Subtitles | None
-) -> TranscribeArgs:
+def command_options(
+    speakers: int | None, language: str | None, subtitles: Subtitles | None
+) -> JobOptions:
     """`/transcribe`'s options, checked by the same rules as Slack's `/transcribe` text."""
-    if url is not None:
-        try:
-            UrlSource(url.strip())
-        except ValueError as exc:
-            raise OptionsError(f"url: {exc}") from None
-        url = url.strip()
-    if language is not None:
-        if len(language.split()) != 1:
-            raise OptionsError(f"language must be a code such as en or fr, not {language!r}")
-        language = parse_transcribe_args(f"lang={language}").language
-    formats = tuple(subtitles.split("+")) if subtitles else ()
-    return TranscribeArgs(url=url, speakers=speakers, language=language, formats=formats)
+    if language is not None and len(language.split()) != 1:
+        raise OptionsError(f"language must be a code such as en or fr, not {language!r}")
+    return JobOptions(
+        speakers_expected=speakers,
+        language_code=language_code(language) if language is not None else None,
+        formats=tuple(subtitles.split("+")) if subtitles else (),
+    )
 
 
 def settings_channel(channel: object) -> int:
@@ -336,11 +297,6 @@ def settings_channel(channel: object) -> int:
     if isinstance(channel, discord.Thread):
         return channel.parent_id
     return int(getattr(channel, "id", 0))
-
-
-def link_title(url: str) -> str:
-    name = PurePosixPath(unquote(urlsplit(url).path)).name
-    return name or urlsplit(url).netloc
 
 
 def _where_results(message: discord.Message) -> str:

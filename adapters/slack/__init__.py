@@ -1,8 +1,8 @@
 """The Slack adapter: what `threadscribe run` starts when Slack is configured.
 
-    adapter = adapters.slack.create(settings, store)   # no I/O
+    adapter = adapters.slack.create(settings, core)    # no I/O
     web_app.add_routes(adapter.routes())               # /slack/events, OAuth pages
-    await adapter.start(engine)                        # Socket Mode connects here
+    await adapter.start()                              # Socket Mode connects here
     ...
     await adapter.stop()                               # stop taking events first
 
@@ -11,10 +11,11 @@ POST /slack/events, signatures verified by Bolt with SLACK_SIGNING_SECRET. With
 SLACK_CLIENT_ID/SECRET the app installs into many workspaces and each job's token is
 looked up by its workspace.
 
-Modules: `slack_app` (Bolt wiring), `slack_triggers` and `slack_commands` (events in),
-`slack_intake` (what a message holds), `slack_chat` (posts, edits, reactions),
-`slack_files` (private downloads), `slack_format` (Block Kit), `slack_workspaces`
-(tokens, OAuth), `slack_texts` (what people read), `slack_doctor` (set-up checks).
+Modules: `app` (Bolt wiring), `events` and `commands` (what people do, handed to the
+core as triggers), `incoming` (Slack's payloads as the core's values), `chat` (posts,
+edits, reactions), `files` (private downloads), `blocks` (Block Kit), `workspaces`
+(tokens, OAuth), `errors` (Slack's failures as the core's), `texts` (Slack's own words),
+`doctor` (set-up checks).
 """
 
 from __future__ import annotations
@@ -22,30 +23,21 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import aiohttp
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_texts as texts
-from adapters.base import (
-    FileSource,
-    FileStream,
-    FileUnavailable,
-    PlatformUnavailable,
-    Post,
-    Reaction,
-    ThreadRef,
-)
-from adapters.slack_app import SlackBolt
-from adapters.slack_chat import AUTH_ERRORS, SlackChat
-from adapters.slack_commands import Commands
-from adapters.slack_files import FileOpener
-from adapters.slack_intake import LinkProbe
-from adapters.slack_triggers import Intake, Tasks, Triggers
-from adapters.slack_workspaces import (
+from adapters.slack import texts
+from adapters.slack.app import SlackBolt
+from adapters.slack.chat import SlackChat
+from adapters.slack.commands import Commands
+from adapters.slack.errors import AUTH_ERRORS, CALL_ERRORS, error_code
+from adapters.slack.events import Events
+from adapters.slack.files import FileOpener
+from adapters.slack.workspaces import (
     Installations,
     OAuthTables,
     SingleWorkspace,
@@ -53,14 +45,20 @@ from adapters.slack_workspaces import (
     oauth_settings,
     web_client,
 )
+from bot.chat import (
+    Core,
+    FileSource,
+    FileStream,
+    Platform,
+    PlatformUnavailable,
+    Post,
+    Reaction,
+    ThreadRef,
+)
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.jobs import Job, JobStore, Platform
-from bot.jobs.database import make_engine, parse_database_url
 from bot.render import SLACK_SECTION_LIMIT
-
-if TYPE_CHECKING:
-    from bot.engine import Engine
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +99,10 @@ class SlackAdapter:
     def __init__(
         self,
         settings: Settings,
-        store: JobStore,
+        core: Core,
         *,
         admins: Collection[str] = (),
-        auto_transcribe: bool = True,
-        link_probe_timeout: float = 1.5,
+        shared_store: bool = False,
         stop_timeout: float = 10.0,
         oauth_tables: OAuthTables | None = None,
     ) -> None:
@@ -131,22 +128,10 @@ class SlackAdapter:
             raise ValueError("Slack's HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)")
         self._client = web_client(bolt_token, base_url=self._api_url)
         self._clients: dict[str, AsyncWebClient] = {}
-        self.chat = SlackChat(
-            self._client_for,
-            store,
-            shared_store=store.dialect != "sqlite",
-            forget=self._forget,
-        )
+        self.chat = SlackChat(self._client_for, shared_store=shared_store, forget=self._forget)
         self._files = FileOpener(self._http, api_url=self._api_url)
-        self.tasks = Tasks()
-        self.intake = Intake(self.chat)
-        triggers = Triggers(
-            store=store,
-            intake=self.intake,
-            probe=LinkProbe(self._http, timeout=link_probe_timeout),
-            tasks=self.tasks,
-            auto_default=auto_transcribe,
-        )
+        self.tasks = TaskSet("slack")
+        events = Events(core=core, chat=self.chat, tasks=self.tasks)
         oauth = None
         if oauth_tables is not None:
             assert settings.slack_client_id and settings.slack_client_secret
@@ -162,8 +147,8 @@ class SlackAdapter:
         self.bolt = SlackBolt(
             client=self._client,
             signing_secret=secret.value if secret else "",
-            triggers=triggers,
-            commands=Commands(store=store, intake=self.intake, admins=admins),
+            triggers=events,
+            commands=Commands(core=core, chat=self.chat, admins=admins),
             oauth=oauth,
         )
 
@@ -175,13 +160,12 @@ class SlackAdapter:
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return self.bolt.routes(events=self.mode is Mode.HTTP)
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self) -> None:
         if self._state is not _State.NEW:
             raise RuntimeError(f"the Slack adapter is {self._state.value}: start it once")
         self._state = _State.RUNNING
         self._session = aiohttp.ClientSession()
         self._client.session = self._session
-        self.intake.engine = engine
         if self._oauth is not None:
             await self._oauth.create()
         else:
@@ -193,7 +177,7 @@ class SlackAdapter:
                 await self._client.apps_connections_open(app_token=self._app_token.value)
             except SlackApiError as exc:
                 raise ConfigError([texts.token_refused("SLACK_APP_TOKEN", exc)]) from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except CALL_ERRORS as exc:
                 raise PlatformUnavailable(texts.unreachable(self._api_url, exc)) from exc
             await self.bolt.connect(self._app_token.value, self._client)
         log.info("Slack adapter started", extra={"mode": self.mode.value})
@@ -204,10 +188,10 @@ class SlackAdapter:
         try:
             identity = await self._client.auth_test()
         except SlackApiError as exc:
-            if exc.response.get("error") in AUTH_ERRORS:
+            if error_code(exc) in AUTH_ERRORS:
                 raise ConfigError([texts.token_refused("SLACK_BOT_TOKEN", exc)]) from exc
-            log.warning("Slack auth.test failed: %s", exc.response.get("error"))
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack auth.test failed: %s", error_code(exc))
+        except CALL_ERRORS as exc:
             raise PlatformUnavailable(texts.unreachable(self._api_url, exc)) from exc
         else:
             log.info("Slack: bot @%s in %s", identity.get("user"), identity.get("team"))
@@ -236,13 +220,11 @@ class SlackAdapter:
 
     # -- ChatPlatform --------------------------------------------------------------------
 
-    async def open_file(self, job: Job) -> FileStream:
-        if not isinstance(job.source, FileSource):
-            raise FileUnavailable("this job has no Slack file to open")
-        token = await self._workspaces.token(job.workspace)
-        return await self._files.open(job.source, token)
+    async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
+        token = await self._workspaces.token(where.workspace)
+        return await self._files.open(source, token)
 
-    async def public_url(self, job: Job) -> str | None:
+    async def public_url(self, where: ThreadRef, source: FileSource) -> str | None:
         return None  # Slack's files are private: they are streamed with the bot token
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
@@ -278,31 +260,25 @@ class SlackAdapter:
 
 def create(
     settings: Settings,
-    store: JobStore,
+    core: Core,
     *,
+    oauth_tables: OAuthTables | None = None,
+    shared_store: bool = False,
     admins: Collection[str] | None = None,
-    auto_transcribe: bool | None = None,
-    link_probe_timeout: float = 1.5,
 ) -> SlackAdapter:
     """The adapter for these settings (no I/O: `start` connects).
 
-    `admins`: user ids allowed to run `/transcribe on|off` besides workspace admins and
-    owners. `auto_transcribe`: whether channels nobody configured transcribe by themselves.
-    Both default to the settings (SLACK_ADMIN_USERS, SLACK_AUTO_TRANSCRIBE).
+    The composition root gives it what it does not make itself: the core it hands
+    triggers to; `oauth_tables`, the installations' tables on the jobs' database, when
+    SLACK_CLIENT_ID/SECRET are set; and `shared_store`, whether other processes work on
+    the same jobs (then a post is always looked for before it is made again). `admins`:
+    user ids allowed to run `/transcribe on|off` besides workspace admins and owners
+    (default: SLACK_ADMIN_USERS).
     """
-    tables = None
-    if settings.slack_client_id and settings.slack_client_secret:
-        # The installations live beside the jobs; slack_sdk's store wants its own engine.
-        url = parse_database_url(settings.database_url.value)
-        engine = make_engine(url, connect_timeout=10.0, busy_timeout=30.0)
-        tables = OAuthTables(settings.slack_client_id, engine)
     return SlackAdapter(
         settings,
-        store,
+        core,
         admins=settings.slack_admin_users if admins is None else admins,
-        auto_transcribe=(
-            settings.slack_auto_transcribe if auto_transcribe is None else auto_transcribe
-        ),
-        link_probe_timeout=link_probe_timeout,
-        oauth_tables=tables,
+        shared_store=shared_store,
+        oauth_tables=oauth_tables,
     )

@@ -9,29 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Final
 
 from slack_bolt.context.ack.async_ack import AsyncAck
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_texts as texts
-from adapters.base import OptionsError, Platform, UrlSource, parse_transcribe_args
-from adapters.slack_format import escape
-from adapters.slack_intake import command_record
-from adapters.slack_triggers import Intake, can_post
+from adapters.slack import texts
+from adapters.slack.blocks import escape
+from adapters.slack.chat import SlackChat
+from adapters.slack.errors import CALL_ERRORS, error_code
+from adapters.slack.events import can_post
+from adapters.slack.incoming import command_trigger
 from bot import messages
-from bot.jobs import Job, JobState, JobStore
+from bot.chat import Core, JobState, Platform
+from bot.errors import OptionsError
+from bot.intake import parse_request
 
 log = logging.getLogger(__name__)
 
-COMMAND = "/transcribe"
+COMMAND: Final = "/transcribe"
 
 
 class Commands:
-    def __init__(self, *, store: JobStore, intake: Intake, admins: Collection[str]) -> None:
-        self._store = store
-        self._intake = intake
+    def __init__(self, *, core: Core, chat: SlackChat, admins: Collection[str]) -> None:
+        self._core = core
+        self._chat = chat
         self._admins = frozenset(admins)
 
     async def transcribe(
@@ -51,37 +53,41 @@ class Commands:
 
     async def _link(self, body: Mapping[str, Any], text: str, client: AsyncWebClient) -> str:
         try:
-            args = parse_transcribe_args(text)
+            request = parse_request(text)
         except OptionsError as exc:
             return str(exc)
-        if args.url is None:
-            return texts.NEED_LINK
+        if request.url is None:
+            return messages.NEED_LINK
+        if not self._core.accepting:
+            return messages.SHUTTING_DOWN
         if not await can_post(client, body["channel_id"]):
             return texts.INVITE_ME
-        record = command_record(
+        trigger = command_trigger(
             team=body["team_id"],
             channel=body["channel_id"],
             user=body["user_id"],
             trigger_id=body["trigger_id"],
-            url=args.url,
-            options=args.options(),
+            text=request.url,
+            options=request.options,
         )
-        [outcome] = await self._intake.submit([record])
-        if outcome.refused is not None:
-            return messages.failed(outcome.refused)
-        return texts.STARTED_BY_COMMAND if outcome.created else texts.ALREADY
+        taken = await self._core.take(trigger)
+        for job_id in taken.created_ids:
+            self._chat.created(job_id)
+        if taken.refusals:
+            return messages.refused(taken.refusals)
+        if taken.created:
+            return messages.STARTED
+        return messages.ALREADY if taken.existing else messages.NO_MEDIA
 
     async def _auto(self, body: Mapping[str, Any], client: AsyncWebClient, *, enabled: bool) -> str:
         user = body["user_id"]
         if not await self.may_configure(client, user):
-            return texts.NOT_ALLOWED
-        await self._store.set_auto_transcribe(
-            Platform.SLACK, body["team_id"], body["channel_id"], enabled, updated_by=user
+            return messages.NOT_ALLOWED
+        await self._core.set_auto_transcribe(
+            Platform.SLACK, body["team_id"], body["channel_id"], enabled, by=user
         )
-        log.info(
-            "auto-transcribe %s", "on" if enabled else "off", extra={"channel": body["channel_id"]}
-        )
-        return texts.auto_changed(enabled, str(body.get("channel_name") or body["channel_id"]))
+        channel = str(body.get("channel_name") or body["channel_id"])
+        return messages.auto_changed(enabled, f"#{channel}")
 
     async def may_configure(self, client: AsyncWebClient, user: str) -> bool:
         """Workspace admins and owners, and the configured allowlist."""
@@ -89,27 +95,21 @@ class Commands:
             return True
         try:
             info = await client.users_info(user=user)
-        except SlackApiError as exc:
-            log.warning("users.info failed: %s", exc.response.get("error"))
+        except CALL_ERRORS as exc:
+            log.warning("users.info failed: %s", error_code(exc))
             return False
         person = info.get("user") or {}
         return any(person.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
     async def _status(self, body: Mapping[str, Any]) -> str:
-        mine = await self._store.jobs_of(Platform.SLACK, body["team_id"], body["user_id"])
+        mine = await self._core.progress(Platform.SLACK, body["team_id"], body["user_id"])
         if not mine:
-            return texts.NO_JOBS
-        return texts.status_lines([(_what(job), await self._state(job)) for job in mine])
-
-    async def _state(self, job: Job) -> str:
-        if job.state is JobState.RECEIVED:
-            # The queue is global (one concurrency limit towards AssemblyAI), so a
-            # position counts every waiting job, not only this workspace's.
-            return texts.queued(await self._store.ahead_of(job))
-        return texts.STATE_WORDS.get(job.state.value, job.state.value)
-
-
-def _what(job: Job) -> str:
-    if isinstance(job.source, UrlSource):
-        return job.source.url
-    return str(job.source.ref.get("name") or "a file")
+            return messages.NO_JOBS
+        entries = []
+        for job in mine:
+            if job.state is JobState.RECEIVED:
+                state = messages.queued(job.ahead or 0)
+            else:
+                state = messages.STATE_WORDS.get(job.state.value, job.state.value)
+            entries.append((job.title, state))
+        return messages.status_lines(entries)

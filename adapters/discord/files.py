@@ -12,21 +12,24 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import discord
 
-from adapters import discord_texts as texts
-from adapters.base import (
+from adapters.discord import texts
+from adapters.discord.errors import NO_ANSWER, convert
+from bot.chat import (
+    Attachment,
     FileSource,
     FileStream,
     FileUnavailable,
+    JSONScalar,
     PlatformUnavailable,
+    stream_body,
 )
-from bot.jobs.records import JSONScalar
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,15 @@ CHUNK_BYTES: Final = 1 << 16
 EXPIRY_MARGIN: Final = 10 * 60.0
 
 
-def attachment_ref(
-    attachment: discord.Attachment, *, channel_id: int, message_id: int | None
-) -> FileSource:
-    """The job's reference to `attachment`. `message_id` is None for a file given to a
-    slash command: it belongs to no message, so its URL cannot be renewed."""
+def attachment_of(
+    attachment: discord.Attachment,
+    *,
+    channel_id: int,
+    message_id: int | None,
+    title: str | None = None,
+) -> Attachment:
+    """The core's view of `attachment`. `message_id` is None for a file given to a slash
+    command: it belongs to no message, so its URL cannot be renewed."""
     ref: dict[str, JSONScalar] = {
         "id": str(attachment.id),
         "url": attachment.url,
@@ -50,7 +57,14 @@ def attachment_ref(
         "message": None if message_id is None else str(message_id),
         "duration": attachment.duration,
     }
-    return FileSource(ref)
+    return Attachment(
+        ref=ref,
+        name=attachment.filename,
+        mimetype=attachment.content_type,
+        size=attachment.size,
+        duration=attachment.duration,
+        title=title,
+    )
 
 
 def expires_at(url: str) -> float | None:
@@ -122,7 +136,7 @@ class AttachmentFetcher:
             size = declared
         content_type = ref.get("content_type")
         return FileStream(
-            self._chunks(response),
+            stream_body(response, chunk_size=CHUNK_BYTES, broke_off=_broke_off),
             size=size,
             content_type=content_type if isinstance(content_type, str) else None,
         )
@@ -132,18 +146,8 @@ class AttachmentFetcher:
             raise PlatformUnavailable("the Discord adapter is not started")
         try:
             return await self._session.get(url)  # no Authorization: the CDN is public
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformUnavailable(
-                texts.unreachable("CDN", str(exc) or type(exc).__name__)
-            ) from exc
-
-    @staticmethod
-    async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                yield chunk
-        finally:
-            response.close()
+        except NO_ANSWER as exc:
+            raise convert(exc, what="CDN") from exc
 
     async def _renewed_url(self, ref: Mapping[str, JSONScalar]) -> str:
         """A freshly signed URL for the attachment, read from its message."""
@@ -157,13 +161,15 @@ class AttachmentFetcher:
             raise FileUnavailable(texts.MESSAGE_GONE) from exc
         except discord.Forbidden as exc:
             raise FileUnavailable(texts.CANNOT_READ_HISTORY) from exc
-        except discord.HTTPException as exc:
-            raise PlatformUnavailable(
-                texts.refused_by_discord(exc.status, exc.code, exc.text)
-            ) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise PlatformUnavailable(texts.unreachable("REST", str(exc))) from exc
+        except (discord.HTTPException, *NO_ANSWER) as exc:
+            raise convert(exc) from exc
         for attachment in message.attachments:
             if str(attachment.id) == str(ref["id"]):
                 return attachment.url
         raise FileUnavailable(texts.ATTACHMENT_GONE)
+
+
+def _broke_off(exc: BaseException) -> PlatformUnavailable:
+    return PlatformUnavailable(
+        texts.unreachable("CDN", f"the download broke off ({type(exc).__name__})")
+    )

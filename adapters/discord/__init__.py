@@ -1,16 +1,18 @@
 """The Discord adapter: discord.py's gateway client and REST, translated to the core.
 
-    adapter = adapters.discord.create(settings, store)   # no I/O
+    adapter = adapters.discord.create(settings, core)    # no I/O
     adapter.routes()                                      # [] (the gateway needs none)
-    await adapter.start(engine)                           # login, sync commands, connect
+    await adapter.start()                                 # login, sync commands, connect
     ...
     await adapter.stop()     # phase 1: take no more triggers; posting still works
     await engine.stop()      # the engine drains, still posting through the adapter
     await adapter.close()    # phase 2: disconnect
 
-Intake (`discord_intake`) turns messages and interactions into jobs; delivery
-(`discord_delivery`, `discord_format`) posts results in threads; `discord_files` streams
-attachments. Run the gateway in exactly one process (see docs/discord.md).
+Modules: `client` (the gateway client and its commands), `events` (messages and
+interactions, handed to the core as triggers), `delivery` and `format` (posts in threads),
+`files` (attachments), `errors` (Discord's failures as the core's), `texts` (Discord's own
+words), `doctor` (set-up checks). Run the gateway in exactly one process (see
+docs/discord.md).
 
 This module is named like the library it wraps; `import discord` below still imports
 discord.py, because imports are absolute and the `adapters` folder itself is never on
@@ -24,7 +26,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import aiohttp
 import discord
@@ -33,27 +35,25 @@ import discord.http
 import yarl
 from aiohttp import web
 
-from adapters import discord_texts as texts
-from adapters.base import (
+from adapters.discord import texts
+from adapters.discord.client import GatewayClient, invite_url
+from adapters.discord.delivery import Delivery, Interactions
+from adapters.discord.events import Events
+from adapters.discord.files import AttachmentFetcher
+from bot.chat import (
+    Core,
     FileSource,
     FileStream,
+    Platform,
     PlatformRefused,
     PlatformUnavailable,
     Post,
     Reaction,
     ThreadRef,
 )
-from adapters.discord_client import GatewayClient, invite_url
-from adapters.discord_delivery import Delivery, Interactions
-from adapters.discord_files import AttachmentFetcher
-from adapters.discord_intake import Intake
 from bot.config import Secret, Settings
 from bot.errors import ConfigError
-from bot.jobs import Job, JobStore, Platform
 from bot.render import DISCORD_MESSAGE_LIMIT
-
-if TYPE_CHECKING:
-    from bot.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +65,22 @@ HANDLER_GRACE: Final = 5.0
 
 def create(
     settings: Settings,
-    store: JobStore,
+    core: Core,
     *,
     dev_guild: int | None = None,
-    auto_transcribe: bool | None = None,
     guild_ready_timeout: float = 2.0,
     ready_timeout: float = 60.0,
 ) -> DiscordAdapter:
-    """The adapter for `settings` (no I/O). `dev_guild` registers the commands in that
-    server only, where they appear at once (global commands may take up to an hour);
-    `auto_transcribe` is the default for channels nobody has set. Both default to the
-    settings (DISCORD_DEV_GUILD, DISCORD_AUTO_TRANSCRIBE)."""
+    """The adapter for `settings` (no I/O), handing triggers to `core`. `dev_guild`
+    registers the commands in that server only, where they appear at once (global
+    commands may take up to an hour); it defaults to DISCORD_DEV_GUILD."""
     if settings.discord_token is None:
         raise ConfigError([texts.TOKEN_MISSING])
     configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
     return DiscordAdapter(
         settings.discord_token,
-        store,
+        core,
         dev_guild=dev_guild if dev_guild is not None else settings.discord_dev_guild,
-        auto_transcribe=(
-            settings.discord_auto_transcribe if auto_transcribe is None else auto_transcribe
-        ),
         guild_ready_timeout=guild_ready_timeout,
         ready_timeout=ready_timeout,
     )
@@ -119,10 +114,9 @@ class DiscordAdapter:
     def __init__(
         self,
         token: Secret,
-        store: JobStore,
+        core: Core,
         *,
         dev_guild: int | None = None,
-        auto_transcribe: bool = True,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float = 60.0,
     ) -> None:
@@ -131,7 +125,7 @@ class DiscordAdapter:
         self._ready_timeout = ready_timeout
         self._state = _State.NEW
         self.interactions = Interactions()
-        self.intake = Intake(store, self.interactions, auto_transcribe=auto_transcribe)
+        self.intake = Events(core, self.interactions)
         self.client = GatewayClient(self.intake, guild_ready_timeout=guild_ready_timeout)
         self._delivery = Delivery(self.client, self.interactions)
         self._files = AttachmentFetcher(self.client)
@@ -152,7 +146,7 @@ class DiscordAdapter:
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return []  # everything arrives over the gateway
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self) -> None:
         """Log in, register the commands, connect, and return once the gateway is ready.
         Raises PlatformError with a one-line reason (a bad DISCORD_TOKEN, the Message
         Content intent switched off, Discord unreachable)."""
@@ -163,7 +157,7 @@ class DiscordAdapter:
             await self._files.open()
             await self._login()
             await self._sync_commands()
-            self.intake.attach(engine)
+            self.intake.resume()
             self._gateway = asyncio.create_task(self._connect(), name="discord-gateway")
             await self._until_ready(self._gateway)
             self._state = _State.RUNNING
@@ -256,19 +250,17 @@ class DiscordAdapter:
 
     # -- ChatPlatform --------------------------------------------------------------------
 
-    async def open_file(self, job: Job) -> FileStream:
+    async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
         await self._usable()
-        if not isinstance(job.source, FileSource):
-            raise TypeError(f"job {job.id} has no file source")
-        return await self._files.open_file(job.source)
+        return await self._files.open_file(source)
 
-    async def public_url(self, job: Job, *, valid_for: float = 3600.0) -> str | None:
-        """For an engine that lets AssemblyAI fetch a file itself before streaming it
-        (a "URL first" mode): a CDN URL signed for `valid_for` more seconds, or None."""
+    async def public_url(
+        self, where: ThreadRef, source: FileSource, *, valid_for: float = 3600.0
+    ) -> str | None:
+        """A CDN URL signed for `valid_for` more seconds, for AssemblyAI to fetch itself
+        before the engine streams the file; None when there is none."""
         await self._usable()
-        if not isinstance(job.source, FileSource):
-            return None
-        return await self._files.public_url(job.source, valid_for=valid_for)
+        return await self._files.public_url(source, valid_for=valid_for)
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         await self._usable()

@@ -8,19 +8,14 @@ page, which must not be taken for audio. The token only ever goes to Slack's own
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from adapters.base import (
-    FileSource,
-    FileStream,
-    FileUnavailable,
-    PlatformUnavailable,
-)
-from adapters.slack_texts import FILE_GONE, FILE_REFUSED, MISSING_FILES_READ
+from adapters.slack.texts import FILE_GONE, FILE_REFUSED, MISSING_FILES_READ, download_failed
+from bot.chat import FileSource, FileStream, FileUnavailable, PlatformUnavailable, stream_body
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +57,14 @@ class FileOpener:
                 allow_redirects=True,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformUnavailable(f"could not download the file from Slack: {exc!r}") from exc
+            raise PlatformUnavailable(download_failed(type(exc).__name__)) from exc
         try:
             _check(response)
         except BaseException:
             response.release()
             raise
-        return FileStream(_chunks(response), response.content_length, response.content_type)
+        chunks = stream_body(response, chunk_size=CHUNK, broke_off=_broke_off)
+        return FileStream(chunks, response.content_length, response.content_type)
 
 
 def _check(response: aiohttp.ClientResponse) -> None:
@@ -80,21 +76,10 @@ def _check(response: aiohttp.ClientResponse) -> None:
     if status in (401, 403):
         raise FileUnavailable(FILE_REFUSED.format(status=status))
     if status == 429 or status >= 500:
-        raise PlatformUnavailable(f"Slack answered {status} for the file; trying again later")
+        raise PlatformUnavailable(download_failed(f"Slack answered {status}"))
     if status != 200:
         raise FileUnavailable(FILE_REFUSED.format(status=status))
 
 
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The body as it arrives; the connection is given back however the reader stops."""
-    finished = False
-    try:
-        async for chunk in response.content.iter_chunked(CHUNK):
-            yield chunk
-        finished = True
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PlatformUnavailable(f"the download from Slack broke off: {exc!r}") from exc
-    finally:
-        # A body read to the end frees the connection for reuse; one abandoned half-way
-        # must close it, or the rest of the file would still be read into the pool.
-        response.release() if finished else response.close()
+def _broke_off(exc: BaseException) -> PlatformUnavailable:
+    return PlatformUnavailable(download_failed(f"the transfer broke off: {type(exc).__name__}"))

@@ -14,9 +14,8 @@ from typing import Final
 import aiohttp
 import discord
 
-from adapters import discord_texts as texts
-from adapters.discord import configure_endpoints
-from adapters.discord_client import invite_url
+from adapters.discord import configure_endpoints, texts
+from adapters.discord.client import invite_url
 from bot.config import Settings
 from bot.doctor import Finding, fail, ok
 

@@ -1,4 +1,4 @@
-"""The gateway client: intents, the application commands, and events routed to `Intake`.
+"""The gateway client: intents, the application commands, and events routed to `Events`.
 
 Intents are the fewest that work: guilds (channels, threads, the bot's own permissions),
 guild and direct messages, and the privileged message-content intent, without which
@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 import discord
 from discord import app_commands
 
-from adapters import discord_texts as texts
-from adapters.discord_intake import Intake, Subtitles
+from adapters.discord import texts
+from adapters.discord.events import Events, Subtitles
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def intents() -> discord.Intents:
 
 
 class GatewayClient(discord.Client):
-    def __init__(self, intake: Intake, *, guild_ready_timeout: float = 2.0) -> None:
+    def __init__(self, intake: Events, *, guild_ready_timeout: float = 2.0) -> None:
         super().__init__(
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
@@ -89,7 +89,7 @@ class GatewayClient(discord.Client):
 
 
 def commands(
-    intake: Intake,
+    intake: Events,
 ) -> list[app_commands.Command[Any, ..., None] | app_commands.ContextMenu | app_commands.Group]:
     """`/transcribe`, `/transcribe-settings auto on|off` and the message command
     "Transcribe", each calling into `intake`. Installed to servers (and usable in the

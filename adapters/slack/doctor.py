@@ -16,8 +16,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import APP_SCOPES, BOT_SCOPES
-from adapters.slack_app import EVENTS_PATH
-from adapters.slack_workspaces import web_client
+from adapters.slack.app import EVENTS_PATH
+from adapters.slack.errors import error_code
+from adapters.slack.workspaces import web_client
 from bot.config import Settings
 from bot.doctor import Finding, fail, ok, warn
 
@@ -86,7 +87,7 @@ async def _bot(client: AsyncWebClient) -> list[Finding]:
     try:
         who = await client.auth_test()
     except SlackApiError as exc:
-        error = exc.response.get("error")
+        error = error_code(exc)
         return [
             fail(
                 AREA,
@@ -127,7 +128,7 @@ async def _socket(app_token: str, api: str) -> Finding:
     try:
         await client.apps_connections_open(app_token=app_token)
     except SlackApiError as exc:
-        error = exc.response.get("error")
+        error = error_code(exc)
         hint = (
             "give the App-Level Token the connections:write scope"
             if error == "missing_scope"
@@ -183,7 +184,7 @@ async def _oauth(settings: Settings, client: AsyncWebClient) -> Finding:
             code="threadscribe-doctor",
         )
     except SlackApiError as exc:
-        error = exc.response.get("error")
+        error = error_code(exc)
         if error == "invalid_code":  # the credentials passed; only the made-up code did not
             return ok(AREA, "OAuth: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are accepted")
         return fail(

@@ -10,32 +10,25 @@
 - Every new message carries a nonce derived from the engine's key, with
   `enforce_nonce`, so a post repeated after a crash is not shown twice.
 
-What the adapter chose at intake travels in the job options under "discord" (`Hints`).
+What the adapter chose at intake travels in the job's platform options under "discord"
+(`Hints`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import aiohttp
 import discord
 
-from adapters import discord_texts as texts
-from adapters.base import (
-    PlatformError,
-    PlatformRefused,
-    PlatformUnavailable,
-    Post,
-    Reaction,
-    ThreadRef,
-)
-from adapters.discord_format import NO_MENTIONS, Outgoing, nonce, outgoing, thread_name
+from adapters.discord import texts
+from adapters.discord.errors import converted
+from adapters.discord.format import NO_MENTIONS, Outgoing, nonce, outgoing, thread_name
+from bot.chat import PlatformError, PlatformRefused, Post, Reaction, ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +50,24 @@ class Reply(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hints:
-    """What the adapter decided at intake, stored with the job (JSON; never a token)."""
+    """What the adapter decided at intake, stored with the job in its options' platform
+    field under "discord" (JSON; never a token)."""
 
     reply: Reply = Reply.IN_PLACE
-    title: str = "recording"
     interaction: str | None = None  # the deferred interaction's id, for its in-memory token
     embeds: bool = True  # the bot may embed links there
 
-    def options(self) -> dict[str, Any]:
+    def extra(self) -> dict[str, Any]:
+        """What goes in `JobOptions.platform`."""
         return {"discord": asdict(self)}
 
     @classmethod
-    def of(cls, options: Mapping[str, Any]) -> Hints:
-        raw = options.get("discord")
+    def of(cls, extra: Mapping[str, Any]) -> Hints:
+        raw = extra.get("discord")
         if not isinstance(raw, Mapping):
             return cls()
         return cls(
             reply=Reply(raw.get("reply", Reply.IN_PLACE)),
-            title=str(raw.get("title") or "recording"),
             interaction=raw.get("interaction"),
             embeds=bool(raw.get("embeds", True)),
         )
@@ -124,42 +117,20 @@ class Interactions:
             del self._by_id[key]
 
 
-@contextlib.asynccontextmanager
-async def converted() -> AsyncIterator[None]:
-    """discord.py and aiohttp errors become the core's PlatformError, with a message the
-    thread can be shown and whether trying again later can help."""
-    try:
-        yield
-    except PlatformError:
-        raise
-    except discord.Forbidden as exc:
-        raise PlatformRefused(texts.forbidden(exc.text or "403")) from exc
-    except discord.NotFound as exc:
-        raise PlatformRefused(texts.CHANNEL_GONE) from exc
-    except discord.HTTPException as exc:
-        retryable = exc.status >= 500 or exc.status in (401, 429)
-        message = texts.refused_by_discord(exc.status, exc.code, exc.text)
-        raise (PlatformUnavailable if retryable else PlatformRefused)(message) from exc
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise PlatformUnavailable(
-            texts.unreachable("REST", str(exc) or type(exc).__name__)
-        ) from exc
-
-
 class Delivery:
     def __init__(self, client: discord.Client, interactions: Interactions) -> None:
         self._client = client
         self._interactions = interactions
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
-        hints = Hints.of(where.options)
+        hints = Hints.of(where.extra)
         out = outgoing(post, embeds=hints.embeds)
         async with converted():
             if where.message is None and where.thread is None:
                 return await self._first_of_command(where, hints, out, nonce(key))
             if hints.reply is Reply.THREAD:
                 anchor = int(where.message or where.thread or 0)
-                thread = await self._thread(where, anchor, hints.title)
+                thread = await self._thread(where, anchor, where.title)
                 if thread is not None:
                     try:
                         return await self._send(thread, out, nonce(key))
@@ -178,7 +149,7 @@ class Delivery:
                 return str(sent.id)
 
     async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
-        hints = Hints.of(where.options)
+        hints = Hints.of(where.extra)
         out = outgoing(post, embeds=hints.embeds)
         kwargs: dict[str, Any] = {
             "content": out.content,

@@ -16,22 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_format as fmt
-from adapters.base import (
-    PlatformError,
-    PlatformRefused,
-    PlatformUnavailable,
-    Post,
-    Reaction,
-    ThreadRef,
-    UrlSource,
-)
-from adapters.slack_texts import requested_by
-from bot.jobs import JobStore
+from adapters.slack import blocks as fmt
+from adapters.slack.errors import AUTH_ERRORS, CALL_ERRORS, error_code, platform_error
+from adapters.slack.texts import requested_by
+from bot.chat import PlatformError, Post, Reaction, ThreadRef, UrlSource
 from bot.render import RenderedFile
 
 log = logging.getLogger(__name__)
@@ -42,53 +33,21 @@ REACTIONS: Final = {
     Reaction.DONE: "white_check_mark",
     Reaction.FAILED: "x",
 }
-#: Slack errors worth another try later; anything else will fail the same way again.
-RETRYABLE: Final = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-#: The token is not (or no longer) good: the installation may have been renewed meanwhile.
-AUTH_ERRORS: Final = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
-)
-_HINTS: Final = {
-    "not_in_channel": "invite @threadscribe to the channel",
-    "channel_not_found": "the channel is gone, or private without the app in it",
-    "is_archived": "the channel is archived",
-    "thread_not_found": "the message it answers was deleted",
-}
 _CLOCK_SKEW: Final = timedelta(minutes=5)  # Slack's clock against ours, when searching
 _REMEMBERED: Final = 10_000  # jobs whose keys and reactions are kept in memory
 
 Clients = Callable[[str], Awaitable[AsyncWebClient]]
 
 
-def platform_error(exc: Exception, doing: str) -> PlatformError:
-    """A Slack SDK or transport failure as the engine understands it."""
-    if isinstance(exc, SlackApiError):
-        error = str(exc.response.get("error") or "unknown_error")
-        status = exc.response.status_code
-        hint = _HINTS.get(error)
-        if error == "missing_scope":
-            hint = f"the app lacks the {exc.response.get('needed')} scope: reinstall it"
-        elif error in AUTH_ERRORS:
-            hint = "the bot token was refused: reinstall the app"
-        message = f"Slack refused to {doing} ({error})" + (f": {hint}" if hint else "")
-        retryable = error in RETRYABLE or error in AUTH_ERRORS or status >= 500 or status == 429
-        return (PlatformUnavailable if retryable else PlatformRefused)(message)
-    return PlatformUnavailable(f"could not reach Slack to {doing}: {type(exc).__name__}")
-
-
 class SlackChat:
     def __init__(
         self,
         clients: Clients,
-        store: JobStore,
         *,
         shared_store: bool,
         forget: Callable[[str], None] = lambda team: None,
     ) -> None:
         self._clients = clients
-        self._store = store
         self._forget = forget  # a workspace's token was refused: look it up afresh
         self._shared_store = shared_store  # several processes may work on the same jobs
         self._fresh: OrderedDict[str, set[str]] = OrderedDict()  # job id -> keys tried
@@ -122,7 +81,7 @@ class SlackChat:
             missing = [file for file in post.files if file.name not in have]
             if missing:
                 await self._upload(client, where.channel, thread or ts, missing)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except CALL_ERRORS as exc:
             raise self._error(where, exc, "post in the thread") from exc
         return ts
 
@@ -149,12 +108,10 @@ class SlackChat:
         try:
             response = await client.chat_postMessage(blocks=message.blocks, **args)
         except SlackApiError as exc:
-            if exc.response.get("error") not in ("invalid_blocks", "invalid_blocks_format"):
+            if error_code(exc) not in ("invalid_blocks", "invalid_blocks_format"):
                 raise
             # The text says it all too: better plain than nothing.
-            log.warning(
-                "Slack refused our blocks (%s); posting text only", exc.response.get("errors")
-            )
+            log.warning("Slack refused our blocks; posting text only")
             response = await client.chat_postMessage(**args)
         return str(response["ts"])
 
@@ -168,7 +125,7 @@ class SlackChat:
         self, client: AsyncWebClient, where: ThreadRef, thread: str | None, key: str
     ) -> tuple[str, set[str]] | None:
         """The keyed message if it was posted, and the names of files uploaded after it."""
-        oldest = await self._oldest(where)
+        oldest = _oldest(where)
         if thread is None:
             history = await self._messages(
                 client.conversations_history, channel=where.channel, oldest=oldest
@@ -186,12 +143,6 @@ class SlackChat:
                 return str(message["ts"]), _files_after(later)
         return None
 
-    async def _oldest(self, where: ThreadRef) -> str | None:
-        job = await self._store.get(where.job_id) if where.job_id else None
-        if job is None:
-            return None
-        return utc_ts(job.created_at - _CLOCK_SKEW)
-
     @staticmethod
     async def _messages(method: Callable[..., Any], **args: Any) -> list[Mapping[str, Any]]:
         out: list[Mapping[str, Any]] = []
@@ -206,20 +157,7 @@ class SlackChat:
     async def _render(self, where: ThreadRef, post: Post, *, root: bool) -> fmt.SlackMessage:
         if post.document is not None:
             return fmt.result(post)
-        return fmt.status(post, context=await self._root_context(where) if root else None)
-
-    async def _root_context(self, where: ThreadRef) -> str | None:
-        """For a thread the bot starts (a slash command): who asked, and for what."""
-        job = await self._store.get(where.job_id) if where.job_id else None
-        if job is None:
-            return None
-        source = job.source
-        shown = (
-            "<" + fmt.escape(source.url).replace("|", "%7C") + ">"
-            if isinstance(source, UrlSource)
-            else fmt.escape(str(source.ref.get("name") or "a file"))
-        )
-        return requested_by(job.requester, shown)
+        return fmt.status(post, context=_root_context(where) if root else None)
 
     # -- edit, react ---------------------------------------------------------------------
 
@@ -231,7 +169,7 @@ class SlackChat:
             await client.chat_update(
                 channel=where.channel, ts=message_id, text=message.text, blocks=message.blocks
             )
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except CALL_ERRORS as exc:
             raise self._error(where, exc, "update the status message") from exc
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
@@ -254,7 +192,7 @@ class SlackChat:
             await self._reaction(client.reactions_add, spot, name, ok="already_reacted")
             for old in stale:
                 await self._reaction(client.reactions_remove, spot, old, ok="no_reaction")
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except CALL_ERRORS as exc:
             error = self._error(where, exc, "set a reaction")
             if error.retryable:
                 raise error from exc
@@ -275,13 +213,33 @@ class SlackChat:
         try:
             await method(channel=spot[0], timestamp=spot[1], name=name)
         except SlackApiError as exc:
-            if exc.response.get("error") != ok:
+            if error_code(exc) != ok:
                 raise
 
     def _error(self, where: ThreadRef, exc: Exception, doing: str) -> PlatformError:
-        if isinstance(exc, SlackApiError) and exc.response.get("error") in AUTH_ERRORS:
+        if error_code(exc) in AUTH_ERRORS:
             self._forget(where.workspace)
         return platform_error(exc, doing)
+
+
+def _oldest(where: ThreadRef) -> str | None:
+    """Where a search for the job's posts starts: its creation, less Slack's clock skew."""
+    if where.created_at is None:
+        return None
+    return utc_ts(where.created_at - _CLOCK_SKEW)
+
+
+def _root_context(where: ThreadRef) -> str | None:
+    """For a thread the bot starts (a slash command): who asked, and for what."""
+    source = where.source
+    if source is None or not where.requester:
+        return None
+    shown = (
+        "<" + fmt.escape(source.url).replace("|", "%7C") + ">"
+        if isinstance(source, UrlSource)
+        else fmt.escape(where.title)
+    )
+    return requested_by(where.requester, shown)
 
 
 def _files_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:

@@ -1,8 +1,5 @@
-"""What Discord users and operators are told by the Discord adapter, written once, here.
-
-The core's own texts (status lines, limits, failures) live in `bot.messages`; these are
-the ones only Discord has: its commands, its permissions and its Developer Portal.
-"""
+"""What only Discord's users and operators are told: its commands, its permissions and
+its Developer Portal. Everything else people read is in `bot.messages`."""
 
 from __future__ import annotations
 
@@ -58,10 +55,7 @@ def not_media(filename: str, content_type: str | None) -> str:
     return f"`{filename}`{kind} is not an audio or video file, so I cannot transcribe it."
 
 
-def refused(reasons: list[str]) -> str:
-    if len(reasons) == 1:
-        return f"Sorry, I cannot transcribe this: {reasons[0]}."
-    return "Sorry, I cannot transcribe some of these:\n" + "\n".join(f"- {r}" for r in reasons)
+NOT_A_RECORDING: Final = "That is not an audio or video file, or a link to one."
 
 
 def started(titles: list[str], where: str) -> str:

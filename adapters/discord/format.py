@@ -17,8 +17,8 @@ from typing import Final
 
 import discord
 
-from adapters.base import Post
 from bot import render
+from bot.chat import Post
 from bot.render import Document, RenderedFile
 
 CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT

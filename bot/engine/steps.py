@@ -1,0 +1,403 @@
+"""The steps of a job, as functions of the job and what they need (`StepContext`):
+
+    submit   a link, or the platform file streamed into an upload, handed to AssemblyAI
+    poll     ask AssemblyAI how the transcript is doing; learn its turnaround when done
+    deliver  post the result (or the failure) in the thread, then ✅ or ❌, exactly once
+
+Each step ends in a compare-and-set state change, or raises a `JobOutcome`: `Retry`
+(try again later), `Fail` (tell the thread), `Lost` (someone else has the job now).
+AssemblyAI's errors are classified here into those outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Final
+
+from bot import assemblyai as aai
+from bot import messages, render
+from bot.chat import ChatPlatform, Post, Reaction
+from bot.config import Secret
+from bot.engine.feedback import Feedback, Memory, platform_call
+from bot.errors import (
+    AssemblyAIError,
+    AuthenticationError,
+    Fail,
+    Lost,
+    PlatformError,
+    RateLimitError,
+    RequestTimeout,
+    Retry,
+    ServerError,
+    TransportError,
+)
+from bot.jobs import DeliveryStep, FileSource, Job, JobFields, JobState, JobStore, UrlSource
+from bot.metrics import Metrics
+from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
+from bot.polling import PollSchedule
+from bot.transcript import Transcript, TranscriptStatus
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_HEADER: Final = "X-Threadscribe-Webhook-Secret"
+TO_SUBMIT: Final = (JobState.RECEIVED, JobState.FETCHING)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSettings:
+    """The deployment's choices the steps apply to every job."""
+
+    max_file_bytes: int = 1024 * 1024 * 1024
+    speech_models: tuple[str, ...] = DEFAULT_SPEECH_MODELS
+    webhook_url: str | None = None
+    webhook_secret: Secret | None = None
+    delete_after_delivery: bool = False
+    ai_summary: bool = False
+    llm_model: str = DEFAULT_LLM_MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    store: JobStore
+    client: aai.AssemblyAIClient
+    platform: ChatPlatform
+    settings: StepSettings
+    feedback: Feedback
+    memory: Memory
+    schedule: PollSchedule
+    metrics: Metrics
+    owner: str
+    #: told whenever a job of ours changed state in the store (slot accounting)
+    on_moved: Callable[[Job], None]
+    #: wake the worker's loop (a job became due)
+    wake: Callable[[], None]
+
+    async def moved(
+        self,
+        job: Job,
+        sources: JobState | Iterable[JobState],
+        target: JobState,
+        *,
+        release: bool = False,
+        **fields: Any,
+    ) -> Job:
+        """The job moved to `target`, or `Lost` if someone else changed it meanwhile."""
+        checked: JobFields = fields  # type: ignore[assignment]
+        moved = await self.store.queue.transition(
+            job.id, self.owner, sources, target, release=release, **checked
+        )
+        if moved is None:
+            raise Lost(job.id)
+        self.on_moved(moved)
+        return moved
+
+
+# -- submit --------------------------------------------------------------------------------
+
+
+async def submit(ctx: StepContext, job: Job) -> None:
+    """Hand the audio to AssemblyAI and release the job until its first poll."""
+    await ctx.feedback.announce(job)
+    audio_url = await _link_for(ctx, job)
+    if audio_url is None:
+        job = await ctx.moved(job, TO_SUBMIT, JobState.FETCHING)
+        await ctx.feedback.status(job, messages.status_uploading(), force=True)
+        audio_url = await _upload(ctx, job)
+    options = transcript_options(job, ctx.settings)
+    with _timed(ctx, "submit"):
+        try:
+            transcript = await ctx.client.submit(audio_url, options)
+        except AssemblyAIError as exc:
+            raise classify(exc) from exc
+    delay = ctx.schedule.next_delay(
+        elapsed=0.0, polls=0, duration=job.audio_duration, status=transcript.status
+    )
+    now = ctx.store.now()
+    job = await ctx.moved(
+        job,
+        TO_SUBMIT,
+        JobState.SUBMITTED,
+        transcript_id=transcript.id,
+        attempts=0,
+        polls=0,
+        submitted_at=now,
+        next_attempt_at=now + timedelta(seconds=delay),
+    )
+    await ctx.feedback.status(job, messages.status_transcribing(0.0), force=True)
+    # Hand the job back only after that edit: a task that delivered it meanwhile (its
+    # webhook came first) would otherwise have its final status overwritten by it. A
+    # same-state transition keeps a webhook's make_due.
+    await ctx.store.queue.transition(
+        job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+    )
+
+
+async def _link_for(ctx: StepContext, job: Job) -> str | None:
+    """The URL to hand AssemblyAI as it is, or None to stream the file into an upload:
+    a public link as given, or a platform's public link to its file unless AssemblyAI
+    already failed to fetch that."""
+    if isinstance(job.source, UrlSource):
+        return job.source.url
+    if job.direct_failed:
+        return None
+    try:
+        return await ctx.platform.public_url(ctx.feedback.where(job), job.source)
+    except PlatformError as exc:
+        log.info("job %s: no public link (%s); streaming the file", job.id, exc.message)
+        return None
+
+
+class _TooLarge(Exception):
+    """Raised inside the upload stream, so that the upload stops at the cap."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _upload(ctx: StepContext, job: Job) -> str:
+    assert isinstance(job.source, FileSource)
+    stream = await platform_call(ctx.platform.open_file(ctx.feedback.where(job), job.source))
+    limit = ctx.settings.max_file_bytes
+    if stream.size is not None and stream.size > limit:
+        raise Fail(messages.too_large(stream.size, limit))
+    refused: list[str] = []
+
+    async def capped() -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in stream.chunks:
+            sent += len(chunk)
+            if sent > limit:
+                refused.append(messages.too_large(sent, limit))
+                raise _TooLarge(refused[-1])
+            yield chunk
+        if sent == 0:
+            refused.append(messages.EMPTY_FILE)
+            raise _TooLarge(messages.EMPTY_FILE)
+
+    with _timed(ctx, "upload"):
+        try:
+            return await ctx.client.upload(capped(), size=stream.size)
+        except _TooLarge as exc:
+            raise Fail(exc.message) from exc
+        except AssemblyAIError as exc:
+            # The stream itself refused the file (the client reports the broken upload):
+            # what the thread is told is why, recorded before the upload broke off.
+            if refused:
+                raise Fail(refused[0]) from exc
+            raise classify(exc) from exc
+
+
+# -- poll ------------------------------------------------------------------------------------
+
+
+async def poll(ctx: StepContext, job: Job) -> Job:
+    """Ask AssemblyAI once; a finished transcript moves the job to completed or failed,
+    an unfinished one releases it until the next poll."""
+    assert job.transcript_id is not None
+    with _timed(ctx, "get"):
+        try:
+            transcript = await ctx.client.get(job.transcript_id)
+        except AssemblyAIError as exc:
+            raise classify(exc) from exc
+        finally:
+            ctx.metrics.polls.inc()
+    polls = job.polls + 1
+    now = ctx.store.now()
+    elapsed = (now - job.submitted_at).total_seconds() if job.submitted_at else None
+    working = ctx.memory(job.id)
+    if not transcript.status.done:
+        if elapsed is not None:
+            working.last_poll = elapsed
+        await ctx.feedback.status(job, messages.status_transcribing(elapsed))
+        delay = ctx.schedule.next_delay(
+            elapsed=elapsed or 0.0,
+            polls=polls,
+            duration=job.audio_duration,
+            status=transcript.status,
+        )
+        await ctx.store.queue.poll_later(job.id, ctx.owner, now + timedelta(seconds=delay))
+        return replace(job, lease_owner=None, polls=polls)
+    previous, working.last_poll = working.last_poll, None
+    if elapsed is not None:
+        ctx.schedule.learn(
+            duration=job.audio_duration, turnaround=elapsed, polls=polls, previous=previous
+        )
+    if _link_refused(job, transcript):
+        # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
+        log.info("job %s: AssemblyAI could not fetch the link; streaming instead", job.id)
+        moved = await ctx.moved(
+            job,
+            JobState.SUBMITTED,
+            JobState.FETCHING,
+            direct_failed=True,
+            transcript_id=None,
+            attempts=0,
+            next_attempt_at=now,
+            release=True,
+        )
+        ctx.wake()
+        return moved
+    if transcript.status is TranscriptStatus.COMPLETED:
+        log.info(
+            "job %s: transcribed by %s (%s s of audio)",
+            job.id,
+            transcript.speech_model_used or "an unnamed model",
+            transcript.audio_duration,
+            extra={"job": job.id, "speech_model": transcript.speech_model_used},
+        )
+        working.fetched = transcript
+        return await ctx.moved(
+            job,
+            JobState.SUBMITTED,
+            JobState.COMPLETED,
+            audio_duration=transcript.audio_duration,
+            polls=polls,
+            attempts=0,
+        )
+    return await ctx.moved(
+        job,
+        JobState.SUBMITTED,
+        JobState.FAILED,
+        last_error=messages.assemblyai_failed(transcript.error),
+        polls=polls,
+        attempts=0,
+    )
+
+
+# -- deliver ---------------------------------------------------------------------------------
+
+
+async def deliver(ctx: StepContext, job: Job) -> None:
+    """Post the result, or what went wrong, then the final status and reaction, and mark
+    the job delivered. Every post is recorded before the next, so a resumed delivery
+    skips what was posted already."""
+    job = await ctx.feedback.announce(job)
+    if job.step_posted(DeliveryStep.RESULT) is None:
+        if job.state is JobState.COMPLETED:
+            try:
+                post = await _result_post(ctx, job)
+            except Fail as failure:
+                job = await ctx.moved(
+                    job, JobState.COMPLETED, JobState.FAILED, last_error=failure.message
+                )
+                post = Post(messages.failed(failure.message))
+        else:
+            post = Post(messages.failed(job.last_error or "unknown error"))
+        message_id = await ctx.feedback.post(job, DeliveryStep.RESULT, post)
+        job = await ctx.store.queue.record_posted(job.id, DeliveryStep.RESULT, message_id) or job
+    ok = job.state is JobState.COMPLETED
+    final = messages.status_done() if ok else messages.status_failed()
+    await ctx.feedback.status(job, final, force=True)
+    await ctx.feedback.react(job, Reaction.DONE if ok else Reaction.FAILED)
+    delivered = await ctx.store.queue.transition(
+        job.id, ctx.owner, job.state, JobState.DELIVERED, release=True
+    )
+    if delivered is None:
+        return
+    ctx.memory.forget(job.id)
+    ctx.metrics.deliveries.labels(job.platform.value, "ok" if ok else "failed").inc()
+    if ctx.settings.delete_after_delivery and job.transcript_id:
+        # Awaited, not spawned: a shutdown must not drop it. Best effort all the same.
+        await _delete_transcript(ctx, job.transcript_id)
+
+
+async def _result_post(ctx: StepContext, job: Job) -> Post:
+    assert job.transcript_id is not None
+    working = ctx.memory(job.id)
+    formats = set(job.options.formats)
+    try:
+        fetched, working.fetched = working.fetched, None
+        transcript = fetched or await ctx.client.get(job.transcript_id)
+        srt = await ctx.client.srt(job.transcript_id) if "srt" in formats else None
+        vtt = await ctx.client.vtt(job.transcript_id) if "vtt" in formats else None
+    except AssemblyAIError as exc:
+        raise classify(exc) from exc
+    summary = await _summary(ctx, transcript) if ctx.settings.ai_summary else None
+    try:
+        document = render.render(transcript, summary=summary)
+        rendered = render.fit(document, ctx.platform.message_limit, srt=srt, vtt=vtt)
+    except Exception as exc:
+        log.exception("job %s: rendering failed", job.id)
+        raise Fail(messages.RENDER_FAILED) from exc
+    return Post(rendered.inline, rendered.files, document)
+
+
+async def _summary(ctx: StepContext, transcript: Transcript) -> render.Summary:
+    with _timed(ctx, "chat"):
+        try:
+            answer = await ctx.client.chat(
+                render.summary_prompt(transcript), model=ctx.settings.llm_model
+            )
+        except AssemblyAIError as exc:
+            log.warning("AI summary unavailable: %s", exc.message)
+            return render.Summary.unavailable(exc.message)
+    return render.Summary.from_llm(answer)
+
+
+async def _delete_transcript(ctx: StepContext, transcript_id: str) -> None:
+    try:
+        await ctx.client.delete(transcript_id)
+    except AssemblyAIError as exc:
+        log.warning("could not delete transcript %s at AssemblyAI: %s", transcript_id, exc.message)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+class _timed:
+    """Observe an AssemblyAI call's latency, retries included."""
+
+    def __init__(self, ctx: StepContext, call: str) -> None:
+        self._histogram = ctx.metrics.assemblyai_latency.labels(call)
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._histogram.observe(time.perf_counter() - self._started)
+
+
+def transcript_options(job: Job, settings: StepSettings) -> aai.TranscriptOptions:
+    opts = job.options
+    webhook = settings.webhook_url if settings.webhook_secret is not None else None
+    return aai.TranscriptOptions(
+        speech_models=opts.speech_models or settings.speech_models,
+        language_code=opts.language_code,
+        speaker_labels=opts.speaker_labels,
+        speakers_expected=opts.speakers_expected,
+        audio_start_from=opts.audio_start_from,
+        audio_end_at=opts.audio_end_at,
+        webhook_url=webhook,
+        webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
+        webhook_auth_header_value=settings.webhook_secret if webhook else None,
+    )
+
+
+def _link_refused(job: Job, transcript: Transcript) -> bool:
+    """A platform file handed over by link that AssemblyAI could not download."""
+    return (
+        transcript.status is TranscriptStatus.ERROR
+        and isinstance(job.source, FileSource)
+        and not job.direct_failed
+        and (transcript.error or "").startswith("Download error")
+    )
+
+
+def classify(exc: AssemblyAIError) -> Retry | Fail:
+    """What an AssemblyAI error means for the job: try again later, or give up."""
+    message = messages.explain(exc)
+    if isinstance(exc, AuthenticationError):
+        # The deployment's key is wrong (or was rotated), not the job: keep it for later.
+        log.error("AssemblyAI rejected the API key: check ASSEMBLYAI_API_KEY")
+        return Retry(message)
+    if isinstance(exc, RateLimitError):
+        return Retry(message, defer=exc.retry_after)
+    if isinstance(exc, ServerError | TransportError | RequestTimeout):
+        return Retry(message)
+    return Fail(message)

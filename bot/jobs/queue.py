@@ -1,0 +1,297 @@
+"""The queue side of the job store: leases, due times and state changes.
+
+Every change that could race is a compare-and-set: an UPDATE whose WHERE clause says what
+the row must still look like (its state, its lease holder). Two writers racing for the
+same change therefore end with exactly one winner, who gets the new `Job` back, while the
+other gets None. This holds on both backends:
+
+- PostgreSQL: row locks; `claim` picks rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so
+  replicas claiming at once skip each other's rows instead of queueing behind them.
+- SQLite: one writer at a time. Write transactions begin with `BEGIN IMMEDIATE` (see
+  `bot.jobs.database`), so each takes the write lock, waiting up to the busy timeout,
+  before it reads anything.
+
+Leases: `claim` hands a job to one owner until `lease_expires_at`. The owner keeps it
+with `renew`, gives it back with `release` or a transition with `release=True`. A job
+whose owner died is claimable again once its lease has run out. A transition made with
+`owner=None` (a webhook, say) ignores the lease and revokes it, so a holder that lost the
+race finds out at its next write.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Unpack
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Update,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+
+from bot.jobs.database import RETURNING, Database
+from bot.jobs.models import JobRow, UTCDateTime, job_of
+from bot.jobs.records import DeliveryStep, Job, JobFields, JobState, Platform
+
+log = logging.getLogger(__name__)
+
+#: Delivery step names: they become JSON keys (and, on SQLite, part of a JSON path).
+_STEP = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class JobQueue:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _now(self, now: datetime | None) -> datetime:
+        return aware(now or self._db.clock())
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        lease_seconds: float,
+        states: Iterable[JobState],
+        limit: int = 1,
+        now: datetime | None = None,
+        platforms: Iterable[Platform] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs in `states` to `owner`, oldest first.
+
+        Due: `next_attempt_at <= now`, and no lease or an expired one. Each job goes to
+        one claimer only, however many stores (replicas) claim at once. With `platforms`,
+        only jobs of those platforms (a replica runs the adapters it is configured for).
+        """
+        now = self._now(now)
+        due = and_(
+            JobRow.state.in_(list(states)),
+            JobRow.next_attempt_at <= now,
+            free(now),
+            *of_platforms(platforms),
+        )
+        pick = (
+            select(JobRow.id)
+            .where(due)
+            .order_by(JobRow.created_at, JobRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock
+        )
+        lease = {
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "updated_at": now,
+        }
+        async with self._db.session() as session:
+            ids = list((await session.scalars(pick)).all())
+            if not ids:
+                return []
+            # `due` again: the UPDATE is a compare-and-set on its own, whatever the locking.
+            claim = update(JobRow).where(JobRow.id.in_(ids), due).values(lease).returning(JobRow)
+            rows = (await session.scalars(claim, execution_options=RETURNING)).all()
+            jobs = [job_of(row) for row in rows]
+        return sorted(jobs, key=lambda job: (job.created_at, job.id))
+
+    async def lease(
+        self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+    ) -> Job | None:
+        """Lease one job, due or not, if nobody holds it; None if somebody does."""
+        now = self._now(now)
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state != JobState.DELIVERED, free(now))
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+
+    async def renew(
+        self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+    ) -> Job | None:
+        """Extend `owner`'s lease; None if the job is no longer leased to it."""
+        now = self._now(now)
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.lease_owner == owner)
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+
+    async def release(
+        self,
+        job_id: str,
+        owner: str,
+        next_attempt_at: datetime,
+        *,
+        error: str | None = None,
+    ) -> Job | None:
+        """Give the job back, due again at `next_attempt_at` (backoff, the next poll).
+
+        With `error`, the attempt counts as failed: `attempts` goes up by one and the
+        error is kept in `last_error`. None if the job is no longer leased to `owner`.
+        """
+        values: dict[str, Any] = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "next_attempt_at": aware(next_attempt_at),
+            "updated_at": self._db.clock(),
+        }
+        if error is not None:
+            values |= {"attempts": JobRow.attempts + 1, "last_error": error}
+        return await self._update_one(
+            update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == owner).values(values)
+        )
+
+    async def poll_later(self, job_id: str, owner: str, when: datetime) -> Job | None:
+        """Release a submitted job until its next poll, counting the poll just made."""
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.lease_owner == owner)
+            .values(
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=aware(when),
+                polls=JobRow.polls + 1,
+                updated_at=self._db.clock(),
+            )
+        )
+
+    async def claim_now(
+        self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+    ) -> Job | None:
+        """Lease a submitted job at once, due now, if nobody holds it (a webhook said its
+        transcript is done); None if somebody does or it is no longer submitted."""
+        now = self._now(now)
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTED, free(now))
+            .values(
+                next_attempt_at=now,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+            )
+        )
+
+    async def make_due(self, job_id: str, *, now: datetime | None = None) -> Job | None:
+        """Bring the job's next attempt forward to now (a webhook said it is done)."""
+        now = self._now(now)
+        return await self._update_one(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+
+    async def transition(
+        self,
+        job_id: str,
+        owner: str | None,
+        from_states: JobState | Iterable[JobState],
+        to_state: JobState,
+        *,
+        release: bool = False,
+        **fields: Unpack[JobFields],
+    ) -> Job | None:
+        """Move the job to `to_state` if it is in one of `from_states` (and, with an
+        `owner`, still leased to it), setting `fields` in the same statement.
+
+        Returns the updated job, or None when the compare-and-set lost: another writer
+        got there first. `owner=None` is for writers that hold no lease (a webhook); it
+        revokes any lease. `release=True` ends `owner`'s lease with the change.
+        Raises `IllegalTransition` for a change the lifecycle does not allow.
+        """
+        sources = [from_states] if isinstance(from_states, JobState) else list(from_states)
+        for state in sources:
+            state.check(to_state)
+        unknown = set(fields) - JobFields.__optional_keys__
+        if unknown:
+            raise TypeError(f"transition() cannot set {sorted(unknown)}")
+        if "next_attempt_at" in fields:
+            aware(fields["next_attempt_at"])
+        values: dict[str, Any] = {**fields, "state": to_state, "updated_at": self._db.clock()}
+        condition = and_(JobRow.id == job_id, JobRow.state.in_(sources))
+        if owner is not None:
+            condition = and_(condition, JobRow.lease_owner == owner)
+        if owner is None or release:
+            values |= {"lease_owner": None, "lease_expires_at": None}
+        job = await self._update_one(update(JobRow).where(condition).values(values))
+        if job is not None:
+            log.info("job %s -> %s", job.id, to_state.value, extra={"job": job.id})
+        return job
+
+    async def record_posted(
+        self, job_id: str, step: DeliveryStep | str, message_id: str, *, owner: str | None = None
+    ) -> Job | None:
+        """Record that delivery step `step` posted message `message_id`, merged into
+        `posted` in one statement (other steps' entries are kept). None if the job is
+        gone or, with an `owner`, no longer leased to it."""
+        step = str(step)
+        if not _STEP.fullmatch(step):
+            raise ValueError(f"delivery step names match {_STEP.pattern}, got {step!r}")
+        if self._db.dialect == "postgresql":
+            entry = func.jsonb_build_object(literal(step, String), literal(message_id, String))
+            merged: ColumnElement[Any] = JobRow.posted.op("||", return_type=postgresql.JSONB)(entry)
+        else:
+            merged = func.json_set(JobRow.posted, f'$."{step}"', message_id)
+        condition = JobRow.id == job_id
+        if owner is not None:
+            condition = and_(condition, JobRow.lease_owner == owner)
+        return await self._update_one(
+            update(JobRow).where(condition).values(posted=merged, updated_at=self._db.clock())
+        )
+
+    async def count(self, *states: JobState) -> int:
+        """Jobs in any of `states` (the slots towards AssemblyAI that are taken)."""
+        query = select(func.count()).select_from(JobRow).where(JobRow.state.in_(states))
+        async with self._db.session(write=False) as session:
+            return (await session.scalar(query)) or 0
+
+    async def next_due(
+        self,
+        states: Iterable[JobState],
+        *,
+        platforms: Iterable[Platform] | None = None,
+        now: datetime | None = None,
+    ) -> datetime | None:
+        """When the next job in `states` becomes claimable (its attempt is due and its
+        lease, if any, has run out); None when there is no such job."""
+        now = self._now(now)
+        held = and_(JobRow.lease_owner.is_not(None), JobRow.lease_expires_at > now)
+        later = func.greatest if self._db.dialect == "postgresql" else func.max  # of two values
+        ready_at = case(
+            (held, later(JobRow.next_attempt_at, JobRow.lease_expires_at)),
+            else_=JobRow.next_attempt_at,
+        )
+        query = select(type_coerce(func.min(ready_at), UTCDateTime())).where(
+            JobRow.state.in_(list(states)), *of_platforms(platforms)
+        )
+        async with self._db.session(write=False) as session:
+            return await session.scalar(query)
+
+    async def _update_one(self, statement: Update) -> Job | None:
+        async with self._db.session() as session:
+            result = await session.scalars(statement.returning(JobRow), execution_options=RETURNING)
+            row = result.one_or_none()
+            return None if row is None else job_of(row)
+
+
+def free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds the job: no lease, or one that has run out."""
+    return or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at <= now)
+
+
+def of_platforms(platforms: Iterable[Platform] | None) -> list[ColumnElement[bool]]:
+    return [] if platforms is None else [JobRow.platform.in_(list(platforms))]
+
+
+def aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("the job store takes aware datetimes only")
+    return moment
