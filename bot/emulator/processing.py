@@ -30,7 +30,17 @@ TOO_SHORT = "Audio duration is too short."  # documented wording
 
 
 def model_used(models: tuple[str, ...], language_code: str) -> str:
-    """The first listed model that handles the language (bot/models.py says which do)."""
+    """The first listed model that handles the language (bot/models.py says which do).
+
+    Fallback stays inside `speech_models`. AssemblyAI's `assemblyai-stt-3-7` migration
+    guide (docs/pre-recorded-audio/assemblyai-stt-3-7-migration-guide, "Behavioral
+    changes", "Model fallback") says AssemblyAI *previously* fell back by default, e.g.
+    from ["universal-3-pro"] to universal-2 for a detected language the model lacks, and
+    tells users to keep universal-2 in the list for the languages stt-3-7 lacks: so a
+    model the request does not name is never used. The stored copy of that section stops
+    before saying what happens when no listed model has the language; the emulator then
+    reports the first listed model rather than guess at an error.
+    """
     base = language_code.split("_")[0]
     for model in models:
         languages = SPEECH_MODEL_LANGUAGES.get(model)
