@@ -583,6 +583,8 @@ class Engine:
         finally:
             self.metrics.assemblyai_latency.labels("get").observe(time.perf_counter() - started)
             self.metrics.polls.inc()
+        # "No spoken audio" is a recording without speech, not a failure: say so.
+        transcript = render.without_speech(transcript) or transcript
         polls = job.attempts + 1  # while submitted, `attempts` counts the polls made
         submitted = self._submitted.get(job.id)
         elapsed = time.monotonic() - submitted if submitted is not None else None
@@ -686,12 +688,16 @@ class Engine:
         try:
             fetched = self._fetched.pop(job.id, None)
             transcript = fetched or await self.client.get(job.transcript_id)
-            formats = set(job.options.get("formats", ()))
+            transcript = render.without_speech(transcript) or transcript
+            # Without words there is nothing to subtitle (AssemblyAI answers 400) and
+            # nothing to summarise.
+            formats = set(job.options.get("formats", ())) if transcript.words else set()
             srt = await self.client.srt(job.transcript_id) if "srt" in formats else None
             vtt = await self.client.vtt(job.transcript_id) if "vtt" in formats else None
         except aai.AssemblyAIError as exc:
             raise _classify(exc) from exc
-        summary = await self._summary(transcript) if self.config.ai_summary else None
+        wanted = self.config.ai_summary and bool(transcript.words)
+        summary = await self._summary(transcript) if wanted else None
         try:
             document = render.render(transcript, summary=summary)
             rendered = render.fit(document, platform.message_limit, srt=srt, vtt=vtt)

@@ -5,10 +5,8 @@ Discord and on the command line. The audio is real digital silence made by ffmpe
 AssemblyAI (and so the emulator) completes such a job with `text` "" only when the
 request names the language; with automatic language detection, the bot's default, it
 ends in the error "language_detection cannot be performed on files with no spoken
-audio." `render.without_speech` turns that error into the empty transcript it stands for,
-but the engine and the CLI do not call it yet (bot/engine.py and bot/transcribe.py are
-outside this change): the tests for that path are marked xfail (strict) and pass once
-they do, a line in each (see the xfail reason).
+audio." The engine and the CLI turn that error into the empty transcript it stands for
+(`render.without_speech`), so both paths end in the same "no speech detected".
 """
 
 from __future__ import annotations
@@ -61,16 +59,8 @@ from tests.fakes.slack_state import Message
 pytestmark = pytest.mark.timeout(60)
 
 SECONDS = 4.0
-HEADER = "Transcript · 0:04 · English"
+HEADER = "Transcript · 0:04 · English · assemblyai-stt-3-7"
 UNDETECTED = "Transcript · 0:04"  # language detection found no language to name
-NOT_YET = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="with language detection AssemblyAI answers NO_SPOKEN_AUDIO as an error, which "
-    "the engine and the CLI still report as a failure: they need `transcript = "
-    "render.without_speech(transcript) or transcript` after polling (bot/engine.py: _poll and "
-    "_result_post; bot/transcribe.py: transcribe)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +83,7 @@ def empty_transcript(**extra: Any) -> Transcript:
         "utterances": [],
         "audio_duration": int(SECONDS),
         "language_code": "en_us",
+        "speech_model_used": "assemblyai-stt-3-7",
         "confidence": None,
     }
     return Transcript.from_json(body | extra)
@@ -120,7 +111,7 @@ def test_every_renderer_says_no_speech_once(
     slack = slack_format.result(Post(plain, (), document))
     assert [b["type"] for b in slack.blocks] == ["header", "context", "section"]
     assert slack.blocks[0]["text"]["text"] == "Transcript"
-    assert slack.blocks[1]["elements"][0]["text"] == "0:04 · English"
+    assert slack.blocks[1]["elements"][0]["text"] == "0:04 · English · assemblyai-stt-3-7"
     assert slack.blocks[2]["text"]["text"] == NO_SPEECH
     assert slack.text == plain  # the notification text
 
@@ -191,7 +182,6 @@ async def test_slack_command_with_a_language_says_no_speech(
     assert job.state is JobState.DELIVERED
 
 
-@NOT_YET
 async def test_slack_shared_silent_recording_says_no_speech(
     slack: SlackBot, silence_data: bytes
 ) -> None:
@@ -248,7 +238,6 @@ async def test_discord_command_with_a_language_says_no_speech(
     assert_discord_no_speech(original, result)
 
 
-@NOT_YET
 async def test_discord_silent_voice_message_says_no_speech(
     discord_bot: Harness, silence_data: bytes
 ) -> None:
@@ -292,7 +281,6 @@ def test_cli_with_a_language_prints_no_speech(
     assert result.stdout == f"{HEADER}\n\n{NO_SPEECH}\n"
 
 
-@NOT_YET
 def test_cli_prints_no_speech(emulator: EmulatorServer, silence: Path, tmp_path: Path) -> None:
     result = run_cli("transcribe", silence, server=emulator, cwd=tmp_path)
     assert NO_SPOKEN_AUDIO not in result.stderr
