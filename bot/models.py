@@ -44,7 +44,9 @@ SPEECH_MODEL_LANGUAGES: Final[dict[str, frozenset[str]]] = {
         "en es fr de it pt nl pl ru uk tr cs sk hu ro bg hr sl sr el fi sv da no "
         "ja ko zh hi vi id ms ar".split()
     ),
-    "universal-3-5-pro": frozenset("en es fr de it pt".split()),
+    # 18 languages ("Universal-3.5 Pro" pages, pre-recorded and streaming); the codes are
+    # the streaming page's table, the pre-recorded page names Hindi and Mandarin among them.
+    "universal-3-5-pro": frozenset("en es de fr pt it tr nl sv no da fi hi vi ar he ja zh".split()),
     "universal-3-pro": frozenset("en es fr de it pt".split()),
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.transcript import Span, Transcript, TranscriptStatus, Utterance
 
@@ -23,6 +23,10 @@ DISCORD_MESSAGE_LIMIT = 2_000
 PROMPT_MAX_CHARS = 100_000
 
 NO_SPEECH = "(no speech detected)"
+# AssemblyAI ends a job with this error, instead of an empty transcript, when language
+# detection finds no speech to detect a language in (its wording, seen by many users:
+# "language_detection cannot be performed on files with no spoken audio.").
+_NO_SPOKEN_AUDIO = "no spoken audio"
 _PARAGRAPH_CHARS = 600  # unlabelled text is grouped into paragraphs of about this size
 _NOTE_RESERVE = 400  # prompt room kept for the truncation note and marker
 
@@ -250,13 +254,30 @@ class Document:
         return "\n\n".join(p for p in (self.header, self.summary, self.transcript_text) if p)
 
 
+def without_speech(transcript: Transcript) -> Transcript | None:
+    """The empty transcript that AssemblyAI's "no spoken audio" error stands for, to render
+    as NO_SPEECH like any silent recording; None for every other transcript."""
+    if transcript.status is not TranscriptStatus.ERROR or not transcript.error:
+        return None
+    if _NO_SPOKEN_AUDIO not in transcript.error.lower():
+        return None
+    return replace(
+        transcript, status=TranscriptStatus.COMPLETED, error=None, text="", words=(), utterances=()
+    )
+
+
 def render(
     transcript: Transcript,
     *,
     paragraphs: Sequence[Span] | None = None,
     summary: Summary | None = None,
 ) -> Document:
-    """Render a completed transcript. `summary` is the AI summary, when one was asked for."""
+    """Render a completed transcript. `summary` is the AI summary, when one was asked for.
+
+    A transcript without speech (AssemblyAI's `text` "" and no words, for silence or a
+    tone) renders as the header and one NO_SPEECH line: no speaker section, and no AI
+    summary, which could only be about nothing.
+    """
     if transcript.status is not TranscriptStatus.COMPLETED:
         raise ValueError(f"cannot render a transcript that is {transcript.status}")
     stats = speaker_stats(transcript)
@@ -268,8 +289,10 @@ def render(
     seconds = _duration_seconds(transcript)
     duration = format_duration(seconds) if seconds is not None else None
     language = language_name(transcript.language_code)
+    if not body:
+        summary = None  # an AI summary of nothing could only be made up
     if not stats:
-        speakers = "no speech detected"
+        speakers = None  # nobody to count; with no body either, the body says so, once
     elif stats[0].speaker is None:
         speakers = "no speaker labels"
     else:

@@ -76,6 +76,7 @@ async def transcribe(
             transcript = await client.wait(
                 transcript.id, delays=_poll_delays(request.source), on_status=show
             )
+        transcript = render.without_speech(transcript) or transcript
         if transcript.status is TranscriptStatus.ERROR:
             raise TranscriptFailed(transcript.id, transcript.error or "no reason given")
 

@@ -3,6 +3,8 @@
 `make_dialogue` speaks a short two-speaker script with two different voices, joins the
 turns with short pauses, encodes the result in the requested container, and writes the
 emulator script (`<sha256>.json`) for exactly those bytes into `scripts_dir`.
+`make_tone`, `make_silence` and `make_noise` make audio without speech, and
+`make_spoken_sequence` speech and silences in a known order, with where the speech is.
 """
 
 from __future__ import annotations
@@ -130,3 +132,61 @@ def make_tone(path: Path, seconds: float, fmt: str = "wav") -> Path:
         path,
     )
     return path
+
+
+def _lavfi(path: Path, source: str, fmt: str) -> Path:
+    require_tools("ffmpeg")
+    _run("ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i", source,
+         *ENCODERS[fmt], path)  # fmt: skip
+    return path
+
+
+def make_silence(path: Path, seconds: float, fmt: str = "wav") -> Path:
+    """Digital silence of the given length."""
+    return _lavfi(path, f"anullsrc=r=16000:cl=mono,atrim=duration={seconds}", fmt)
+
+
+def make_noise(
+    path: Path, seconds: float, peak_db: float, color: str = "white", fmt: str = "wav"
+) -> Path:
+    """Noise (`white`, `pink` or `brown`, ffmpeg's anoisesrc) peaking at `peak_db` dBFS."""
+    amplitude = 10 ** (peak_db / 20)
+    source = f"anoisesrc=d={seconds}:c={color}:r=16000:a={amplitude:.6f}:seed=7"
+    return _lavfi(path, source, fmt)
+
+
+@dataclass(frozen=True)
+class SpokenSequence:
+    path: Path
+    speech: tuple[tuple[float, float], ...]  # (start, end) of each spoken part, seconds
+    duration: float
+
+
+def make_spoken_sequence(work: Path, parts: tuple[str | float, ...]) -> SpokenSequence:
+    """A 16 kHz mono WAV of `parts` in order: a string is spoken (espeak-ng's own leading
+    and trailing silence trimmed), a number is that many seconds of digital silence."""
+    require_tools("espeak-ng", "sox")
+    work.mkdir(parents=True, exist_ok=True)
+    pieces: list[Path] = []
+    speech: list[tuple[float, float]] = []
+    clock = 0.0
+    for i, part in enumerate(parts):
+        piece = work / f"part{i}.wav"
+        if isinstance(part, str):
+            raw = work / f"part{i}.raw.wav"
+            _run("espeak-ng", "-v", VOICES["A"], "-s", "170", "-w", raw, part)
+            _run("sox", raw, "-r", "16000", "-c", "1", piece,
+                 "silence", "1", "0.01", "-45d", "reverse", "silence", "1", "0.01", "-45d",
+                 "reverse")  # fmt: skip
+        else:
+            _run("sox", "-n", "-r", "16000", "-c", "1", piece, "trim", "0", str(part))
+        length = float(subprocess.run(
+            ["soxi", "-D", str(piece)], check=True, capture_output=True, text=True
+        ).stdout)  # fmt: skip
+        if isinstance(part, str):
+            speech.append((clock, clock + length))
+        clock += length
+        pieces.append(piece)
+    out = work / "sequence.wav"
+    _run("sox", *pieces, out)
+    return SpokenSequence(out, tuple(speech), clock)

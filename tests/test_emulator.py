@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.models import (
+    DEPRECATED_SPEECH_MODELS,
+    LISTED_SPEECH_MODELS,
+    REJECTED_SPEECH_MODELS,
+)
 from tests import openapi_schema
 from tests.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
 
@@ -267,6 +273,79 @@ def test_every_documented_parameter_is_known() -> None:
     assert set(FIELDS) == documented
 
 
+# --- speech_models -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "models",
+    [
+        ["best"],
+        ["nano"],
+        ["slam-1"],
+        ["universal-9-ultra"],  # no such model
+        [],
+        ["assemblyai-stt-3-7", "nano"],  # one refused name spoils the list
+        ["Universal-2"],  # names are exact
+        [None],
+    ],
+)
+async def test_speech_models_outside_the_line_up_are_refused(
+    api: httpx.AsyncClient, models: list[Any]
+) -> None:
+    response = await api.post("/v2/transcript", json={"audio_url": URL, "speech_models": models})
+    message = error_body(response, 400)
+    assert message == SPEECH_MODELS_ERROR
+    # The message names exactly the models bot/models.py says AssemblyAI lists.
+    assert re.findall(r'"([^"]+)"', message) == ["speech_models", *LISTED_SPEECH_MODELS]
+    assert not any(name in message for name in REJECTED_SPEECH_MODELS)
+
+
+@pytest.mark.parametrize("model", sorted(DEPRECATED_SPEECH_MODELS))
+async def test_deprecated_models_are_still_accepted(
+    api: httpx.AsyncClient,
+    emulator: EmulatorServer,
+    audio_library: Any,
+    model: str,
+) -> None:
+    sample = audio_library.dialogue("wav", emulator.scripts_dir)
+    done = await transcribe(api, sample.path.read_bytes(), speech_models=[model])
+    assert done["status"] == "completed"
+    assert (done["speech_models"], done["speech_model_used"]) == ([model], model)
+    assert done["text"] == " ".join(u["text"] for u in sample.script["utterances"])
+
+
+@pytest.mark.parametrize(
+    ("models", "language", "used"),
+    [
+        (["assemblyai-stt-3-7", "universal-2"], "en_us", "assemblyai-stt-3-7"),
+        (["assemblyai-stt-3-7", "universal-2"], "ja", "assemblyai-stt-3-7"),
+        (["assemblyai-stt-3-7", "universal-2"], "sw", "universal-2"),  # stt-3-7 lacks it
+        (["universal-2", "assemblyai-stt-3-7"], "en_us", "universal-2"),  # priority order
+        (["universal-3-pro", "universal-2"], "ja", "universal-2"),
+        (["universal-3-5-pro", "universal-2"], "ja", "universal-3-5-pro"),
+        # No fallback to a model the request does not name (the stt-3-7 migration guide).
+        (["assemblyai-stt-3-7"], "sw", "assemblyai-stt-3-7"),
+    ],
+)
+async def test_speech_model_used_is_the_first_listed_model_for_the_language(
+    api: httpx.AsyncClient,
+    emulator: EmulatorServer,
+    audio_library: Any,
+    models: list[str],
+    language: str,
+    used: str,
+) -> None:
+    sample = audio_library.dialogue("wav", emulator.scripts_dir)
+    data = sample.path.read_bytes()
+    given = await transcribe(api, data, speech_models=models, language_code=language)
+    assert (given["language_code"], given["speech_model_used"]) == (language, used)
+    # The same when the language is detected (here: read from the script).
+    script = sample.script | {"language_code": language}
+    (emulator.scripts_dir / f"{sample.sha256}.json").write_text(json.dumps(script))
+    detected = await transcribe(api, data, speech_models=models, language_detection=True)
+    assert (detected["language_code"], detected["speech_model_used"]) == (language, used)
+
+
 # --- lifecycle -----------------------------------------------------------------------
 
 
@@ -407,8 +486,11 @@ async def test_audio_without_script_gets_a_deterministic_placeholder(
     assert first["text"] == second["text"] and first["words"] == second["words"]
     speakers = [u["speaker"] for u in first["utterances"]]
     assert len(speakers) >= 2 and speakers == ["ABC"[i % 3] for i in range(len(speakers))]
-    rate = len(first["words"]) / first["audio_duration"]
-    assert 2.0 <= rate <= 3.0
+    # About 2.5 words a second of speech, and only where the turns are spoken.
+    turns = [(u["start"], u["end"]) for u in first["utterances"]]
+    spoken = (turns[-1][1] - turns[0][0]) / 1000
+    assert 2.0 <= len(first["words"]) / spoken <= 3.0
+    assert 0 <= first["words"][0]["start"] < 200
     assert first["text"] == " ".join(u["text"] for u in first["utterances"])
 
 

@@ -115,6 +115,9 @@ def test_model_used_falls_back_for_other_languages() -> None:
     assert model_used(both, "en_us") == "assemblyai-stt-3-7"
     assert model_used(both, "sw") == "universal-2"
     assert model_used(("universal-3-pro", "universal-2"), "ja") == "universal-2"
+    assert model_used(("universal-3-5-pro", "universal-2"), "ja") == "universal-3-5-pro"
+    assert model_used(("universal-3-5-pro", "universal-2"), "ko") == "universal-2"
+    # Never a model the request did not name.
     assert model_used(("universal-3-pro",), "ja") == "universal-3-pro"
 
 

@@ -27,7 +27,7 @@ from bot.render import (
     summary_prompt,
     summary_section,
 )
-from bot.transcript import Span, Transcript
+from bot.transcript import Span, Transcript, TranscriptStatus
 
 # A completed two-speaker transcript as AssemblyAI returns it (fields the bot ignores
 # trimmed). Speaker A talks 3.0 s + 2.5 s, speaker B 4.0 s.
@@ -305,11 +305,50 @@ def test_render_uses_assemblyai_paragraphs_when_given() -> None:
 
 def test_render_empty_transcript() -> None:
     doc = render.render(EMPTY)
-    assert doc.header == "Transcript · 0:03 · English · no speech detected"
-    assert doc.stats == ()
+    assert doc.header == "Transcript · 0:03 · English"
+    assert doc.stats == () and doc.stats_lines == () and doc.summary == ""
     assert doc.transcript_lines == ()
-    assert doc.text.endswith(NO_SPEECH)
-    assert fit(doc, DISCORD_MESSAGE_LIMIT).files == ()
+    assert doc.text == f"Transcript · 0:03 · English\n\n{NO_SPEECH}"
+    assert doc.text.count("no speech") == 1  # said once
+    assert fit(doc, DISCORD_MESSAGE_LIMIT) == render.Rendered(doc.text)
+    assert render.plain_text(EMPTY) == doc.text + "\n"
+
+
+@pytest.mark.parametrize(
+    "summary", [Summary.from_llm("- Nothing was discussed."), Summary.unavailable("timeout")]
+)
+def test_an_empty_transcript_has_no_summary(summary: Summary) -> None:
+    # Nothing to summarise, and no talk-time statistics to fall back on.
+    assert render.render(EMPTY, summary=summary) == render.render(EMPTY)
+
+
+def test_assemblyais_no_spoken_audio_error_stands_for_an_empty_transcript() -> None:
+    failed = Transcript.from_json(
+        {
+            "id": "t-1",
+            "status": "error",
+            "error": "language_detection cannot be performed on files with no spoken audio.",
+            "audio_duration": 3,
+        }
+    )
+    empty = render.without_speech(failed)
+    assert empty is not None and empty.status is TranscriptStatus.COMPLETED
+    assert (empty.id, empty.error, empty.text, empty.words) == ("t-1", None, "", ())
+    assert render.render(empty).text == f"Transcript · 0:03\n\n{NO_SPEECH}"
+    other = Transcript.from_json({"id": "t-2", "status": "error", "error": "Download error"})
+    assert render.without_speech(other) is None
+    assert render.without_speech(EMPTY) is None  # already completed: nothing to stand in for
+
+
+def test_text_without_word_timings_is_shown() -> None:
+    bare = Transcript.from_json(
+        {"id": "t", "status": "completed", "text": "Hello there.", "audio_duration": 2}
+    )
+    doc = render.render(bare, summary=Summary.from_llm("- A greeting."))
+    assert doc.header == "Transcript · 0:02"
+    assert doc.transcript_lines == ("Hello there.",)
+    assert doc.summary == "Summary\n- A greeting."
+    assert NO_SPEECH not in doc.text
 
 
 def test_render_keeps_unicode_and_emoji() -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import assemblyai as aai
 import pytest
 
+from bot.emulator.processing import NO_SPOKEN_AUDIO
 from tests import openapi_schema
-from tests.audio import make_tone
+from tests.audio import make_silence, make_tone
 from tests.emulator_server import FAST, AudioLibrary, EmulatorServer, start_emulator
 
 SETTINGS = ("api_key", "base_url", "llm_gateway_base_url", "polling_interval")
@@ -95,6 +96,20 @@ def test_sdk_reports_the_documented_processing_errors(sdk: EmulatorServer, tmp_p
     )
     assert too_short.status == aai.TranscriptStatus.error
     assert too_short.error == "Audio duration is too short."
+
+
+def test_sdk_sees_silence_as_an_empty_transcript(sdk: EmulatorServer, tmp_path: Path) -> None:
+    silence = make_silence(tmp_path / "silence.wav", 3.0)
+    given = aai.TranscriptionConfig(language_code="en", **CONFIG)
+    transcript = aai.Transcriber(config=given).transcribe(str(silence))
+    assert transcript.status == aai.TranscriptStatus.completed, transcript.error
+    assert (transcript.text, transcript.words) == ("", [])
+    assert transcript.export_subtitles_srt() == ""
+    # Language detection cannot be done without speech: the live API's error.
+    detected = aai.TranscriptionConfig(language_detection=True, **CONFIG)
+    failed = aai.Transcriber(config=detected).transcribe(str(silence))
+    assert failed.status == aai.TranscriptStatus.error
+    assert failed.error == NO_SPOKEN_AUDIO
 
 
 def test_sdk_surfaces_request_errors(sdk: EmulatorServer, tmp_path: Path) -> None:

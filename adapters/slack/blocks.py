@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bot.chat import Post
-from bot.render import SLACK_SECTION_LIMIT, Document, chunks
+from bot.render import NO_SPEECH, SLACK_SECTION_LIMIT, Document, chunks
 
 Block = dict[str, Any]
 
@@ -87,6 +87,8 @@ def result(post: Post) -> SlackMessage:
     if shown:
         blocks.append({"type": "divider"})
         blocks.extend(_utterances(shown, document.line_separator))
+    elif not document.transcript_lines:
+        blocks.extend(sections(NO_SPEECH))  # silence: say so in the message itself
     hidden = len(document.transcript_lines) - len(shown)
     note = _attachment_note(post, hidden)
     if len(blocks) > MAX_BLOCKS - 1:

@@ -55,6 +55,10 @@ def _find_ffprobe() -> str | None:
     return shutil.which("ffprobe")
 
 
+def _find_ffmpeg() -> str | None:
+    return shutil.which("ffmpeg")
+
+
 @dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     """Everything an emulator needs; nothing below `create_app` reads the environment."""
@@ -77,6 +81,9 @@ class EmulatorConfig:
     # Path of ffprobe, used first to measure media; None falls back to mutagen (and a
     # small WebM reader), which is what happens on machines without ffmpeg.
     ffprobe: str | None = field(default_factory=_find_ffprobe)
+    # Path of ffmpeg, used to find where audio without a script holds speech (see
+    # `speech`); None puts placeholder words over the whole duration, silence included.
+    ffmpeg: str | None = field(default_factory=_find_ffmpeg)
 
     def __post_init__(self) -> None:
         if not self.api_key:

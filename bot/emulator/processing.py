@@ -1,7 +1,8 @@
 """The job runner: at most `concurrency` transcripts processing, the rest queued.
 
-A job fetches its media when it starts, measures it, and fails with the API's documented
-errors (download error, no audio, audio too short) or completes after
+A job fetches its media when it starts, measures it, finds where audio without a script
+holds speech (`speech`), and fails with the API's errors (download error, no audio, audio
+too short, language detection on audio without speech) or completes after
 `processing_time + processing_ratio * audio seconds`. Jobs waiting for a free slot are
 marked `throttled`, as the API marks jobs held back by the account's concurrency limit.
 When a job ends, its webhook (if any) is sent.
@@ -20,6 +21,7 @@ from .config import EmulatorConfig
 from .fetch import DownloadError, Fetcher
 from .media import NotAudioError, probe
 from .scripts import Options, ScriptError, load_script, transcribe
+from .speech import find_speech
 from .store import TranscriptRecord
 from .webhooks import WebhookSender
 
@@ -27,10 +29,25 @@ logger = logging.getLogger(__name__)
 
 MIN_AUDIO_SECONDS = 0.16  # documented minimum
 TOO_SHORT = "Audio duration is too short."  # documented wording
+# What the live API answers when language detection meets audio with no speech: not in
+# AssemblyAI's docs or openapi.yml, but quoted word for word by many of its users' code
+# (one "live silent-WAV probe" among them), always with this full stop. Without language
+# detection such audio completes with text "" and no words.
+NO_SPOKEN_AUDIO = "language_detection cannot be performed on files with no spoken audio."
 
 
 def model_used(models: tuple[str, ...], language_code: str) -> str:
-    """The first listed model that handles the language (bot/models.py says which do)."""
+    """The first listed model that handles the language (bot/models.py says which do).
+
+    Fallback stays inside `speech_models`. AssemblyAI's `assemblyai-stt-3-7` migration
+    guide (docs/pre-recorded-audio/assemblyai-stt-3-7-migration-guide, "Behavioral
+    changes", "Model fallback") says AssemblyAI *previously* fell back by default, e.g.
+    from ["universal-3-pro"] to universal-2 for a detected language the model lacks, and
+    tells users to keep universal-2 in the list for the languages stt-3-7 lacks: so a
+    model the request does not name is never used. The stored copy of that section stops
+    before saying what happens when no listed model has the language; the emulator then
+    reports the first listed model rather than guess at an error.
+    """
     base = language_code.split("_")[0]
     for model in models:
         languages = SPEECH_MODEL_LANGUAGES.get(model)
@@ -42,6 +59,12 @@ def model_used(models: tuple[str, ...], language_code: str) -> str:
 class _TooShortError(Exception):
     def __init__(self, duration: int) -> None:
         super().__init__(TOO_SHORT)
+        self.duration = duration
+
+
+class _NoSpeechError(Exception):
+    def __init__(self, duration: int) -> None:
+        super().__init__(NO_SPOKEN_AUDIO)
         self.duration = duration
 
 
@@ -95,9 +118,14 @@ class Processor:
             if info.duration < MIN_AUDIO_SECONDS or end - start < MIN_AUDIO_SECONDS * 1000:
                 raise _TooShortError(seconds)
             script = await asyncio.to_thread(load_script, self._config.scripts_dir, media.sha256)
+            # A script says what is spoken; only audio without one is listened to.
+            speech = None if script else await find_speech(media.path, self._config.ffmpeg)
+            options = self._options(record)
             result = await asyncio.to_thread(
-                transcribe, media.sha256, duration_ms, script, self._options(record)
+                transcribe, media.sha256, duration_ms, script, options, speech
             )
+            if options.language_detection and not result.words:
+                raise _NoSpeechError(seconds)
             delay = (
                 self._config.processing_time
                 + self._config.processing_ratio * info.duration
@@ -117,6 +145,8 @@ class Processor:
             record.fail(exc.message)
         except _TooShortError as exc:
             record.fail(TOO_SHORT, duration=exc.duration)
+        except _NoSpeechError as exc:
+            record.fail(NO_SPOKEN_AUDIO, duration=exc.duration)
         except ScriptError as exc:
             logger.error("unusable script", extra={"transcript_id": record.id, "reason": str(exc)})
             record.fail(f"Emulator script error: {exc}")

@@ -6,8 +6,11 @@ Its words are spread over the real duration in proportion to their length, with 
 pause between turns, so that text, words, utterances and timings always agree. The
 script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words
 inside that window. Speaker labels are taken from the script as written.
-Audio without a script gets placeholder speech (about 2.5 words a second) drawn from a
-generator seeded with the audio's hash: the same bytes always give the same transcript.
+Audio without a script gets placeholder speech (about 2.5 words a second of speech) drawn
+from a generator seeded with the audio's hash: the same bytes always give the same
+transcript. The words go only where `speech` found speech, so silence, a tone or steady
+noise gets none, as from AssemblyAI; when where the speech is cannot be told (no ffmpeg),
+they cover the whole duration.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import json
 import random
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .speech import Span
 
 WORDS_PER_SECOND = 2.5
 PAUSE_CHARS = 8  # a pause between turns weighs as much as eight characters of speech
@@ -147,10 +152,29 @@ def _fraction(*parts: object) -> float:
 
 
 def transcribe(
-    sha256: str, duration_ms: int, script: Script | None, opts: Options
+    sha256: str,
+    duration_ms: int,
+    script: Script | None,
+    opts: Options,
+    speech: Sequence[Span] | None = None,
 ) -> Transcription:
-    turns = script.turns if script else _placeholder_turns(sha256, duration_ms, opts)
-    words = [w for w in _spread(sha256, turns, duration_ms, opts) if _in_window(w, opts.window)]
+    """The transcript of audio with this hash and length.
+
+    A script is laid over the whole duration, as written. Without one, placeholder words
+    go into `speech` (the stretches that hold speech; none: no words at all), or over the
+    whole duration when `speech` is None (not known).
+    """
+    if script is not None or speech is None:
+        timeline = _Timeline((Span(0, duration_ms),), lead=True)
+    else:
+        timeline = _Timeline(tuple(s for s in speech if s.length > 0), lead=False)
+    if script is not None:
+        turns = script.turns
+    elif timeline.length:
+        turns = _placeholder_turns(sha256, timeline.length, opts)
+    else:
+        turns = ()
+    words = [w for w in _spread(sha256, turns, timeline, opts) if _in_window(w, opts.window)]
     if opts.language_detection:
         language = script.language_code if script else "en"
         confidence: float | None = round(0.9 + 0.0999 * _fraction(sha256, "language"), 4)
@@ -164,13 +188,45 @@ def _in_window(word: Word, window: tuple[int, int | None]) -> bool:
     return word.start >= start and (end is None or word.end <= end)
 
 
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """Spans of the recording joined end to end: words are spread over the joined length,
+    then put back where each piece lies. `lead` keeps a short gap at both ends."""
+
+    spans: tuple[Span, ...]
+    lead: bool
+
+    @property
+    def length(self) -> int:
+        return sum(span.length for span in self.spans)
+
+    def place(self, start: float, end: float) -> tuple[int, int]:
+        """The real (start, end) of [start, end) on the joined spans; a word never
+        runs past the end of the span it starts in."""
+        offset = 0
+        span = self.spans[-1]
+        for candidate in self.spans:
+            if start < offset + candidate.length:
+                span = candidate
+                break
+            offset += candidate.length
+        else:
+            offset -= span.length
+        begin = min(span.start + round(start - offset), span.end - 1)
+        finish = max(begin + 1, min(span.start + round(end - offset), span.end))
+        return begin, finish
+
+
 def _spread(
-    sha256: str, turns: tuple[tuple[str, str], ...], duration_ms: int, opts: Options
+    sha256: str, turns: tuple[tuple[str, str], ...], timeline: _Timeline, opts: Options
 ) -> Iterator[Word]:
+    if not turns:
+        return
+    length = timeline.length
     tokens = [(speaker, text.split()) for speaker, text in turns]
     weight = sum(len(w) + 1 for _, ws in tokens for w in ws) + PAUSE_CHARS * (len(tokens) - 1)
-    lead = min(250, duration_ms // 20)
-    per_char = max(duration_ms - 2 * lead, 1) / weight
+    lead = min(250, length // 20) if timeline.lead else 0
+    per_char = max(length - 2 * lead, 1) / weight
     cursor = float(lead)
     index = 0
     for turn, (speaker, texts) in enumerate(tokens):
@@ -178,8 +234,7 @@ def _spread(
             cursor += PAUSE_CHARS * per_char
         for raw in texts:
             slot = (len(raw) + 1) * per_char
-            start = min(round(cursor), duration_ms - 1)
-            end = max(start + 1, min(round(cursor + 0.85 * slot), duration_ms))
+            start, end = timeline.place(cursor, cursor + 0.85 * slot)
             cursor += slot
             text = _format(raw, opts)
             if text:

@@ -206,6 +206,8 @@ async def poll(ctx: StepContext, job: Job) -> Job:
             raise classify(exc) from exc
         finally:
             ctx.metrics.polls.inc()
+    # "No spoken audio" is a recording without speech, not a failure: say so.
+    transcript = render.without_speech(transcript) or transcript
     polls = job.polls + 1
     now = ctx.store.now()
     elapsed = (now - job.submitted_at).total_seconds() if job.submitted_at else None
@@ -313,11 +315,15 @@ async def _result_post(ctx: StepContext, job: Job) -> Post:
     try:
         fetched, working.fetched = working.fetched, None
         transcript = fetched or await ctx.client.get(job.transcript_id)
+        transcript = render.without_speech(transcript) or transcript
+        if not transcript.words:
+            formats = set()  # nothing to subtitle (AssemblyAI answers 400 for it)
         srt = await ctx.client.srt(job.transcript_id) if "srt" in formats else None
         vtt = await ctx.client.vtt(job.transcript_id) if "vtt" in formats else None
     except AssemblyAIError as exc:
         raise classify(exc) from exc
-    summary = await _summary(ctx, transcript) if ctx.settings.ai_summary else None
+    wanted = ctx.settings.ai_summary and bool(transcript.words)  # else about nothing
+    summary = await _summary(ctx, transcript) if wanted else None
     try:
         document = render.render(transcript, summary=summary)
         rendered = render.fit(document, ctx.platform.message_limit, srt=srt, vtt=vtt)

@@ -1,0 +1,289 @@
+"""A recording without speech, end to end: the emulator answers as AssemblyAI does, and the
+bot says "no speech detected" once, with no empty sections or embeds, in Slack, in
+Discord and on the command line. The audio is real digital silence made by ffmpeg.
+
+AssemblyAI (and so the emulator) completes such a job with `text` "" only when the
+request names the language; with automatic language detection, the bot's default, it
+ends in the error "language_detection cannot be performed on files with no spoken
+audio." The engine and the CLI turn that error into the empty transcript it stands for
+(`render.without_speech`), so both paths end in the same "no speech detected".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.discord import format as discord_format
+from adapters.slack import BOT_SCOPES
+from adapters.slack import blocks as slack_format
+from bot import render
+from bot.chat import Post
+from bot.emulator.processing import NO_SPOKEN_AUDIO
+from bot.jobs import JobState, JobStore
+from bot.render import NO_SPEECH
+from bot.transcript import Transcript
+from tests.audio import make_silence
+from tests.emulator_server import EmulatorServer
+from tests.fakes.discord import FakeDiscord, Upload
+from tests.fakes.discord_harness import (
+    FAST_ENGINE as DISCORD_ENGINE,
+)
+from tests.fakes.discord_harness import (
+    Harness,
+    assemblyai_fixture,  # noqa: F401
+    fake_discord_fixture,  # noqa: F401
+    running_bot,
+    store_fixture,  # noqa: F401
+)
+from tests.fakes.slack import (
+    ALICE,
+    BOB,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    GENERAL,
+    FakeSlack,
+    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
+)
+from tests.fakes.slack_harness import FAST_ENGINE as SLACK_ENGINE
+from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.fakes.slack_state import Message
+
+pytestmark = pytest.mark.timeout(60)
+
+SECONDS = 4.0
+HEADER = "Transcript · 0:04 · English · assemblyai-stt-3-7"
+UNDETECTED = "Transcript · 0:04"  # language detection found no language to name
+
+
+@pytest.fixture(scope="module")
+def silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_silence(tmp_path_factory.mktemp("silence") / "silence.mp3", SECONDS, fmt="mp3")
+
+
+@pytest.fixture(scope="module")
+def silence_data(silence: Path) -> bytes:
+    return silence.read_bytes()
+
+
+def empty_transcript(**extra: Any) -> Transcript:
+    """What the emulator (and AssemblyAI) answers for silence with a language given."""
+    body = {
+        "id": "t-silence",
+        "status": "completed",
+        "text": "",
+        "words": [],
+        "utterances": [],
+        "audio_duration": int(SECONDS),
+        "language_code": "en_us",
+        "speech_model_used": "assemblyai-stt-3-7",
+        "confidence": None,
+    }
+    return Transcript.from_json(body | extra)
+
+
+# --- the renderers, without a platform --------------------------------------------------
+
+
+@pytest.mark.parametrize("utterances", [[], None], ids=["speaker-labels", "no-labels"])
+@pytest.mark.parametrize(
+    "summary",
+    [None, render.Summary.from_llm("- Nothing."), render.Summary.unavailable("down")],
+    ids=["no-summary", "summary", "summary-failed"],
+)
+def test_every_renderer_says_no_speech_once(
+    utterances: list[Any] | None, summary: render.Summary | None
+) -> None:
+    document = render.render(empty_transcript(utterances=utterances), summary=summary)
+    plain = f"{HEADER}\n\n{NO_SPEECH}"
+    assert document.text == plain
+
+    for limit in (render.SLACK_MESSAGE_LIMIT, render.DISCORD_MESSAGE_LIMIT):
+        assert render.fit(document, limit) == render.Rendered(plain)
+
+    slack = slack_format.result(Post(plain, (), document))
+    assert [b["type"] for b in slack.blocks] == ["header", "context", "section"]
+    assert slack.blocks[0]["text"]["text"] == "Transcript"
+    assert slack.blocks[1]["elements"][0]["text"] == "0:04 · English · assemblyai-stt-3-7"
+    assert slack.blocks[2]["text"]["text"] == NO_SPEECH
+    assert slack.text == plain  # the notification text
+
+    for embeds in (True, False):
+        message = discord_format.outgoing(Post(plain, (), document), embeds=embeds)
+        assert message.content.endswith(NO_SPEECH)
+        assert message.content.count("no speech") == 1 and message.files == ()
+        if embeds:
+            (embed,) = message.embeds
+            assert (embed.title, embed.description, embed.fields) == (HEADER, None, [])
+            assert message.content == NO_SPEECH
+        else:
+            assert message.embeds == () and message.content == plain
+
+
+# --- Slack -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def slack(
+    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
+) -> AsyncIterator[SlackBot]:
+    fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)
+    config = dataclasses.replace(SLACK_ENGINE, ai_summary=True)
+    async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=config) as running:
+        yield running
+
+
+async def slack_send(bot: SlackBot, request: Any) -> None:
+    answer = await bot.fake.send_to_app(bot.events_url, request)
+    assert answer.status == 200, answer.text
+    async with asyncio.timeout(25):
+        await bot.engine.run_until_idle()
+
+
+def slack_post(bot: SlackBot, what: str, thread_ts: str | None = None) -> Message:
+    """The bot's one `:status` or `:result` message (the status of a slash command is the
+    thread's parent)."""
+    found = [
+        m
+        for m in bot.fake.bot_messages(GENERAL, thread_ts=thread_ts)
+        if m.metadata and m.metadata["event_payload"]["key"].endswith(f":{what}")
+    ]
+    assert len(found) == 1, [m.text for m in bot.fake.bot_messages(GENERAL)]
+    return found[0]
+
+
+def assert_slack_no_speech(status: Message, result: Message, header: str = HEADER) -> None:
+    assert status.text == "✅ Transcribed"
+    assert result.text == f"{header}\n\n{NO_SPEECH}"
+    blocks = result.blocks or []
+    assert [b["type"] for b in blocks] == ["header", "context", "section"]
+    assert blocks[2]["text"]["text"] == NO_SPEECH
+    assert all(b["text"]["text"].strip() for b in blocks if "text" in b)  # nothing empty
+
+
+async def test_slack_command_with_a_language_says_no_speech(
+    slack: SlackBot, silence: Path, media_server: Callable[[Path], str]
+) -> None:
+    form = slack.fake.events.slash_command(
+        f"{media_server(silence)} lang=en", channel=GENERAL, user=BOB
+    )
+    await slack_send(slack, slack.fake.events.http_command(form))
+    root = slack_post(slack, "status")
+    assert not root.is_reply
+    assert_slack_no_speech(root, slack_post(slack, "result", thread_ts=root.ts))
+    [job] = await slack.jobs()
+    assert job.state is JobState.DELIVERED
+
+
+async def test_slack_shared_silent_recording_says_no_speech(
+    slack: SlackBot, silence_data: bytes
+) -> None:
+    file = slack.fake.add_file("silence.mp3", silence_data)
+    envelope = slack.fake.events.file_share(GENERAL, ALICE, [file], "is this on?")
+    await slack_send(slack, slack.fake.events.http_event(envelope))
+    ts = envelope["event"]["ts"]
+    status, result = slack_post(slack, "status", ts), slack_post(slack, "result", ts)
+    assert NO_SPOKEN_AUDIO not in (result.text or "")  # today: the bot passes the error on
+    assert_slack_no_speech(status, result, UNDETECTED)
+    assert slack.fake.reactions(GENERAL, ts) == {"white_check_mark": [BOT_USER_ID]}
+
+
+# --- Discord ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def discord_bot(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any
+) -> AsyncIterator[Harness]:
+    config = dataclasses.replace(DISCORD_ENGINE, ai_summary=True)
+    async with running_bot(fake_discord, store, assemblyai, config=config) as harness:
+        yield harness
+
+
+async def discord_run(bot: Harness) -> None:
+    await bot.settle()
+    await bot.drain()
+    counts = await bot.store.counts_by_state()
+    assert counts[JobState.DELIVERED] == 1 and sum(counts.values()) == 1
+
+
+def assert_discord_no_speech(
+    status: dict[str, Any], result: dict[str, Any], header: str = HEADER
+) -> None:
+    assert status["content"] == "✅ Transcribed"
+    (embed,) = result["embeds"]
+    assert embed["title"] == header
+    assert "description" not in embed and not embed.get("fields")  # no empty summary
+    assert result["content"] == NO_SPEECH
+
+
+async def test_discord_command_with_a_language_says_no_speech(
+    discord_bot: Harness, silence_data: bytes
+) -> None:
+    upload = Upload("silence.mp3", silence_data, "audio/mpeg")
+    ix = await discord_bot.fake.dispatch_slash_command(
+        "transcribe", {"file": upload, "language": "en"}
+    )
+    await discord_run(discord_bot)
+    original = discord_bot.fake.original_response(ix)
+    assert original is not None
+    (result,) = discord_bot.bot_messages(int(original["id"]))
+    assert_discord_no_speech(original, result)
+
+
+async def test_discord_silent_voice_message_says_no_speech(
+    discord_bot: Harness, silence_data: bytes
+) -> None:
+    voice = await discord_bot.fake.dispatch_voice_message(audio=silence_data, duration_secs=SECONDS)
+    await discord_run(discord_bot)
+    status, result = discord_bot.bot_messages(int(voice["id"]))
+    assert NO_SPOKEN_AUDIO not in result["content"]
+    assert_discord_no_speech(status, result, UNDETECTED)
+    assert [r.emoji for r in discord_bot.fake.reactions(voice)] == ["✅"]
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+def run_cli(
+    *args: str | Path, server: EmulatorServer, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot.cli ARGS` against the emulator, as a user runs it."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSEMBLYAI_")}
+    environment |= {
+        "ASSEMBLYAI_API_KEY": server.api_key,
+        "ASSEMBLYAI_BASE_URL": server.base_url,
+        "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *map(str, args)],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_with_a_language_prints_no_speech(
+    emulator: EmulatorServer, silence: Path, tmp_path: Path
+) -> None:
+    result = run_cli("transcribe", silence, "--language", "en", server=emulator, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{HEADER}\n\n{NO_SPEECH}\n"
+
+
+def test_cli_prints_no_speech(emulator: EmulatorServer, silence: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", silence, server=emulator, cwd=tmp_path)
+    assert NO_SPOKEN_AUDIO not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{UNDETECTED}\n\n{NO_SPEECH}\n"
