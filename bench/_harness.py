@@ -3,7 +3,7 @@
 Everything the bot talks to runs in its own process, so that the figures printed are the
 bot's own (CPU, GIL, event loop, memory):
 
-- `emulator()`: the AssemblyAI emulator, `python -m bot.emulator --port 0 ...`, with the
+- `emulator()`: the AssemblyAI emulator, `python -m emulator --port 0 ...`, with the
   processing model given (turnaround = processing_time + processing_ratio * audio s);
 - `media_server()`: a small aiohttp static file server (this module, run as a script)
   from which the emulator fetches the `audio_url`s;
@@ -214,7 +214,7 @@ async def emulator(
     and show up in the bot's loop lag without being the bot's doing.
     """
     args = [
-        sys.executable, "-m", "bot.emulator", "--port", "0", "--api-key", API_KEY,
+        sys.executable, "-m", "emulator", "--port", "0", "--api-key", API_KEY,
         "--processing-time", str(processing_time),
         "--processing-ratio", str(processing_ratio),
         "--concurrency", str(concurrency),

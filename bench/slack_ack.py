@@ -6,7 +6,7 @@ Four processes, so that each side's figures are its own:
 - this one: Slack (the fake: Web API, private files), which builds and signs the events;
 - the bot: `threadscribe run` in HTTP mode, configured from the environment as deployed
   (SQLite file store, the real engine working on the jobs while the bursts arrive);
-- the AssemblyAI emulator (`python -m bot.emulator`), which the engine uploads to;
+- the AssemblyAI emulator (`python -m emulator`), which the engine uploads to;
 - the sender: fires a burst of pre-signed `file_share` events at POST /slack/events all at
   once, each from its own person with its own audio file, and times every answer.
 
@@ -127,7 +127,7 @@ async def measure(args: argparse.Namespace) -> None:
             "MAX_JOBS_PER_CHANNEL": "10000",
             "LOG_LEVEL": "WARNING",
         }
-        emulator = [sys.executable, "-m", "bot.emulator", "--port", str(emulator_port)]
+        emulator = [sys.executable, "-m", "emulator", "--port", str(emulator_port)]
         emulator += ["--api-key", "bench-key", "--processing-time", "0.5", "--concurrency", "50"]
         bot = [sys.executable, "-m", "bot.cli", "run"]
         async with (

@@ -28,7 +28,6 @@ from bot.config import (
     speech_model_warnings,
     take_library_variables,
 )
-from bot.emulator import cli as emulator_cli
 from bot.errors import ConfigError, PlatformError, SourceError
 from bot.messages import explain
 from bot.sources import parse_source
@@ -42,8 +41,11 @@ EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["emulator"]:
+        return run_emulator(given[1:])  # its arguments, --help included, are its own
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     # The working folder's .env fills in what the environment does not set; both are read
     # into one mapping, and os.environ keeps nothing a library would pick up by itself.
     args.environment = read_environment(os.environ, Path.cwd())
@@ -113,12 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=cmd_doctor)
 
-    emu = sub.add_parser(
+    # The emulator is its own package with its own parser: it is imported only when this
+    # command runs, and every argument after `emulator` is its own.
+    sub.add_parser(
         "emulator",
         help="run a local AssemblyAI-compatible server for development and tests",
+        add_help=False,
     )
-    emulator_cli.configure_parser(emu)
-    emu.set_defaults(func=emulator_cli.run)
     return parser
 
 
@@ -219,6 +222,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _fail(explain(exc))
         return EXIT_FAILED
     return EXIT_OK
+
+
+def run_emulator(argv: list[str]) -> int:
+    from emulator.cli import main as emulator_main
+
+    return emulator_main(argv, prog="threadscribe emulator")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.emulator import EmulatorConfig, RunningEmulator, start
+from emulator import EmulatorConfig, RunningEmulator, start
 from tests import openapi_schema
 from tests.audio import AudioSample, make_dialogue
 

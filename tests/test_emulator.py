@@ -266,7 +266,7 @@ async def test_body_that_is_not_json_gets_400(api: httpx.AsyncClient) -> None:
 
 
 def test_every_documented_parameter_is_known() -> None:
-    from bot.emulator.params import FIELDS
+    from emulator.params import FIELDS
 
     schemas = openapi_schema.load()["components"]["schemas"]
     documented = set(schemas["TranscriptOptionalParams"]["properties"]) | {"audio_url"}

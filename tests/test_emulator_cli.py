@@ -1,4 +1,4 @@
-"""The emulator command, run as a real process (`python -m bot.emulator`)."""
+"""The emulator command, run as a real process (`python -m emulator`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.emulator import cli
+from emulator import cli
 
 LISTENING = re.compile(r"AssemblyAI emulator listening on (http://127\.0\.0\.1:(\d+))\n")
 
@@ -31,7 +31,7 @@ def emulator_process(
     *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.emulator", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -104,7 +104,7 @@ def test_a_busy_port_is_one_line_and_exit_1() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "bot.emulator", "--port", str(port), "--api-key", "k"],
+            [sys.executable, "-m", "emulator", "--port", str(port), "--api-key", "k"],
             capture_output=True,
             text=True,
             env=environment(),

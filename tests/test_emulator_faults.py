@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.emulator import FaultConfig
+from emulator import FaultConfig
 from tests import openapi_schema
 from tests.emulator_server import FAST, EmulatorServer, start_emulator
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.emulator.media import NotAudioError, probe, sniff, webm_duration
+from emulator.media import NotAudioError, probe, sniff, webm_duration
 from tests import openapi_schema
 from tests.audio import make_tone, probe_duration, require_tools
 from tests.emulator_server import EmulatorServer, local_server, wait_done

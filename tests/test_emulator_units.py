@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.emulator import EmulatorConfig, FaultConfig
-from bot.emulator.errors import ApiError
-from bot.emulator.exports import paragraphs, sentences, srt, vtt, word_search
-from bot.emulator.faults import Fault, FaultInjector
-from bot.emulator.params import parse_transcript_request
-from bot.emulator.processing import model_used
-from bot.emulator.scripts import Options, Script, ScriptError, Word, load_script, transcribe
-from bot.emulator.store import JobStatus, TranscriptStore
+from emulator import EmulatorConfig, FaultConfig
+from emulator.errors import ApiError
+from emulator.exports import paragraphs, sentences, srt, vtt, word_search
+from emulator.faults import Fault, FaultInjector
+from emulator.params import parse_transcript_request
+from emulator.processing import model_used
+from emulator.scripts import Options, Script, ScriptError, Word, load_script, transcribe
+from emulator.store import JobStatus, TranscriptStore
 from tests.emulator_server import EmulatorServer, wait_done
 
 SHA = "0" * 64

@@ -13,7 +13,7 @@ from typing import Any
 import assemblyai as aai
 import pytest
 
-from bot.emulator.processing import NO_SPOKEN_AUDIO
+from emulator.processing import NO_SPOKEN_AUDIO
 from tests import openapi_schema
 from tests.audio import make_silence, make_tone
 from tests.emulator_server import FAST, AudioLibrary, EmulatorServer, start_emulator

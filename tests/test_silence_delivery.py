@@ -27,10 +27,10 @@ from adapters.slack import BOT_SCOPES
 from adapters.slack import blocks as slack_format
 from bot import render
 from bot.chat import Post
-from bot.emulator.processing import NO_SPOKEN_AUDIO
 from bot.jobs import JobState, JobStore
 from bot.render import NO_SPEECH
 from bot.transcript import Transcript
+from emulator.processing import NO_SPOKEN_AUDIO
 from tests.audio import make_silence
 from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord, Upload

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.emulator.processing import NO_SPOKEN_AUDIO
-from bot.emulator.speech import (
+from emulator.processing import NO_SPOKEN_AUDIO
+from emulator.speech import (
     GATE_DB,
     MIN_ACTIVE_FRAMES,
     MIN_CROSSING_SPREAD,
@@ -72,7 +72,7 @@ def _sox_synth(name: str, *effects: str) -> Callable[[Path], Path]:
 
 
 # Audio without speech, each made by its own tool and recipe. Beeps and the pulsed buzz
-# and rumble each fail one test of the detector only (see bot/emulator/speech.py).
+# and rumble each fail one test of the detector only (see emulator/speech.py).
 NO_SPEECH: dict[str, Callable[[Path], Path]] = {
     "silence": lambda d: make_silence(d / "silence.wav", 4.0),
     "silence-mp3": lambda d: make_silence(d / "silence.mp3", 4.0, fmt="mp3"),

@@ -1,7 +1,7 @@
 """`threadscribe emulator`: serve the AssemblyAI emulator until SIGINT or SIGTERM.
 
-`bot/cli.py` mounts it with `configure_parser(subparser)` and `func=run`; it also runs
-alone as `python -m bot.emulator`. This is the emulator's composition root: the only
+`threadscribe emulator ARGS` hands ARGS to `main`; it also runs alone as
+`python -m emulator`. This is the emulator's composition root: the only
 place that reads the environment (`ASSEMBLYAI_API_KEY`, when `--api-key` is not given).
 """
 
@@ -123,8 +123,8 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.emulator")
+def main(argv: list[str] | None = None, *, prog: str = "python -m emulator") -> int:
+    parser = argparse.ArgumentParser(prog=prog)
     configure_parser(parser)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run(parser.parse_args(argv))

@@ -1,7 +1,0 @@
-"""`python -m bot.emulator`: the emulator command without the rest of the CLI."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
