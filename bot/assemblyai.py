@@ -328,7 +328,8 @@ class AssemblyAIClient:
     async def _subtitles(self, transcript_id: str, fmt: str, chars: int | None) -> str:
         params = {"chars_per_caption": str(chars)} if chars else None
         path = f"/v2/transcript/{transcript_id}/{fmt}"
-        return await self._retrying(lambda: self._send("GET", path, params=params, text=True))
+        text: str = await self._retrying(lambda: self._send("GET", path, params=params, text=True))
+        return text
 
     async def wait(
         self,

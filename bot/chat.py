@@ -246,9 +246,15 @@ class ChatPlatform(Protocol):
     posting the same key twice must not show two messages when the platform allows it to
     be avoided (Slack message metadata, Discord's enforce_nonce)."""
 
-    name: Platform
-    #: characters one message's text may hold (Slack section: 3,000; Discord: 2,000)
-    message_limit: int
+    @property
+    def name(self) -> Platform:
+        """Which platform this is (the jobs it delivers are the jobs of this platform)."""
+        ...
+
+    @property
+    def message_limit(self) -> int:
+        """Characters one message's text may hold (Slack section: 3,000; Discord: 2,000)."""
+        ...
 
     async def open_file(self, where: ThreadRef, source: FileSource) -> FileStream:
         """Open a private file of the job's workspace for streaming."""

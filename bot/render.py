@@ -438,7 +438,8 @@ def _preview(document: Document, limit: int, note: str) -> str:
         # Even header and summary overflow; the attachment holds them whole.
         head_room = limit - len(note) - 2
         return _clip(head, head_room) + "\n\n" + note if head_room >= 40 else _clip(note, limit)
-    separator, taken, used = document.line_separator, [], 0
+    separator, used = document.line_separator, 0
+    taken: list[str] = []
     for line in document.transcript_lines:
         cost = len(line) + (len(separator) if taken else 0)
         if used + cost > room:

@@ -68,9 +68,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
             request.protocol.force_close()
             return web.Response()  # never written: the connection is already closed
         if fault.status is not None:
-            response = fault.response(emulator.faults.config.retry_after)
-            emulator.requests.add(request.method, request.path, response.status)
-            return response
+            refusal = fault.response(emulator.faults.config.retry_after)
+            emulator.requests.add(request.method, request.path, refusal.status)
+            return refusal
         await asyncio.sleep(fault.delay)
     response = await _answer(request, handler)
     emulator.requests.add(request.method, request.path, response.status)

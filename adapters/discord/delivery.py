@@ -202,12 +202,12 @@ class Delivery:
         self, channel_id: int, out: Outgoing, key_nonce: str, *, reply_to: str | None = None
     ) -> str:
         channel = self._client.get_partial_messageable(channel_id)
-        reference = None
+        kwargs = _send_kwargs(out)
         if reply_to is not None:
-            reference = discord.MessageReference(
+            kwargs["reference"] = discord.MessageReference(
                 message_id=int(reply_to), channel_id=channel_id, fail_if_not_exists=False
             )
-        sent = await channel.send(**_send_kwargs(out), nonce=key_nonce, reference=reference)  # type: ignore[call-overload]
+        sent = await channel.send(**kwargs, nonce=key_nonce)
         return str(sent.id)
 
     async def _thread(self, where: ThreadRef, anchor: int, title: str) -> int | None:

@@ -261,10 +261,9 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
             attachment_of(attachment, channel_id=channel.id, message_id=message.id, title=title)
         )
     hints = Hints(reply=reply_mode(channel), embeds=embeds)
-    in_guild = guild is not None
     return Trigger(
         platform=Platform.DISCORD,
-        workspace=str(guild.id) if in_guild else DM_WORKSPACE,
+        workspace=str(guild.id) if guild is not None else DM_WORKSPACE,
         channel=str(channel.id),
         requester=str(requester),
         message=str(message.id),
@@ -272,7 +271,7 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
         attachments=tuple(attachments),
         explicit=explicit,
         # Sending the bot a recording in a DM is asking for a transcript.
-        direct=not in_guild,
+        direct=guild is None,
         options=JobOptions(platform=hints.extra()),
         # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
         settings_channel=str(settings_channel(channel)),

@@ -170,10 +170,10 @@ class SlackBolt:
 
     async def connect(self, app_token: str, client: AsyncWebClient) -> None:
         self._socket = _SocketHandler(self.app, app_token, client, self.gate)
-        await self._socket.connect_async()
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def close(self, grace: float) -> None:
         await self.gate.close(grace)
         if self._socket is not None:
-            await self._socket.close_async()
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

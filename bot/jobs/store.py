@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import URL
@@ -191,6 +191,6 @@ class JobStore:
             row = (await session.scalars(select(JobRow).where(condition))).one_or_none()
             return None if row is None else job_of(row)
 
-    async def _jobs(self, query: Select[tuple[JobRow]]) -> list[Job]:
+    async def _jobs(self, query: Select[Any]) -> list[Job]:
         async with self.db.session(write=False) as session:
             return [job_of(row) for row in (await session.scalars(query)).all()]
