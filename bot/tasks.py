@@ -4,8 +4,9 @@ the garbage collector and shutdown can wait for them (asyncio keeps only weak on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,20 @@ class TaskSet:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Count the task running this block as one of the set until the block ends (an
+        event handler a platform library started, that shutdown should wait for)."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._tasks.add(task)
+        try:
+            yield
+        finally:
+            self._tasks.discard(task)
+
     def __len__(self) -> int:
         return len(self._tasks)
 
@@ -38,11 +53,14 @@ class TaskSet:
             log.warning("%s: %s failed", self._name, what, exc_info=True)
             return None
 
-    async def drain(self, grace: float) -> None:
-        """Wait `grace` seconds at most for the tasks running now, then cancel the rest."""
+    async def drain(self, grace: float, *, cancel: bool = True) -> None:
+        """Wait `grace` seconds at most for the tasks running now, then (with `cancel`)
+        cancel the rest."""
         if not self._tasks:
             return
         _done, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        if not cancel:
+            return
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)

@@ -18,11 +18,9 @@ Order of work, and why:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import discord
@@ -35,6 +33,7 @@ from bot import messages
 from bot.chat import Attachment, Core, JobOptions, Platform, Taken, Trigger, UrlSource
 from bot.errors import OptionsError
 from bot.intake import find_links, is_media, language_code
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class Events:
         self._core = core
         self._interactions = interactions
         self._accepting = False
-        self._running: set[asyncio.Task[object]] = set()
+        self._running = TaskSet("discord")
 
     def resume(self) -> None:
         """Start taking triggers (the gateway is up)."""
@@ -61,9 +60,8 @@ class Events:
         self._accepting = False
 
     async def drain(self, grace: float) -> None:
-        """Wait (at most `grace` seconds) for handlers under way."""
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
+        """Wait (at most `grace` seconds) for handlers under way; discord.py owns them."""
+        await self._running.drain(grace, cancel=False)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -74,7 +72,7 @@ class Events:
             return  # system messages: pins, thread starters, joins
         if not message.attachments and "http" not in message.content:
             return  # nothing to look at
-        async with self._tracked():
+        async with self._running.holding():
             taken = await self._core.take(
                 message_trigger(message, requester=message.author.id, explicit=False)
             )
@@ -110,7 +108,7 @@ class Events:
         language: str | None,
         subtitles: Subtitles | None,
     ) -> None:
-        async with self._tracked():
+        async with self._running.holding():
             try:
                 options = command_options(speakers, language, subtitles)
             except OptionsError as exc:
@@ -182,7 +180,7 @@ class Events:
     async def transcribe_message(
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
-        async with self._tracked():
+        async with self._running.holding():
             if not message.attachments and not find_links(message.content):
                 await _say(interaction, texts.NO_MEDIA_IN_MESSAGE)  # no need to ask anyone
                 return
@@ -206,7 +204,7 @@ class Events:
     # -- /transcribe-settings auto on|off ---------------------------------------------------
 
     async def set_auto(self, interaction: discord.Interaction, enabled: bool) -> None:
-        async with self._tracked():
+        async with self._running.holding():
             if interaction.guild_id is None or interaction.channel is None:
                 await _say(interaction, texts.GUILD_ONLY)
                 return
@@ -228,21 +226,6 @@ class Events:
             )
             reply = texts.auto_set(enabled, f"<#{channel_id}>")
             await interaction.followup.send(reply, ephemeral=True)
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _tracked(self) -> AsyncIterator[None]:
-        """Count the current handler as running until it has answered (for `drain`)."""
-        task = asyncio.current_task()
-        if task is None:
-            yield
-            return
-        self._running.add(task)
-        try:
-            yield
-        finally:
-            self._running.discard(task)
 
 
 def message_trigger(message: discord.Message, *, requester: int, explicit: bool) -> Trigger:
