@@ -139,6 +139,11 @@ class Settings:
     llm_model: str = DEFAULT_LLM_MODEL
     webhook_secret: Secret | None = None
     job_lease_seconds: int = 30
+    #: fetch (and hand AssemblyAI) links to loopback and private hosts too
+    allow_private_urls: bool = False
+    job_retention_days: int = 30
+    #: how long a platform connection may be down before /readyz says not ready
+    readiness_grace_seconds: int = 60
 
     @property
     def slack_enabled(self) -> bool:
@@ -240,6 +245,9 @@ class Settings:
             llm_model=reader.parse("LLM_MODEL", DEFAULT_LLM_MODEL, _model_name),
             webhook_secret=reader.secret("WEBHOOK_SECRET"),
             job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 30, _bounded(2, 3600)),
+            allow_private_urls=reader.parse("ALLOW_PRIVATE_URLS", False, _boolean),
+            job_retention_days=reader.parse("JOB_RETENTION_DAYS", 30, _bounded(1, 3650)),
+            readiness_grace_seconds=reader.parse("READINESS_GRACE_SECONDS", 60, _bounded(1, 3600)),
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(

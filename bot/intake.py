@@ -42,6 +42,7 @@ from bot.jobs import (
     Platform,
     UrlSource,
 )
+from bot.urls import UrlPolicy, UrlRefused
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -116,14 +117,22 @@ def classify_links(
 
 
 class LinkProbe:
-    """Asks a link's server what it serves (HEAD; a one-byte GET where HEAD is refused).
+    """Asks a link's server what it serves (HEAD; a one-byte GET where HEAD is refused),
+    through the URL policy: public hosts only, every redirect checked.
 
     Runs before the platform is acknowledged, so every probe shares one deadline.
     """
 
-    def __init__(self, session: Callable[[], aiohttp.ClientSession], *, timeout: float) -> None:
+    def __init__(
+        self,
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        timeout: float,
+        urls: UrlPolicy,
+    ) -> None:
         self._session = session
         self.timeout = timeout
+        self._urls = urls
 
     async def media(self, urls: Sequence[str]) -> list[str]:
         """The links among `urls` that serve audio or video; the rest, and any that did not
@@ -146,15 +155,19 @@ class LinkProbe:
     async def _content_type(self, url: str) -> str | None:
         session = self._session()
         try:
-            async with session.head(url, allow_redirects=True) as resp:
+            async with self._urls.request(session, "HEAD", url) as resp:
                 if resp.status < 400:
                     return resp.content_type
                 if resp.status not in (403, 405, 501):
                     return None
             # Some servers (signed storage URLs among them) refuse HEAD but answer GET.
-            async with session.get(url, headers={"Range": "bytes=0-0"}) as resp:
+            headers = {"Range": "bytes=0-0"}
+            async with self._urls.request(session, "GET", url, headers=headers) as resp:
                 return resp.content_type if resp.status < 400 else None
-        except (aiohttp.ClientError, ValueError) as exc:
+        except UrlRefused as exc:
+            log.info("link probe refused: %s", exc)
+            return None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             log.info("link probe failed: %s", type(exc).__name__)
             return None
 
@@ -229,13 +242,15 @@ class Intake:
         store: JobStore,
         *,
         auto_defaults: Mapping[Platform, bool] | None = None,
+        urls: UrlPolicy | None = None,
         probe_timeout: float = 1.5,
     ) -> None:
         self._engine = engine
         self._store = store
         self._auto_defaults = dict(auto_defaults or {})
+        self._urls = urls or UrlPolicy()
         self._session: aiohttp.ClientSession | None = None
-        self._probe = LinkProbe(self._http, timeout=probe_timeout)
+        self._probe = LinkProbe(self._http, timeout=probe_timeout, urls=self._urls)
         self._refused: OrderedDict[str, None] = OrderedDict()
 
     @property
@@ -249,7 +264,7 @@ class Intake:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = self._urls.session()
         return self._session
 
     # -- Core ----------------------------------------------------------------------------
@@ -267,10 +282,11 @@ class Intake:
             for a in trigger.attachments
             if not is_media(a.mimetype, a.name)
         )
-        links = await self._media_links(trigger)
+        links, refused_links = await self._media_links(trigger)
         items = [
             *(self._file_item(trigger, a) for a in files),
             *map(self._link_item(trigger), links),
+            *refused_links,
         ]
         records = [item.record for item in items if item.record is not None]
         outcomes = await asyncio.gather(*(self._engine.intake(r) for r in records))
@@ -331,11 +347,36 @@ class Intake:
 
     # -- the pieces ----------------------------------------------------------------------
 
-    async def _media_links(self, trigger: Trigger) -> list[str]:
+    async def _media_links(self, trigger: Trigger) -> tuple[list[str], list[_Item]]:
+        """The trigger's links to media, and the refusals of links the policy refuses
+        (checked before anything is fetched: a private host is never probed). A refused
+        link is reported where it would have been transcribed: one whose extension says it
+        is media, or any link someone explicitly asked for."""
         urls = find_links(trigger.text)[:MAX_LINKS]
         media, unclear = classify_links(urls, trigger.own_hosts)
-        probed = set(await self._probe.media(unclear))
-        return [url for url in urls if url in media or url in probed]
+        wanted = [url for url in urls if url in media or url in unclear]
+        reasons = dict(zip(wanted, await asyncio.gather(*map(self._check, wanted)), strict=True))
+        allowed = [url for url in wanted if reasons[url] is None]
+        probed = set(await self._probe.media([url for url in unclear if url in allowed]))
+        found = [url for url in allowed if url in media or url in probed]
+        refused = [
+            _Item(
+                link_title(url),
+                refusal=messages.link_refused(url, reason),
+                key=f"{_origin(trigger)}:{url}",
+            )
+            for url, reason in reasons.items()
+            if reason is not None and (trigger.explicit or url in media)
+        ]
+        return found, refused
+
+    async def _check(self, url: str) -> str | None:
+        """Why the policy refuses `url`, or None."""
+        try:
+            await self._urls.check(url)
+        except UrlRefused as exc:
+            return str(exc)
+        return None
 
     def _file_item(self, trigger: Trigger, attachment: Attachment) -> _Item:
         title = attachment.title or attachment.name or "a file"

@@ -40,6 +40,7 @@ from bot.jobs import JobStore
 from bot.jobs.database import make_engine, parse_database_url
 from bot.metrics import Metrics
 from bot.polling import PollSchedule
+from bot.urls import UrlPolicy
 from bot.web import WEBHOOK_PATH, create_app
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         ai_summary=settings.ai_summary,
         llm_model=settings.llm_model,
         lease=float(settings.job_lease_seconds),
+        urls=UrlPolicy(allow_private=settings.allow_private_urls),
     )
 
 
@@ -139,6 +141,7 @@ def compose(
             Platform.SLACK: settings.slack_auto_transcribe,
             Platform.DISCORD: settings.discord_auto_transcribe,
         },
+        urls=config.urls,
     )
     adapters = [factory(settings, core) for factory in factories]
     for adapter in adapters:

@@ -648,6 +648,7 @@ def bot_env(
         "PYTHONPATH": str(REPO),
         "ASSEMBLYAI_API_KEY": api_key,
         "ASSEMBLYAI_BASE_URL": assemblyai_url,
+        "ALLOW_PRIVATE_URLS": "true",  # media on loopback
         "ASSEMBLYAI_LLM_GATEWAY_URL": assemblyai_url,
         "DATABASE_URL": database_url,
         "PORT": str(port),

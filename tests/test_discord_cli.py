@@ -37,6 +37,7 @@ def environment(
     return env | {
         "ASSEMBLYAI_API_KEY": emulator.api_key,
         "ASSEMBLYAI_BASE_URL": emulator.base_url,
+        "ALLOW_PRIVATE_URLS": "true",  # media on loopback
         "ASSEMBLYAI_LLM_GATEWAY_URL": emulator.base_url,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
         "PORT": str(free_port()),

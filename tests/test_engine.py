@@ -16,6 +16,7 @@ from bot.config import Secret
 from bot.engine import Engine, EngineConfig
 from bot.errors import PlatformUnavailable
 from bot.jobs import JobOptions, JobState, JobStore, Platform
+from bot.urls import UrlPolicy
 from tests.audio import make_dialogue, make_tone
 from tests.emulator_server import EmulatorServer
 from tests.recording import RecordingPlatform, file_intake, url_intake
@@ -30,6 +31,7 @@ def config(**overrides: object) -> EngineConfig:
         "status_interval": 0.0,
         "idle": 0.2,
         "lease": 10.0,
+        "urls": UrlPolicy(allow_private=True),  # the media servers are on loopback
     }
     base.update(overrides)
     return EngineConfig(**base)  # type: ignore[arg-type]

@@ -261,6 +261,7 @@ def run_cli(
     environment |= {
         "ASSEMBLYAI_API_KEY": server.api_key,
         "ASSEMBLYAI_BASE_URL": server.base_url,
+        "ALLOW_PRIVATE_URLS": "true",  # media on loopback
         "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
     }
     return subprocess.run(

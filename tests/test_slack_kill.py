@@ -107,6 +107,7 @@ async def bot(
         "PYTHONPATH": str(REPO),
         "ASSEMBLYAI_API_KEY": slow_emulator.api_key,
         "ASSEMBLYAI_BASE_URL": slow_emulator.base_url,
+        "ALLOW_PRIVATE_URLS": "true",  # media on loopback
         "ASSEMBLYAI_LLM_GATEWAY_URL": slow_emulator.base_url,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
         "PORT": str(free_port()),

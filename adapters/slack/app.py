@@ -24,6 +24,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -107,6 +108,8 @@ class SlackBolt:
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
+        # HTTP mode only (Socket Mode has no signing secret and serves no events route).
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._socket: _SocketHandler | None = None
         self.app = AsyncApp(
             name="threadscribe",
@@ -155,9 +158,33 @@ class SlackBolt:
     async def handle_events(self, request: web.Request) -> web.StreamResponse:
         if not self.gate.is_open:
             return web.Response(status=503, text="threadscribe is starting or stopping")
+        refused = await self._refuse_unsigned(request)
+        if refused is not None:
+            return refused
         async with self.gate.inside():
-            bolt_request = await to_bolt_request(request)
+            try:
+                bolt_request = await to_bolt_request(request)
+            except ValueError:  # signed, but not the JSON or form body Slack sends
+                return web.json_response({"error": "the body cannot be read"}, status=400)
             return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    async def _refuse_unsigned(self, request: web.Request) -> web.Response | None:
+        """The answer to a request that is not Slack's, before anything of it is logged or
+        parsed (Bolt would log a bad request's whole body): 401 for a missing, stale or
+        wrong signature, 400 for a body that is not UTF-8; None to let it in."""
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        body = await request.read()
+        if not timestamp.isdigit() or not signature or self._verifier is None:
+            return web.json_response({"error": "unsigned request"}, status=401)
+        try:
+            text = body.decode("utf-8")  # what Slack signs is text; slack_sdk decodes it
+        except UnicodeDecodeError:
+            return web.json_response({"error": "the body is not UTF-8"}, status=400)
+        if not self._verifier.is_valid(text, timestamp, signature):
+            log.info("refused a request with a bad or stale Slack signature")
+            return web.json_response({"error": "invalid signature"}, status=401)
+        return None
 
     @staticmethod
     def _oauth(step: Callable[[Any], Any]) -> Callable[[web.Request], Any]:

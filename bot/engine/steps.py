@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Final
 
@@ -40,6 +40,7 @@ from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
 from bot.transcript import Transcript, TranscriptStatus
+from bot.urls import UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class StepSettings:
     delete_after_delivery: bool = False
     ai_summary: bool = False
     llm_model: str = DEFAULT_LLM_MODEL
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,11 @@ async def _link_for(ctx: StepContext, job: Job) -> str | None:
     a public link as given, or a platform's public link to its file unless AssemblyAI
     already failed to fetch that."""
     if isinstance(job.source, UrlSource):
-        return job.source.url
+        # Checked again now: what a host resolves to may have changed since the intake.
+        try:
+            return await ctx.settings.urls.check(job.source.url)
+        except UrlRefused as exc:
+            raise Fail(messages.link_refused(job.source.url, str(exc))) from exc
     if job.direct_failed:
         return None
     try:

@@ -36,6 +36,7 @@ from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
 from bot.tasks import TaskSet
+from bot.urls import UrlPolicy
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class EngineConfig:
     idle: float = 5.0  # longest sleep between looks at the store
     max_tasks: int = 256  # jobs worked on at once by this process (mostly I/O waits)
     shutdown_grace: float = 20.0
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -77,6 +79,7 @@ class EngineConfig:
             delete_after_delivery=self.delete_after_delivery,
             ai_summary=self.ai_summary,
             llm_model=self.llm_model,
+            urls=self.urls,
         )
 
 

@@ -31,6 +31,7 @@ from bot.engine import Engine, EngineConfig
 from bot.jobs import Job, JobState, JobStore
 from bot.polling import PollSchedule
 from bot.run import compose
+from bot.urls import UrlPolicy
 from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord, fake_discord_fixture
 from tests.fakes.discord_model import JSON
@@ -48,7 +49,14 @@ __all__ = [
 
 #: Engine timings for tests: short leases and waits, quick retries.
 FAST_ENGINE = EngineConfig(
-    lease=5.0, idle=0.05, retry_base=0.05, retry_cap=0.2, status_interval=0.0, shutdown_grace=2.0
+    # The tests serve media on loopback: let the bot fetch it (the default refuses).
+    urls=UrlPolicy(allow_private=True),
+    lease=5.0,
+    idle=0.05,
+    retry_base=0.05,
+    retry_cap=0.2,
+    status_interval=0.0,
+    shutdown_grace=2.0,
 )
 #: Poll the emulator (0.2 s per job) soon and often.
 FAST_POLLS = PollSchedule(base=0.2, ratio=0.0, first_gap=0.05, growth=1.2, unknown_first=0.2)

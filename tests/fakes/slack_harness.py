@@ -28,11 +28,19 @@ from bot.config import Secret, Settings
 from bot.engine import Engine, EngineConfig
 from bot.jobs import Job, JobStore
 from bot.run import builtin_factories, compose
+from bot.urls import UrlPolicy
 from tests.emulator_server import EmulatorServer, local_server
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 FAST_ENGINE = EngineConfig(
-    lease=5.0, retry_base=0.05, retry_cap=0.2, status_interval=0.0, idle=0.05, shutdown_grace=2.0
+    # The tests serve media on loopback: let the bot fetch it (the default refuses).
+    urls=UrlPolicy(allow_private=True),
+    lease=5.0,
+    retry_base=0.05,
+    retry_cap=0.2,
+    status_interval=0.0,
+    idle=0.05,
+    shutdown_grace=2.0,
 )
 
 

@@ -1,0 +1,169 @@
+"""The bot's edges, tried as an attacker and a faulty network would, over loopback only:
+links into the bot's own network, bad items beside good ones, platforms answering
+without JSON. Each refusal reaches the person with a reason; nothing else is lost."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.urls import UrlPolicy
+from tests.emulator_server import local_server
+from tests.fakes.slack import (
+    ALICE,
+    BOT_USER_ID,
+    GENERAL,
+    SIGNING_SECRET,
+    FakeSlack,
+    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
+)
+from tests.fakes.slack_events import SignedRequest, sign
+from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
+
+AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[tuple[int, list[str]]]:
+    """A server on loopback that would answer audio to anyone: the bot's own network."""
+    seen: list[str] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        seen.append(f"{request.method} {request.path}")
+        return web.Response(body=AUDIO, content_type="audio/mpeg")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", serve)
+    async with local_server(app) as url:
+        yield int(url.rsplit(":", 1)[1]), seen
+
+
+async def send(bot: SlackBot, envelope: dict[str, Any]) -> None:
+    answer = await bot.fake.send_to_app(bot.events_url, bot.fake.events.http_event(envelope))
+    assert answer.status == 200, answer.text
+
+
+@pytest.fixture
+async def default_bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    """The bot with the default URL policy (ALLOW_PRIVATE_URLS unset)."""
+    config = replace(FAST_ENGINE, urls=UrlPolicy())
+    async with slack_bot(fake_slack, tmp_path, config=config) as running:
+        yield running
+
+
+async def test_links_into_the_bots_network_are_refused_with_a_reason(
+    default_bot: SlackBot, internal: tuple[int, list[str]]
+) -> None:
+    port, seen = internal
+    links = [
+        f"http://127.0.0.2:{port}/a.mp3",
+        f"http://localhost:{port}/talk",
+        f"http://[::1]:{port}/b.mp3",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/c.mp3",
+    ]
+    fake = default_bot.fake
+    text = f"<@{BOT_USER_ID}> " + " ".join(f"<{url}>" for url in links)
+    msg = fake.events.post(GENERAL, ALICE, text)
+
+    await send(default_bot, fake.events.app_mention(msg))
+
+    [whisper] = await fake.until(lambda: fake.ephemerals(GENERAL))
+    assert whisper.text.startswith("Sorry, I cannot transcribe some of these:")
+    for url in links:
+        assert f"- {url}: " in whisper.text and "is not a public address" in whisper.text
+    assert seen == []  # not even a HEAD request
+    assert await default_bot.jobs() == []
+
+
+async def test_an_auto_transcribed_private_media_link_is_refused_in_the_thread(
+    default_bot: SlackBot, internal: tuple[int, list[str]]
+) -> None:
+    port, seen = internal
+    fake = default_bot.fake
+    msg = fake.events.post(GENERAL, ALICE, f"the call: <http://127.0.0.1:{port}/call.mp3>")
+
+    await send(default_bot, fake.events.message(msg))
+
+    [reply] = await fake.until(lambda: fake.bot_messages(GENERAL, thread_ts=msg.ts))
+    assert reply.text == (
+        f"Sorry, I cannot transcribe this: http://127.0.0.1:{port}/call.mp3: "
+        "127.0.0.1 is not a public address, so I do not fetch it."
+    )
+    assert seen == [] and await default_bot.jobs() == []
+
+
+async def test_allow_private_urls_lets_them_through(
+    fake_slack: FakeSlack, tmp_path: Path, internal: tuple[int, list[str]]
+) -> None:
+    port, seen = internal
+    async with slack_bot(fake_slack, tmp_path) as bot:  # the tests' harness allows loopback
+        msg = fake_slack.events.post(GENERAL, ALICE, f"<http://127.0.0.1:{port}/talk>")
+        await send(bot, fake_slack.events.message(msg))
+        [job] = await bot.jobs()
+    assert seen == ["HEAD /talk"]  # probed: no extension, so the server was asked
+    assert job.options.title == "talk"
+
+
+# -- requests to /slack/events that are not Slack's ---------------------------------------
+
+
+@pytest.fixture
+async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    async with slack_bot(fake_slack, tmp_path) as running:
+        yield running
+
+
+async def post(bot: SlackBot, body: bytes, headers: dict[str, str]) -> int:
+    request = SignedRequest(body, headers)
+    answer = await bot.fake.send_to_app(bot.events_url, request)
+    assert answer.status is not None
+    return answer.status
+
+
+async def test_unsigned_requests_are_refused_before_anything_is_logged(
+    bot: SlackBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    big = b'{"type": "event_callback", "x": "' + b"A" * (1000 * 1024) + b'"}'
+    forged = b'{"a": 1}\n2026-12-01 10:00:00 ERROR bot.engine: job 1 was deleted by admin\n'
+    stale = sign(b"{}", SIGNING_SECRET, timestamp=1_000_000_000)
+    json_type = {"Content-Type": "application/json"}
+
+    statuses = [await post(bot, big, json_type) for _ in range(10)]
+    statuses.append(await post(bot, forged, {**json_type, **sign(forged, "not-the-secret")}))
+    statuses.append(await post(bot, b"{}", {**json_type, **stale}))
+    statuses.append(
+        await post(
+            bot,
+            b"{}",
+            {**json_type, "X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=1"},
+        )
+    )
+
+    assert statuses == [401] * 13
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert len(logged) < 2_000, logged[:500]
+    assert "AAAA" not in logged and "deleted by admin" not in logged
+    assert await bot.jobs() == []
+
+
+async def test_signed_junk_is_a_400_never_a_500(bot: SlackBot) -> None:
+    def signed(body: bytes, content_type: str) -> dict[str, str]:
+        return {"Content-Type": content_type, **sign(body, SIGNING_SECRET)}
+
+    not_utf8 = b'{"type": "event_callback", "text": "\xff\xfe"}'
+    not_json = b'{"type": "event_callback", '
+    form_without_json = b"payload=%7Bnot-json"
+
+    assert await post(bot, not_utf8, signed(not_utf8, "application/json")) == 400
+    assert await post(bot, not_json, signed(not_json, "application/json")) == 400
+    form = "application/x-www-form-urlencoded"
+    assert await post(bot, form_without_json, signed(form_without_json, form)) == 400
+    assert [a.status for a in bot.fake.app_responses] == [400, 400, 400]
