@@ -60,7 +60,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     emulator = request.app[EMULATOR]
     if request.path.startswith(control.PREFIX):
         return await _answer(request, handler)
-    fault = emulator.faults.next_for(request.path)
+    fault = emulator.faults.next_for(request.path, request.method)
     if fault is not None:
         logger.info("injecting fault", extra={"path": request.path, "fault": fault.to_json()})
         if fault.drop:
@@ -71,6 +71,14 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
             refusal = fault.response(emulator.faults.config.retry_after)
             emulator.requests.add(request.method, request.path, refusal.status)
             return refusal
+        if fault.after_work:
+            handled = await _answer(request, handler)  # the work is done either way
+            emulator.requests.add(request.method, request.path, handled.status)
+            if fault.lost:
+                request.protocol.force_close()
+                return web.Response()  # never written: the connection is already closed
+            await asyncio.sleep(fault.late or 0.0)
+            return handled
         await asyncio.sleep(fault.delay)
     response = await _answer(request, handler)
     emulator.requests.add(request.method, request.path, response.status)

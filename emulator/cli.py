@@ -52,7 +52,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--webhook-retry-interval", type=float, default=10.0, metavar="S", help=RETRY_INTERVAL)
     add("--public-base-url", metavar="URL", help=PUBLIC_BASE_URL)
     faults = parser.add_argument_group("fault injection (rates per API request, 0..1)")
-    for name in ("429", "500", "503", "drop", "slow"):
+    for name in ("429", "500", "503", "drop", "slow", "lost"):
         faults.add_argument(f"--fault-{name}", type=_rate, default=0.0, metavar="RATE")
     faults.add_argument("--retry-after", type=int, default=1, metavar="S", help=RETRY_AFTER)
     faults.add_argument("--slow-seconds", type=float, default=2.0, metavar="S", help=SLOW)
@@ -66,6 +66,7 @@ def build_config(args: argparse.Namespace, api_key: str) -> EmulatorConfig:
         rate_503=args.fault_503,
         rate_drop=args.fault_drop,
         rate_slow=args.fault_slow,
+        rate_lost=args.fault_lost,
         retry_after=args.retry_after,
         slow_seconds=args.slow_seconds,
         seed=args.seed,

@@ -24,6 +24,7 @@ class FaultConfig:
     rate_503: float = 0.0
     rate_drop: float = 0.0
     rate_slow: float = 0.0
+    rate_lost: float = 0.0  # handled, then the answer is lost
     retry_after: int = 1
     slow_seconds: float = 2.0
     seed: int | None = None
@@ -48,6 +49,7 @@ class FaultConfig:
             "503": self.rate_503,
             "drop": self.rate_drop,
             "slow": self.rate_slow,
+            "lost": self.rate_lost,
         }
 
 

@@ -4,7 +4,11 @@ A queued fault applies to the next API request whose path starts with its `path`
 (default "/"); queued faults are used up in order. Otherwise, the rates decide, with one
 uniform draw per request. Error bodies follow the spec's `responses` section: 429 carries
 `Retry-After` and `{"error": "Too Many Requests"}`, 500 `{"error": "Internal Server Error"}`;
-503 and 504 have no body (the spec defines none). A drop closes the connection unanswered.
+503 and 504 have no body (the spec defines none). A drop closes the connection unanswered,
+before the request is handled. Two faults hit after the work is done, as a real network
+does to a client that cannot tell: `lost` handles the request (a transcript is created)
+and then closes the connection unanswered; `late` handles it, then waits `late` seconds
+before answering (long enough to kill the client in between).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from .config import FaultConfig
 
 _BODIES = {429: "Too Many Requests", 500: "Internal Server Error"}
 _EMPTY = frozenset({502, 503, 504})
-_FAULT_KEYS = frozenset({"status", "retry_after", "drop", "delay", "path"})
+_FAULT_KEYS = frozenset(
+    {"status", "retry_after", "drop", "delay", "lost", "late", "path", "method"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,17 @@ class Fault:
     drop: bool = False
     delay: float = 0.0
     path: str = "/"
+    #: handled, then the answer is lost (the connection closes unanswered)
+    lost: bool = False
+    #: handled, then answered this many seconds later
+    late: float | None = None
+    #: only requests with this method (None: any)
+    method: str | None = None
+
+    @property
+    def after_work(self) -> bool:
+        """Whether the request is handled before the fault applies."""
+        return self.lost or self.late is not None
 
     @classmethod
     def from_json(cls, data: Any) -> Fault:
@@ -41,8 +58,20 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
         status, drop, delay = data.get("status"), data.get("drop", False), data.get("delay")
-        if sum((status is not None, drop is True, delay is not None)) != 1:
-            raise ValueError('a fault needs exactly one of "status", "drop": true, "delay"')
+        lost, late = data.get("lost", False), data.get("late")
+        kinds = (
+            status is not None,
+            drop is True,
+            delay is not None,
+            lost is True,
+            late is not None,
+        )
+        if sum(kinds) != 1:
+            raise ValueError(
+                'a fault needs exactly one of "status", "drop": true, "delay", "lost": true, "late"'
+            )
+        if late is not None and (not isinstance(late, int | float) or late < 0):
+            raise ValueError("late must be a non-negative number of seconds")
         if status is not None and (
             not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599
         ):
@@ -55,16 +84,32 @@ class Fault:
         path = data.get("path", "/")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError('path must be a string starting with "/"')
-        return cls(status, retry_after, drop is True, float(delay or 0.0), path)
+        method = data.get("method")
+        if method is not None and method not in ("GET", "POST", "DELETE", "PUT"):
+            raise ValueError("method must be GET, POST, PUT or DELETE")
+        return cls(
+            status,
+            retry_after,
+            drop is True,
+            float(delay or 0.0),
+            path,
+            lost is True,
+            None if late is None else float(late),
+            method,
+        )
 
     def to_json(self) -> dict[str, Any]:
         if self.drop:
             kind: dict[str, Any] = {"drop": True}
+        elif self.lost:
+            kind = {"lost": True}
+        elif self.late is not None:
+            kind = {"late": self.late}
         elif self.status is not None:
             kind = {"status": self.status, "retry_after": self.retry_after}
         else:
             kind = {"delay": self.delay}
-        return kind | {"path": self.path}
+        return kind | {"path": self.path} | ({"method": self.method} if self.method else {})
 
     def response(self, default_retry_after: int) -> web.Response:
         """The error answer of a status fault."""
@@ -96,10 +141,10 @@ class FaultInjector:
         self._queue.clear()
         self.configure_rates(FaultConfig())
 
-    def next_for(self, path: str) -> Fault | None:
+    def next_for(self, path: str, method: str = "GET") -> Fault | None:
         """The fault to apply to a request for `path`, if any; queued faults first."""
         for index, fault in enumerate(self._queue):
-            if path.startswith(fault.path):
+            if path.startswith(fault.path) and fault.method in (None, method):
                 return self._queue.pop(index)
         rates = self.config.rates()
         if not any(rates.values()):
@@ -109,6 +154,8 @@ class FaultInjector:
             if draw < rate:
                 if kind == "drop":
                     return Fault(drop=True)
+                if kind == "lost":
+                    return Fault(lost=True)
                 if kind == "slow":
                     return Fault(delay=self.config.slow_seconds)
                 return Fault(status=int(kind), retry_after=self.config.retry_after)
@@ -129,7 +176,9 @@ def rates_config(current: FaultConfig, body: Mapping[str, Any]) -> FaultConfig:
     """A FaultConfig from the control endpoint's `rates`/`seed`/... keys over `current`."""
     rates = body.get("rates") or {}
     if not isinstance(rates, dict) or set(rates) - set(current.rates()):
-        raise ValueError('rates must be an object with keys "429", "500", "503", "drop", "slow"')
+        raise ValueError(
+            'rates must be an object with keys "429", "500", "503", "drop", "slow", "lost"'
+        )
     merged = current.rates() | rates
     for value in merged.values():
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -143,6 +192,7 @@ def rates_config(current: FaultConfig, body: Mapping[str, Any]) -> FaultConfig:
         rate_503=float(merged["503"]),
         rate_drop=float(merged["drop"]),
         rate_slow=float(merged["slow"]),
+        rate_lost=float(merged["lost"]),
         retry_after=int(body.get("retry_after", current.retry_after)),
         slow_seconds=float(body.get("slow_seconds", current.slow_seconds)),
         seed=seed,

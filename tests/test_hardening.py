@@ -4,7 +4,9 @@ without JSON. Each refusal reaches the person with a reason; nothing else is los
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.jobs import JobState
 from bot.urls import UrlPolicy
-from tests.emulator_server import local_server
+from tests.audio import make_dialogue
+from tests.emulator_server import EmulatorServer, local_server
 from tests.fakes.slack import (
     ALICE,
     BOT_USER_ID,
@@ -25,6 +29,8 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_events import SignedRequest, sign
 from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
+from tests.recording import file_intake, url_intake
+from tests.test_engine import make_harness
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
 
@@ -167,3 +173,55 @@ async def test_signed_junk_is_a_400_never_a_500(bot: SlackBot) -> None:
     form = "application/x-www-form-urlencoded"
     assert await post(bot, form_without_json, signed(form_without_json, form)) == 400
     assert [a.status for a in bot.fake.app_responses] == [400, 400, 400]
+
+
+# -- one billed transcript per job ------------------------------------------------------
+
+
+def transcripts_at(emulator: EmulatorServer) -> list[dict[str, Any]]:
+    """Every transcript the emulator made (what AssemblyAI would bill)."""
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{emulator.base_url}/v2/transcript?limit=200",
+            headers={"Authorization": emulator.api_key},
+        )
+    ) as answer:
+        listed: list[dict[str, Any]] = json.load(answer)["transcripts"]
+    return [t for t in listed if t["audio_url"] != "http://deleted_by_user"]
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+async def test_lost_submit_answers_make_no_second_transcript(
+    tmp_path: Path, emulator: EmulatorServer, media_server: Any, kind: str
+) -> None:
+    """30 % of the answers to `POST /v2/transcript` are lost after AssemblyAI made the
+    transcript: every job is delivered once, and AssemblyAI holds one transcript per job."""
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    data = sample.path.read_bytes()
+    count = 20
+    emulator.inject(*[{"lost": True, "path": "/v2/transcript", "method": "POST"}] * 6)
+    async with make_harness(tmp_path, emulator, per_user=100, per_channel=100) as harness:
+        for n in range(count):
+            if kind == "file":
+                harness.platform.add_file(f"F{n}", data)
+                record = file_intake(f"F{n}", len(data), message=f"1700000000.{n:06d}")
+            else:
+                url = media_server(sample.path)
+                record = url_intake(url, message=f"1700000000.{n:06d}")
+            await harness.engine.intake(record)
+        await harness.drain(60)
+        jobs = await harness.store.recent(100)
+        results = harness.platform.results()
+
+    posts = [
+        r for r in emulator.requests() if r["path"] == "/v2/transcript" and r["method"] == "POST"
+    ]
+    # Six answers were lost, and each of those jobs found its transcript instead of asking
+    # again: one POST, and one transcript, per job.
+    assert emulator.set_faults()["queue"] == []
+    assert len(posts) == count
+    made = transcripts_at(emulator)
+    assert len(made) == count
+    assert sorted(t["id"] for t in made) == sorted(j.transcript_id for j in jobs)
+    assert {j.state for j in jobs} == {JobState.DELIVERED}
+    assert sorted(r.key for r in results) == sorted(f"{j.id}:result" for j in jobs)

@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from bot import assemblyai as aai
 from bot import messages, render
@@ -39,7 +40,7 @@ from bot.jobs import DeliveryStep, FileSource, Job, JobFields, JobState, JobStor
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
-from bot.transcript import Transcript, TranscriptStatus
+from bot.transcript import Transcript, TranscriptListItem, TranscriptStatus
 from bot.urls import UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
@@ -102,31 +103,57 @@ class StepContext:
 
 
 async def submit(ctx: StepContext, job: Job) -> None:
-    """Hand the audio to AssemblyAI and release the job until its first poll."""
+    """Hand the audio to AssemblyAI and release the job until its first poll.
+
+    Creating a transcript is not idempotent, and an answer can be lost after AssemblyAI
+    made (and billed) the transcript, or the bot can be killed in between. So the audio URL
+    handed over carries the job's id (an upload URL is unique already; a link gets it in
+    its fragment, which no server sees), and it is stored, with the time, before the
+    request. A job whose last submission has no recorded answer first looks for its
+    transcript at AssemblyAI (`GET /v2/transcript`, newest first) and adopts it.
+    """
     await ctx.feedback.announce(job)
+    if job.submit_started_at is not None and job.audio_url is not None:
+        found = await _recover(ctx, job)
+        if found is not None:
+            log.info("job %s: adopting transcript %s from a lost answer", job.id, found.id)
+            await _submitted(ctx, job, found.id, found.status)
+            return
     audio_url = await _link_for(ctx, job)
     if audio_url is None:
         job = await ctx.moved(job, TO_SUBMIT, JobState.FETCHING)
         await ctx.feedback.status(job, messages.status_uploading(), force=True)
         audio_url = await _upload(ctx, job)
+    else:
+        audio_url = marked(audio_url, job.id)
+    job = await ctx.moved(
+        job, job.state, job.state, audio_url=audio_url, submit_started_at=ctx.store.now()
+    )
     options = transcript_options(job, ctx.settings)
     with _timed(ctx, "submit"):
         try:
             transcript = await ctx.client.submit(audio_url, options)
         except AssemblyAIError as exc:
             raise classify(exc) from exc
+    await _submitted(ctx, job, transcript.id, transcript.status)
+
+
+async def _submitted(
+    ctx: StepContext, job: Job, transcript_id: str, status: TranscriptStatus
+) -> None:
     delay = ctx.schedule.next_delay(
-        elapsed=0.0, polls=0, duration=job.audio_duration, status=transcript.status
+        elapsed=0.0, polls=0, duration=job.audio_duration, status=status
     )
     now = ctx.store.now()
     job = await ctx.moved(
         job,
         TO_SUBMIT,
         JobState.SUBMITTED,
-        transcript_id=transcript.id,
+        transcript_id=transcript_id,
         attempts=0,
         polls=0,
         submitted_at=now,
+        submit_started_at=None,
         next_attempt_at=now + timedelta(seconds=delay),
     )
     await ctx.feedback.status(job, messages.status_transcribing(0.0), force=True)
@@ -136,6 +163,52 @@ async def submit(ctx: StepContext, job: Job) -> None:
     await ctx.store.queue.transition(
         job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
     )
+
+
+#: How far back the search for a lost submission looks, besides the clocks' skew.
+RECOVERY_PAGES: Final = 5
+RECOVERY_SKEW: Final = timedelta(minutes=10)
+
+
+async def _recover(ctx: StepContext, job: Job) -> TranscriptListItem | None:
+    """The transcript an unanswered submission of `job` made, if AssemblyAI has one; any
+    further ones (several lost answers) are orphans, deleted so that nothing is billed
+    twice for nothing."""
+    assert job.submit_started_at is not None
+    since = job.submit_started_at - RECOVERY_SKEW
+    found: list[TranscriptListItem] = []
+    before: str | None = None
+    try:
+        for _page in range(RECOVERY_PAGES):
+            page = await ctx.client.list(limit=100, before_id=before)
+            items = page.transcripts
+            found += [t for t in items if t.audio_url == job.audio_url]
+            if not items or len(items) < page.limit or _created(items[-1]) < since:
+                break
+            before = items[-1].id
+    except AssemblyAIError as exc:
+        raise classify(exc) from exc
+    if not found:
+        return None
+    keep, *orphans = sorted(found, key=_created)
+    for orphan in orphans:
+        log.warning("job %s: deleting transcript %s, a second one for it", job.id, orphan.id)
+        await _delete_transcript(ctx, orphan.id)
+    return keep
+
+
+def _created(item: TranscriptListItem) -> datetime:
+    moment = datetime.fromisoformat(item.created)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def marked(url: str, job_id: str) -> str:
+    """`url` carrying the job's id in its fragment (servers never see a fragment, and
+    AssemblyAI keeps the URL as given), so the job's transcript can be found by it."""
+    parts = urlsplit(url)
+    marker = f"threadscribe-job={job_id}"
+    fragment = f"{parts.fragment}&{marker}" if parts.fragment else marker
+    return urlunsplit(parts._replace(fragment=fragment))
 
 
 async def _link_for(ctx: StepContext, job: Job) -> str | None:

@@ -194,5 +194,7 @@ def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, An
         "lease_expires_at": None,
         "transcript_id": None,
         "submitted_at": None,
+        "audio_url": None,
+        "submit_started_at": None,
         "last_error": None,
     }

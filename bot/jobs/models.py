@@ -102,6 +102,8 @@ class JobRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     polls: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    audio_url: Mapped[str | None] = mapped_column(Text)
+    submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
@@ -159,6 +161,8 @@ def job_of(row: JobRow) -> Job:
         dedupe_key=row.dedupe_key,
         polls=row.polls,
         submitted_at=row.submitted_at,
+        audio_url=row.audio_url,
+        submit_started_at=row.submit_started_at,
     )
 
 

@@ -297,6 +297,10 @@ class Job:
     polls: int = 0
     #: when AssemblyAI accepted the transcript (for the poll schedule, across restarts)
     submitted_at: datetime | None = None
+    #: the audio URL handed to AssemblyAI (marked with the job's id), and when that
+    #: submission began: while set and unanswered, a lost answer is looked for first
+    audio_url: str | None = None
+    submit_started_at: datetime | None = None
 
     def step_posted(self, step: DeliveryStep) -> str | None:
         """The id of the message posted for `step`, None if it was not posted yet."""
@@ -311,6 +315,8 @@ class JobFields(TypedDict, total=False):
     attempts: int
     polls: int
     submitted_at: datetime | None
+    audio_url: str | None
+    submit_started_at: datetime | None
     next_attempt_at: datetime
     audio_duration: float | None
     direct_failed: bool
