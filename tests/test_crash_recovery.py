@@ -168,13 +168,17 @@ STAGES = [
     ("unacknowledged", "link"),  # engine.intake() returned; the ack is held
     ("after intake", "link"),  # acknowledged; the status post is held, nothing submitted
     ("before submit", "file"),  # fetching: the private file's stream held mid-upload
+    ("answer in flight", "link"),  # AssemblyAI made the transcript; its answer is held
+    ("answer in flight", "file"),  # the same after an upload
     ("after submit", "link"),  # submitted: AssemblyAI is processing it
     ("before delivery", "file"),  # completed: the result post held before it is recorded
     ("during delivery", "link"),  # the platform recorded the result; its answer is held
 ]
 
 
-@pytest.mark.parametrize(("stage", "source"), STAGES, ids=[stage for stage, _ in STAGES])
+@pytest.mark.parametrize(
+    ("stage", "source"), STAGES, ids=[f"{stage} ({source})" for stage, source in STAGES]
+)
 async def test_kill_9_then_restart_delivers_exactly_once(
     stage: str,
     source: str,
@@ -203,6 +207,9 @@ async def test_kill_9_then_restart_delivers_exactly_once(
         "after intake": lambda: recorder.hold_post(":status"),
         "before submit": lambda: recorder.hold_file("F1"),
         "after submit": lambda: None,
+        "answer in flight": lambda: emulator.inject(
+            {"late": 60, "path": "/v2/transcript", "method": "POST"}
+        ),
         "before delivery": lambda: recorder.hold_post(":result"),
         "during delivery": lambda: recorder.hold_post(":result", answer=True),
     }[stage]()
@@ -218,6 +225,10 @@ async def test_kill_9_then_restart_delivers_exactly_once(
     elif stage == "after submit":
         await until(lambda: jobs.state(record) == JobState.SUBMITTED)
         assert len(transcript_posts(emulator)) == 1
+    elif stage == "answer in flight":
+        # The transcript exists at AssemblyAI (and is billed); the bot has not heard.
+        await until(lambda: len(transcript_posts(emulator)) == 1)
+        assert jobs.state(record) in (JobState.RECEIVED, JobState.FETCHING)
     else:
         assert hold is not None
         await hold.wait()
@@ -232,7 +243,9 @@ async def test_kill_9_then_restart_delivers_exactly_once(
     if stage == "during delivery":
         assert len(recorder.results()) == 1  # the platform shows it; the bot has no id
     await bot.kill()
-    if hold is not None:
+    if stage == "answer in flight":
+        emulator.clear_faults()
+    elif hold is not None:
         await recorder.until(lambda: hold.abandoned)  # the platform saw the bot go
         hold.release()
     assert len(jobs.all()) == 1
