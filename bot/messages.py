@@ -77,6 +77,17 @@ def _minutes(seconds: float) -> str:
     return f"{minutes / 60:g} h" if minutes >= 120 else f"{minutes:g} min"
 
 
+def download_stalled(platform: str, seconds: float) -> str:
+    return (
+        f"the download from {platform} stalled (nothing for too long, {seconds:.0f} s in "
+        "all): trying again later"
+    )
+
+
+def upload_stalled(seconds: float) -> str:
+    return f"the upload to AssemblyAI stalled ({seconds:.0f} s in all): trying again later"
+
+
 def too_large(size: float, limit: float) -> str:
     return f"that file is {_megabytes(size)}; this workspace's limit is {_megabytes(limit)}"
 

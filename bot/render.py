@@ -271,8 +271,11 @@ def render(
     *,
     paragraphs: Sequence[Span] | None = None,
     summary: Summary | None = None,
+    transcribed_up_to: float | None = None,
 ) -> Document:
     """Render a completed transcript. `summary` is the AI summary, when one was asked for.
+    `transcribed_up_to`: seconds of the recording transcribed, when a limit cut it short
+    (the header then says "first 4:00:00 of 10:12:33").
 
     A transcript without speech (AssemblyAI's `text` "" and no words, for silence or a
     tone) renders as the header and one NO_SPEECH line: no speaker section, and no AI
@@ -288,6 +291,8 @@ def render(
         body, separator = paragraph_lines(transcript, paragraphs), "\n\n"
     seconds = _duration_seconds(transcript)
     duration = format_duration(seconds) if seconds is not None else None
+    if transcribed_up_to is not None and seconds is not None and seconds > transcribed_up_to:
+        duration = f"first {format_duration(transcribed_up_to)} of {duration}"
     language = language_name(transcript.language_code)
     if not body:
         summary = None  # an AI summary of nothing could only be made up

@@ -4,6 +4,7 @@ without JSON. Each refusal reaches the person with a reason; nothing else is los
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import urllib.request
@@ -178,6 +179,17 @@ async def test_signed_junk_is_a_400_never_a_500(bot: SlackBot) -> None:
 # -- one billed transcript per job ------------------------------------------------------
 
 
+def transcript_json(emulator: EmulatorServer, transcript_id: str) -> dict[str, Any]:
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{emulator.base_url}/v2/transcript/{transcript_id}",
+            headers={"Authorization": emulator.api_key},
+        )
+    ) as answer:
+        found: dict[str, Any] = json.load(answer)
+    return found
+
+
 def transcripts_at(emulator: EmulatorServer) -> list[dict[str, Any]]:
     """Every transcript the emulator made (what AssemblyAI would bill)."""
     with urllib.request.urlopen(
@@ -225,3 +237,87 @@ async def test_lost_submit_answers_make_no_second_transcript(
     assert sorted(t["id"] for t in made) == sorted(j.transcript_id for j in jobs)
     assert {j.state for j in jobs} == {JobState.DELIVERED}
     assert sorted(r.key for r in results) == sorted(f"{j.id}:result" for j in jobs)
+
+
+# -- limits that hold for every source ---------------------------------------------------
+
+
+async def test_a_stalled_download_is_bounded_blamed_on_slack_and_frees_its_slot(
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """One slot towards AssemblyAI; the first file stalls after its headers. It gives up
+    within its time budget, says Slack stalled (not AssemblyAI), and the good file behind
+    it gets the slot meanwhile."""
+    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+    config = replace(
+        FAST_ENGINE, concurrency=1, transfer_floor=0.5, transfer_min_rate=1e12, max_attempts=2
+    )
+    async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=config) as bot:
+        stuck = fake_slack.add_file("stuck.wav", sample.path.read_bytes())
+        fake_slack.stall_download(stuck, after=1000)
+        good = fake_slack.add_file("good.wav", sample.path.read_bytes())
+        first = fake_slack.events.file_share(GENERAL, ALICE, [stuck])
+        second = fake_slack.events.file_share(GENERAL, ALICE, [good])
+        await send(bot, first)
+        await send(bot, second)
+        async with asyncio.timeout(30):
+            await bot.engine.run_until_idle()
+        jobs = {job.options.title: job for job in await bot.jobs()}
+
+    assert jobs["good.wav"].state is JobState.DELIVERED
+    stuck_job = jobs["stuck.wav"]
+    assert stuck_job.state is JobState.DELIVERED  # as a failure told in the thread
+    assert (
+        stuck_job.last_error is not None and "download from Slack stalled" in stuck_job.last_error
+    )
+    assert "AssemblyAI" not in stuck_job.last_error
+    [told] = [
+        m.text
+        for m in fake_slack.bot_messages(GENERAL, thread_ts=first["event"]["ts"])
+        if m.text.startswith("Sorry")
+    ]
+    assert "the download from Slack stalled" in told and "Error(" not in told
+    # The good file did not wait for the stuck one's retries: it was done first.
+    assert jobs["good.wav"].updated_at < stuck_job.updated_at
+
+
+async def test_max_file_mb_holds_on_the_bytes_actually_streamed(
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Slack says the file is small; it streams 3 MB: refused with the size seen, and the
+    upload to AssemblyAI stops there."""
+    config = replace(FAST_ENGINE, max_file_bytes=2_000_000)
+    async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=config) as bot:
+        file = fake_slack.add_file("liar.wav", b"RIFF" + b"\0" * 3_000_000)
+        payload = fake_slack.file_dict(file) | {"size": 1000}
+        envelope = fake_slack.events.file_share(GENERAL, ALICE, [file])
+        envelope["event"]["files"] = [payload]
+        await send(bot, envelope)
+        async with asyncio.timeout(30):
+            await bot.engine.run_until_idle()
+        [job] = await bot.jobs()
+    assert job.state is JobState.DELIVERED and job.last_error is not None
+    assert job.last_error.startswith("that file is 2.0 MB") or "MB" in job.last_error
+    assert "limit is 2.0 MB" in job.last_error
+    assert not [r for r in emulator.requests() if r["path"] == "/v2/transcript"]
+
+
+async def test_a_link_of_unknown_length_is_transcribed_up_to_the_limit(
+    tmp_path: Path, emulator: EmulatorServer, media_server: Any
+) -> None:
+    """MAX_DURATION_MINUTES holds for a link, whose length nobody knows before AssemblyAI
+    fetches it: the submission stops at the limit, and the result says so."""
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    async with make_harness(tmp_path, emulator, max_duration=4.0) as harness:
+        outcome = await harness.engine.intake(url_intake(media_server(sample.path)))
+        await harness.drain(30)
+        assert outcome.job is not None
+        [result] = harness.platform.results(outcome.job.id)
+        job = await harness.store.get(outcome.job.id)
+    assert job is not None and job.transcript_id is not None
+    at_assemblyai = transcript_json(emulator, job.transcript_id)
+    assert at_assemblyai["audio_end_at"] == 4000  # billed up to the limit, no further
+    assert max(w["end"] for w in at_assemblyai["words"]) <= 4000
+    header = result.text.splitlines()[0]
+    total = round(sample.duration)
+    assert f"first 0:04 of 0:{total:02d}" in header, header

@@ -11,6 +11,7 @@ AssemblyAI's errors are classified here into those outcomes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot import assemblyai as aai
 from bot import messages, render
-from bot.chat import ChatPlatform, Post, Reaction
+from bot.chat import ChatPlatform, FileStream, Post, Reaction
 from bot.config import Secret
 from bot.engine.feedback import Feedback, Memory, platform_call
 from bot.errors import (
@@ -61,6 +62,15 @@ class StepSettings:
     ai_summary: bool = False
     llm_model: str = DEFAULT_LLM_MODEL
     urls: UrlPolicy = field(default_factory=UrlPolicy)
+    #: seconds of audio transcribed at most (MAX_DURATION_MINUTES); None: no limit
+    max_duration: float | None = None
+    #: a transfer may take `floor` seconds, or as long as `min_rate` bytes a second need
+    transfer_floor: float = 120.0
+    transfer_min_rate: float = 100_000.0
+
+    def transfer_time(self, size: int) -> float:
+        """How long moving `size` bytes may take in all, stalls included."""
+        return max(self.transfer_floor, size / self.transfer_min_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,44 +240,90 @@ async def _link_for(ctx: StepContext, job: Job) -> str | None:
         return None
 
 
-class _TooLarge(Exception):
-    """Raised inside the upload stream, so that the upload stops at the cap."""
+class _Refused(Exception):
+    """Raised inside the upload stream, so that the upload stops where the file is refused
+    (too large, empty) or the platform broke off; `outcome` is what the job is told."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, outcome: Fail | Retry) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+@dataclass(slots=True)
+class _Transfer:
+    """Where an upload stands, to blame the right party when it stalls or breaks."""
+
+    sent: int = 0
+    waiting_on_platform: bool = False
+    refused: Fail | Retry | None = None
 
 
 async def _upload(ctx: StepContext, job: Job) -> str:
+    """Stream the platform's file into AssemblyAI's upload: capped at MAX_FILE_MB on the
+    bytes actually sent, bounded in total time (a stall after the headers must not hold a
+    slot for ever), and a failure blamed on whoever failed: the platform or AssemblyAI."""
     assert isinstance(job.source, FileSource)
-    stream = await platform_call(ctx.platform.open_file(ctx.feedback.where(job), job.source))
+    where = ctx.feedback.where(job)
+    platform = ctx.platform.name.value.capitalize()
+    stream = await platform_call(ctx.platform.open_file(where, job.source))
     limit = ctx.settings.max_file_bytes
     if stream.size is not None and stream.size > limit:
         raise Fail(messages.too_large(stream.size, limit))
-    refused: list[str] = []
+    transfer = _Transfer()
 
     async def capped() -> AsyncIterator[bytes]:
-        sent = 0
-        async for chunk in stream.chunks:
-            sent += len(chunk)
-            if sent > limit:
-                refused.append(messages.too_large(sent, limit))
-                raise _TooLarge(refused[-1])
+        chunks = aiter(stream.chunks)
+        while True:
+            transfer.waiting_on_platform = True
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except PlatformError as exc:
+                transfer.refused = (Retry if exc.retryable else Fail)(exc.message)
+                raise _Refused(transfer.refused) from exc
+            finally:
+                transfer.waiting_on_platform = False
+            transfer.sent += len(chunk)
+            if transfer.sent > limit:
+                transfer.refused = Fail(messages.too_large(transfer.sent, limit))
+                raise _Refused(transfer.refused)
             yield chunk
-        if sent == 0:
-            refused.append(messages.EMPTY_FILE)
-            raise _TooLarge(messages.EMPTY_FILE)
+        if transfer.sent == 0:
+            transfer.refused = Fail(messages.EMPTY_FILE)
+            raise _Refused(transfer.refused)
 
+    try:
+        return await _send(ctx, stream, capped(), transfer, platform)
+    except Retry:
+        # Give the slot towards AssemblyAI back while waiting to try again.
+        await ctx.moved(job, JobState.FETCHING, JobState.RECEIVED)
+        raise
+
+
+async def _send(
+    ctx: StepContext,
+    stream: FileStream,
+    chunks: AsyncIterator[bytes],
+    transfer: _Transfer,
+    platform: str,
+) -> str:
+    budget = ctx.settings.transfer_time(stream.size or ctx.settings.max_file_bytes)
     with _timed(ctx, "upload"):
         try:
-            return await ctx.client.upload(capped(), size=stream.size)
-        except _TooLarge as exc:
-            raise Fail(exc.message) from exc
+            async with asyncio.timeout(budget):
+                return await ctx.client.upload(chunks, size=stream.size)
+        except _Refused as exc:
+            raise exc.outcome from exc
+        except TimeoutError as exc:
+            if transfer.waiting_on_platform:
+                raise Retry(messages.download_stalled(platform, budget)) from exc
+            raise Retry(messages.upload_stalled(budget)) from exc
         except AssemblyAIError as exc:
-            # The stream itself refused the file (the client reports the broken upload):
-            # what the thread is told is why, recorded before the upload broke off.
-            if refused:
-                raise Fail(refused[0]) from exc
+            # The stream refused the file or broke off (the client reports the broken
+            # upload): what the thread is told is why, recorded when it happened.
+            if transfer.refused is not None:
+                raise transfer.refused from exc
             raise classify(exc) from exc
 
 
@@ -403,8 +459,13 @@ async def _result_post(ctx: StepContext, job: Job) -> Post:
         raise classify(exc) from exc
     wanted = ctx.settings.ai_summary and bool(transcript.words)  # else about nothing
     summary = await _summary(ctx, transcript) if wanted else None
+    up_to = None
+    limit = ctx.settings.max_duration
+    if job.options.audio_end_at is None and limit is not None:
+        # A recording longer than the limit got here only cut at it (see transcript_options).
+        up_to = (job.options.audio_start_from or 0) / 1000 + limit
     try:
-        document = render.render(transcript, summary=summary)
+        document = render.render(transcript, summary=summary, transcribed_up_to=up_to)
         rendered = render.fit(document, ctx.platform.message_limit, srt=srt, vtt=vtt)
     except Exception as exc:
         log.exception("job %s: rendering failed", job.id)
@@ -451,13 +512,18 @@ class _timed:
 def transcript_options(job: Job, settings: StepSettings) -> aai.TranscriptOptions:
     opts = job.options
     webhook = settings.webhook_url if settings.webhook_secret is not None else None
+    end = opts.audio_end_at
+    if end is None and job.audio_duration is None and settings.max_duration is not None:
+        # The length is not known before AssemblyAI fetches it (a link, a file the
+        # platform did not measure): transcribe up to the limit, and bill no more.
+        end = (opts.audio_start_from or 0) + round(settings.max_duration * 1000)
     return aai.TranscriptOptions(
         speech_models=opts.speech_models or settings.speech_models,
         language_code=opts.language_code,
         speaker_labels=opts.speaker_labels,
         speakers_expected=opts.speakers_expected,
         audio_start_from=opts.audio_start_from,
-        audio_end_at=opts.audio_end_at,
+        audio_end_at=end,
         webhook_url=webhook,
         webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
         webhook_auth_header_value=settings.webhook_secret if webhook else None,

@@ -69,6 +69,9 @@ class EngineConfig:
     max_tasks: int = 256  # jobs worked on at once by this process (mostly I/O waits)
     shutdown_grace: float = 20.0
     urls: UrlPolicy = field(default_factory=UrlPolicy)
+    #: an upload may take this long, or as long as this many bytes a second need
+    transfer_floor: float = 120.0
+    transfer_min_rate: float = 100_000.0
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -80,6 +83,9 @@ class EngineConfig:
             ai_summary=self.ai_summary,
             llm_model=self.llm_model,
             urls=self.urls,
+            max_duration=self.max_duration,
+            transfer_floor=self.transfer_floor,
+            transfer_min_rate=self.transfer_min_rate,
         )
 
 

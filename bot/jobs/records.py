@@ -66,7 +66,9 @@ _IN_FLIGHT = frozenset({JobState.RECEIVED, JobState.FETCHING, JobState.SUBMITTED
 
 _NEXT: dict[JobState, frozenset[JobState]] = {
     JobState.RECEIVED: frozenset({JobState.FETCHING, JobState.SUBMITTED, JobState.FAILED}),
-    JobState.FETCHING: frozenset({JobState.SUBMITTED, JobState.FAILED}),
+    # fetching -> received: the transfer stalled or broke off; the job gives its slot
+    # towards AssemblyAI back and waits its turn again.
+    JobState.FETCHING: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.RECEIVED}),
     # submitted -> fetching: AssemblyAI could not fetch a platform file's public link, so
     # the file is streamed into an upload instead.
     JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.FETCHING}),

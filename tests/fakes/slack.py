@@ -366,6 +366,23 @@ class FakeSlack:
         """The next `times` calls of `method` fail with `error` (and HTTP `status`)."""
         self.state.faults.append(Fault(method, times, status, error))
 
+    def stall_download(self, file: SlackFile, after: int) -> None:
+        """Downloads of `file` send their headers and `after` bytes, then nothing more."""
+        self.state.stalls[file.id] = after
+
+    def edge_failure(
+        self,
+        method: str,
+        status: int,
+        body: str,
+        *,
+        content_type: str = "text/plain",
+        times: int = 1,
+    ) -> None:
+        """The next `times` calls of `method` get an answer that is not Slack's JSON: its
+        edge's `text/plain` 503 while overloaded, a proxy's HTML 502."""
+        self.state.faults.append(Fault(method, times, status, raw=(content_type, body)))
+
     # ---------------------------------------------------------------- the record
 
     def calls(self, method: str | None = None) -> list[ApiCall]:

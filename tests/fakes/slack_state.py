@@ -438,6 +438,8 @@ class Fault:
     status: int = 200
     error: str = "internal_error"
     retry_after: int | None = None
+    #: an answer that is not Slack's JSON, as its edge or a proxy sends one: (type, body)
+    raw: tuple[str, str] | None = None
 
 
 class SlackState:
@@ -450,6 +452,8 @@ class SlackState:
         self.response_urls: dict[str, ResponseUrl] = {}  # by path
         self.faults: list[Fault] = []
         self.delays: dict[str, float] = {}  # method -> seconds to wait before answering
+        #: file id -> bytes served before the download stalls (headers sent, then nothing)
+        self.stalls: dict[str, int] = {}
         # the record
         self.calls: list[ApiCall] = []
         self.uploads: list[UploadedFile] = []
@@ -518,9 +522,10 @@ class SlackState:
             if not m.deleted and (m.ts == thread_ts or m.thread_ts == thread_ts)
         ]
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, *, raw: bool = False) -> Fault | None:
+        """The next fault for `method`: one answered by the edge (`raw`), or by the API."""
         for fault in self.faults:
-            if fault.method == method and fault.remaining > 0:
+            if fault.method == method and fault.remaining > 0 and (fault.raw is not None) == raw:
                 fault.remaining -= 1
                 return fault
         return None
