@@ -321,3 +321,77 @@ async def test_a_link_of_unknown_length_is_transcribed_up_to_the_limit(
     header = result.text.splitlines()[0]
     total = round(sample.duration)
     assert f"first 0:04 of 0:{total:02d}" in header, header
+
+
+# -- one bad item never loses the others ------------------------------------------------
+
+
+async def test_a_bad_link_or_file_is_refused_and_every_other_item_goes_on(
+    bot: SlackBot, media_server: Any, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    good_link = media_server(sample.path)
+    host = good_link.split("/")[2]
+    with_password = f"http://admin:hunter2@{host}/media/{sample.path.name}"
+    fake = bot.fake
+    good_file = fake.add_file("standup.mp3", sample.path.read_bytes())
+    nameless = fake.file_dict(fake.add_file("lost.mp3", sample.path.read_bytes()))
+    nameless.pop("id")
+    envelope = fake.events.file_share(
+        GENERAL, ALICE, [good_file], text=f"<{with_password}> and <{good_link}>"
+    )
+    envelope["event"]["files"].append(nameless)
+
+    await send(bot, envelope)
+
+    titles = sorted(job.options.title or "" for job in await bot.jobs())
+    assert titles == [sample.path.name, "standup.mp3"]
+    ts = envelope["event"]["ts"]
+    [reply] = await fake.until(lambda: fake.bot_messages(GENERAL, thread_ts=ts))
+    assert reply.text.startswith("Sorry, I cannot transcribe some of these:")
+    assert "user name or password" in reply.text and "hunter2" not in reply.text
+    assert "lost.mp3: the platform did not say where the file is" in reply.text
+
+
+async def test_a_message_without_ts_is_refused_not_a_500(bot: SlackBot, media_server: Any) -> None:
+    fake = bot.fake
+    msg = fake.events.post(GENERAL, ALICE, "<https://example.org/a.mp3>")
+    envelope = fake.events.message(msg)
+    del envelope["event"]["ts"]
+
+    await send(bot, envelope)
+
+    assert await bot.jobs() == []
+    [reply] = await fake.until(lambda: fake.bot_messages(GENERAL))
+    assert reply.text.startswith("Sorry, I cannot transcribe this:")
+
+
+# -- platform errors without JSON ----------------------------------------------------------
+
+
+async def test_slack_answering_without_json_is_retried_or_explained(
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path, media_server: Any
+) -> None:
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    async with slack_bot(fake_slack, tmp_path, emulator=emulator) as bot:
+        fake_slack.edge_failure(
+            "conversations.info",
+            502,
+            "<html><h1>502 Bad Gateway</h1></html>",
+            content_type="text/html",
+        )
+        fake_slack.edge_failure("chat.postMessage", 503, "upstream connect error", times=2)
+        form = fake_slack.events.slash_command(
+            media_server(sample.path), channel=GENERAL, user=ALICE
+        )
+        answer = await fake_slack.send_to_app(bot.events_url, fake_slack.events.http_command(form))
+        assert answer.status == 200, answer.text
+        assert "On it" in json.loads(answer.text)["text"]
+        async with asyncio.timeout(30):
+            await bot.engine.run_until_idle()
+        [job] = await bot.jobs()
+    assert job.state is JobState.DELIVERED and job.last_error is not None
+    assert "http_503" in job.last_error  # retried past Slack's edge, and said why
+    posted = [m.text for m in fake_slack.bot_messages(GENERAL)]
+    assert any("Good morning." in text for text in posted)
+    assert not any("Error(" in text or "Traceback" in text for text in posted)
