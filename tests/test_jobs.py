@@ -618,3 +618,54 @@ async def test_naive_datetimes_are_refused(store: JobStore) -> None:
         await store.queue.claim("w", lease_seconds=1, states=[RECEIVED], now=datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="aware"):
         await store.queue.release(job.id, "w", datetime(2025, 1, 1))
+
+
+async def test_the_slot_cap_holds_across_replicas(database_url: str) -> None:
+    """Two replicas claim new jobs at once, each as many as it has room for: together they
+    never start more than the cap, because the slots are counted and the jobs claimed in
+    one serialised step."""
+    stores = [await JobStore.open(database_url) for _ in range(2)]
+    try:
+        for n in range(20):
+            await stores[0].admission.intake(record(n))
+        claimed = await asyncio.gather(
+            *(
+                s.queue.claim_new(f"replica-{i}", lease_seconds=60, cap=5, limit=20)
+                for i, s in enumerate(stores)
+                for _ in range(3)
+            )
+        )
+        assert sum(len(batch) for batch in claimed) == 5
+        assert await stores[1].queue.slots_taken() == 5
+        # A job that moves on keeps its slot; one that is given back frees it.
+        first = claimed[0][0] if claimed[0] else next(b for b in claimed if b)[0]
+        owner = first.lease_owner
+        assert owner is not None
+        await stores[0].queue.transition(first.id, owner, RECEIVED, JobState.FETCHING, release=True)
+        assert await stores[0].queue.claim_new("late", lease_seconds=60, cap=5, limit=5) == []
+        await stores[0].queue.transition(first.id, None, JobState.FETCHING, RECEIVED)
+        assert len(await stores[0].queue.claim_new("late", lease_seconds=60, cap=5, limit=5)) == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_leases_follow_the_databases_clock_on_postgresql(pg_url: str) -> None:
+    """A replica whose clock is an hour fast must not take a job another replica holds:
+    leases are timed by the database, not by each replica's clock."""
+    fast = datetime.now(UTC) + timedelta(hours=1)
+    honest = await JobStore.open(pg_url)
+    skewed = await JobStore.open(pg_url, clock=lambda: fast, database_clock=True)
+    naive = await JobStore.open(pg_url, clock=lambda: fast, database_clock=False)
+    try:
+        job, _ = await honest.admission.intake(record(1))
+        [held] = await honest.queue.claim("honest", lease_seconds=30, states=[RECEIVED])
+        assert held.id == job.id
+        assert await skewed.queue.claim("skewed", lease_seconds=30, states=[RECEIVED]) == []
+        assert await skewed.queue.lease(job.id, "skewed", lease_seconds=30) is None
+        # What the database clock prevents: by its own clock the lease ran out long ago.
+        [stolen] = await naive.queue.claim("naive", lease_seconds=30, states=[RECEIVED])
+        assert stolen.id == job.id
+    finally:
+        for s in (honest, skewed, naive):
+            await s.close()

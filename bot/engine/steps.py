@@ -84,8 +84,6 @@ class StepContext:
     schedule: PollSchedule
     metrics: Metrics
     owner: str
-    #: told whenever a job of ours changed state in the store (slot accounting)
-    on_moved: Callable[[Job], None]
     #: wake the worker's loop (a job became due)
     wake: Callable[[], None]
 
@@ -105,7 +103,6 @@ class StepContext:
         )
         if moved is None:
             raise Lost(job.id)
-        self.on_moved(moved)
         return moved
 
 

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 _UNFINISHED: Final = tuple(state for state in JobState if state is not JobState.DELIVERED)
 _GATED: Final = (JobState.RECEIVED,)
 _UNGATED: Final = tuple(state for state in _UNFINISHED if state not in _GATED)
-_IN_SLOT: Final = (JobState.FETCHING, JobState.SUBMITTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +132,6 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # job id -> the task working on it
         self._side_tasks = TaskSet("engine")
         self._loop_task: asyncio.Task[None] | None = None
-        # Jobs this process took from the queue that have not reached FETCHING/SUBMITTED
-        # in the store yet: they already hold a slot towards AssemblyAI.
-        self._starting: set[str] = set()
 
     def add_platform(self, platform: ChatPlatform) -> None:
         """Register a platform the engine delivers to (before `start()`): the composition
@@ -292,8 +288,8 @@ class Engine:
             self._wake.clear()
 
     async def _free_slots(self) -> int:
-        busy = await self.store.queue.count(*_IN_SLOT)
-        return self.config.concurrency - busy - len(self._starting)
+        """Slots towards AssemblyAI no replica uses (a job leased to start holds one)."""
+        return self.config.concurrency - await self.store.queue.slots_taken()
 
     async def _next_due_in(self) -> float | None:
         """Seconds until a job this process could claim becomes due (None: none waits)."""
@@ -322,17 +318,17 @@ class Engine:
                 platforms=platforms,
             )
             started += self._start_all(jobs)
-        # FIFO towards AssemblyAI: the oldest waiting jobs get the free slots.
-        slots = min(self.config.max_tasks - len(self._tasks), await self._free_slots())
-        if slots > 0:
-            jobs = await queue.claim(
+        # FIFO towards AssemblyAI: the oldest waiting jobs get the free slots, counted and
+        # claimed in one step in the store, so the cap holds across replicas.
+        room = self.config.max_tasks - len(self._tasks)
+        if room > 0:
+            jobs = await queue.claim_new(
                 self.owner,
                 lease_seconds=self.config.lease,
-                states=_GATED,
-                limit=slots,
+                cap=self.config.concurrency,
+                limit=room,
                 platforms=platforms,
             )
-            self._starting.update(job.id for job in jobs)
             started += self._start_all(jobs)
         return started
 
@@ -363,13 +359,8 @@ class Engine:
             schedule=self.schedule,
             metrics=self.metrics,
             owner=self.owner,
-            on_moved=self._moved,
             wake=self._wake.set,
         )
-
-    def _moved(self, job: Job) -> None:
-        if job.state is not JobState.RECEIVED:
-            self._starting.discard(job.id)  # the store counts its slot from now on
 
     async def _run_job(self, job: Job) -> None:
         try:
@@ -387,7 +378,6 @@ class Engine:
         finally:
             if self._tasks.get(job.id) is asyncio.current_task():
                 del self._tasks[job.id]
-            self._starting.discard(job.id)
             self._wake.set()
 
     @staticmethod

@@ -305,10 +305,23 @@ class Database:
     """One engine and its transactions, shared by the store's parts (records, queue,
     admission, settings). Using it after `close()` raises StoreClosed."""
 
-    def __init__(self, engine: AsyncEngine, url: URL, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        url: URL,
+        *,
+        clock: Clock = utcnow,
+        database_clock: bool | None = None,
+    ) -> None:
         self.engine = engine
         self._url = url
         self.clock = clock
+        #: whether leases are timed by the database's clock rather than this process's:
+        #: by default on PostgreSQL (replicas on several machines, whose clocks differ)
+        #: unless a clock is injected; SQLite's replicas share one machine's clock.
+        if database_clock is None:
+            database_clock = engine.dialect.name == "postgresql" and clock is utcnow
+        self.database_clock = database_clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._lifecycle = _Lifecycle.OPEN
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None

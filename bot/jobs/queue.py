@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, Final, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jobs.database import RETURNING, Database
 from bot.jobs.models import JobRow, UTCDateTime, job_of
@@ -51,12 +52,31 @@ log = logging.getLogger(__name__)
 _STEP = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
+#: The lock PostgreSQL replicas take to count the slots towards AssemblyAI and claim
+#: new jobs in one step (any fixed 64-bit number, the same in every replica).
+_GATE_LOCK: Final = 0x7468_7265_6164_6761  # "threadga"
+#: What holds a slot towards AssemblyAI: a job uploading or at AssemblyAI, and a new one
+#: a worker has leased to start it.
+_IN_SLOT: Final = (JobState.FETCHING, JobState.SUBMITTED)
+
+Moment = datetime | ColumnElement[datetime]
+
+
 class JobQueue:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def _now(self, now: datetime | None) -> datetime:
         return aware(now or self._db.clock())
+
+    def _lease_now(self, now: datetime | None) -> Moment:
+        """The time leases are measured against: `now` when given (tests), else the
+        database's clock where replicas may run on several machines, else ours."""
+        if now is not None:
+            return aware(now)
+        if self._db.database_clock:
+            return func.now()
+        return aware(self._db.clock())
 
     async def claim(
         self,
@@ -74,11 +94,74 @@ class JobQueue:
         one claimer only, however many stores (replicas) claim at once. With `platforms`,
         only jobs of those platforms (a replica runs the adapters it is configured for).
         """
-        now = self._now(now)
+        async with self._db.session() as session:
+            return await self._claim(
+                session, owner, lease_seconds, list(states), limit, self._lease_now(now), platforms
+            )
+
+    async def claim_new(
+        self,
+        owner: str,
+        *,
+        lease_seconds: float,
+        cap: int,
+        limit: int,
+        now: datetime | None = None,
+        platforms: Iterable[Platform] | None = None,
+    ) -> list[Job]:
+        """Lease new jobs, oldest first, as many as the `cap` of slots towards AssemblyAI
+        leaves (and `limit` at most). The slots are counted, and the jobs claimed, in one
+        transaction that every replica serialises on, so the cap holds across replicas."""
+        moment = self._lease_now(now)
+        async with self._db.session() as session:
+            if self._db.dialect == "postgresql":
+                await session.execute(select(func.pg_advisory_xact_lock(_GATE_LOCK)))
+            free = cap - await self._slots_taken(session, moment)
+            if free <= 0 or limit <= 0:
+                return []
+            return await self._claim(
+                session,
+                owner,
+                lease_seconds,
+                [JobState.RECEIVED],
+                min(free, limit),
+                moment,
+                platforms,
+            )
+
+    async def slots_taken(self, *, now: datetime | None = None) -> int:
+        """Slots towards AssemblyAI in use, by every replica."""
+        async with self._db.session(write=False) as session:
+            return await self._slots_taken(session, self._lease_now(now))
+
+    @staticmethod
+    async def _slots_taken(session: AsyncSession, moment: Moment) -> int:
+        starting = and_(
+            JobRow.state == JobState.RECEIVED,
+            JobRow.lease_owner.is_not(None),
+            JobRow.lease_expires_at > moment,
+        )
+        query = (
+            select(func.count())
+            .select_from(JobRow)
+            .where(or_(JobRow.state.in_(_IN_SLOT), starting))
+        )
+        return (await session.scalar(query)) or 0
+
+    async def _claim(
+        self,
+        session: AsyncSession,
+        owner: str,
+        lease_seconds: float,
+        states: list[JobState],
+        limit: int,
+        moment: Moment,
+        platforms: Iterable[Platform] | None,
+    ) -> list[Job]:
         due = and_(
-            JobRow.state.in_(list(states)),
-            JobRow.next_attempt_at <= now,
-            free(now),
+            JobRow.state.in_(states),
+            JobRow.next_attempt_at <= moment,
+            free(moment),
             *of_platforms(platforms),
         )
         pick = (
@@ -90,39 +173,37 @@ class JobQueue:
         )
         lease = {
             "lease_owner": owner,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "updated_at": now,
+            "lease_expires_at": moment + timedelta(seconds=lease_seconds),
+            "updated_at": self._db.clock(),
         }
-        async with self._db.session() as session:
-            ids = list((await session.scalars(pick)).all())
-            if not ids:
-                return []
-            # `due` again: the UPDATE is a compare-and-set on its own, whatever the locking.
-            claim = update(JobRow).where(JobRow.id.in_(ids), due).values(lease).returning(JobRow)
-            rows = (await session.scalars(claim, execution_options=RETURNING)).all()
-            jobs = [job_of(row) for row in rows]
-        return sorted(jobs, key=lambda job: (job.created_at, job.id))
+        ids = list((await session.scalars(pick)).all())
+        if not ids:
+            return []
+        # `due` again: the UPDATE is a compare-and-set on its own, whatever the locking.
+        claim = update(JobRow).where(JobRow.id.in_(ids), due).values(lease).returning(JobRow)
+        rows = (await session.scalars(claim, execution_options=RETURNING)).all()
+        return sorted((job_of(row) for row in rows), key=lambda job: (job.created_at, job.id))
 
     async def lease(
         self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
     ) -> Job | None:
         """Lease one job, due or not, if nobody holds it; None if somebody does."""
-        now = self._now(now)
+        moment = self._lease_now(now)
         return await self._update_one(
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.state != JobState.DELIVERED, free(now))
-            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .where(JobRow.id == job_id, JobRow.state != JobState.DELIVERED, free(moment))
+            .values(lease_owner=owner, lease_expires_at=moment + timedelta(seconds=lease_seconds))
         )
 
     async def renew(
         self, job_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
     ) -> Job | None:
         """Extend `owner`'s lease; None if the job is no longer leased to it."""
-        now = self._now(now)
+        moment = self._lease_now(now)
         return await self._update_one(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.lease_owner == owner)
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .values(lease_expires_at=moment + timedelta(seconds=lease_seconds))
         )
 
     async def release(
@@ -169,14 +250,14 @@ class JobQueue:
     ) -> Job | None:
         """Lease a submitted job at once, due now, if nobody holds it (a webhook said its
         transcript is done); None if somebody does or it is no longer submitted."""
-        now = self._now(now)
+        moment = self._lease_now(now)
         return await self._update_one(
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTED, free(now))
+            .where(JobRow.id == job_id, JobRow.state == JobState.SUBMITTED, free(moment))
             .values(
-                next_attempt_at=now,
+                next_attempt_at=self._now(now),
                 lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_expires_at=moment + timedelta(seconds=lease_seconds),
             )
         )
 
@@ -262,8 +343,8 @@ class JobQueue:
     ) -> datetime | None:
         """When the next job in `states` becomes claimable (its attempt is due and its
         lease, if any, has run out); None when there is no such job."""
-        now = self._now(now)
-        held = and_(JobRow.lease_owner.is_not(None), JobRow.lease_expires_at > now)
+        moment = self._lease_now(now)
+        held = and_(JobRow.lease_owner.is_not(None), JobRow.lease_expires_at > moment)
         later = func.greatest if self._db.dialect == "postgresql" else func.max  # of two values
         ready_at = case(
             (held, later(JobRow.next_attempt_at, JobRow.lease_expires_at)),
@@ -282,7 +363,7 @@ class JobQueue:
             return None if row is None else job_of(row)
 
 
-def free(now: datetime) -> ColumnElement[bool]:
+def free(now: Moment) -> ColumnElement[bool]:
     """Nobody holds the job: no lease, or one that has run out."""
     return or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at <= now)
 

@@ -63,12 +63,14 @@ class JobStore:
         url: str | URL = DEFAULT_DATABASE_URL,
         *,
         clock: Clock = utcnow,
+        database_clock: bool | None = None,
         connect_timeout: float = 10.0,
         busy_timeout: float = 30.0,
     ) -> JobStore:
         """Connect, create or upgrade the schema, and return a ready store.
 
-        Raises `InvalidDatabaseURL` for a URL that cannot work, `DatabaseUnavailable`
+        `database_clock`: time leases by the database's clock (default: on PostgreSQL,
+        unless a `clock` is given). Raises `InvalidDatabaseURL` for a URL that cannot work, `DatabaseUnavailable`
         when the database cannot be reached or opened, `SchemaTooNew` when a newer
         release has already upgraded it.
         """
@@ -83,7 +85,7 @@ class JobStore:
         except BaseException:
             await engine.dispose()
             raise
-        store = cls(Database(engine, parsed, clock=clock))
+        store = cls(Database(engine, parsed, clock=clock, database_clock=database_clock))
         log.info("job store open", extra={"database": store.url})
         return store
 
