@@ -295,6 +295,11 @@ class Adapter(ChatPlatform, Protocol):
         """HTTP routes to mount on the bot's web server (Slack HTTP mode, OAuth)."""
         ...
 
+    async def connected(self) -> bool | None:
+        """Whether the connection the adapter keeps to its platform (Socket Mode, the
+        gateway) is up; None when it keeps none (Slack's HTTP mode). For /readyz."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None:

@@ -37,6 +37,12 @@ class Metrics:
             registry=r,
         )
         self.polls = Counter("threadscribe_polls", "Transcript status polls made", registry=r)
+        self.ready = Gauge(
+            "threadscribe_ready",
+            "1 where a readiness check passes, 0 where it fails (as /readyz last found)",
+            ["check"],
+            registry=r,
+        )
         self.webhooks = Counter(
             "threadscribe_webhooks", "AssemblyAI webhooks that woke a waiting job", registry=r
         )

@@ -35,6 +35,7 @@ from bot.config import Secret, Settings, speech_model_warnings
 from bot.doctor import Check
 from bot.engine import Engine, EngineConfig
 from bot.errors import ConfigError
+from bot.health import Health
 from bot.intake import Intake
 from bot.jobs import JobStore
 from bot.jobs.database import make_engine, parse_database_url
@@ -129,11 +130,19 @@ def compose(
     config: EngineConfig,
     metrics: Metrics | None = None,
     schedule: PollSchedule | None = None,
+    health: Health | None = None,
 ) -> tuple[Engine, Intake, list[Adapter]]:
     """The engine, the core adapters talk to, and the adapters, wired together (no I/O):
     the engine first, the core on it, each adapter with the core, then each adapter
     registered with the engine as the platform it delivers to."""
-    engine = Engine(store, client, config=config, metrics=metrics or Metrics(), schedule=schedule)
+    engine = Engine(
+        store,
+        client,
+        config=config,
+        metrics=metrics or Metrics(),
+        schedule=schedule,
+        health=health or Health(grace=float(settings.readiness_grace_seconds)),
+    )
     core = Intake(
         engine,
         store,

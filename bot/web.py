@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.engine import WEBHOOK_HEADER, Engine
 from bot.errors import StoreError
+from bot.health import Connected
 from bot.jobs import JobState
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready, or 503 naming each failing check (bot/health.py); never a detail beyond that:
+    the route is unauthenticated, the details go to the log."""
     engine = request.app[ENGINE_KEY]
-    try:
-        await engine.store.ping()
-    except StoreError as exc:
-        # Unauthenticated route: the details go to the log, not to whoever asks.
-        log.warning("readiness: %s", exc)
-        return web.json_response({"status": "unavailable", "store": "unreachable"}, status=503)
+    platforms = [p for p in engine.platforms.values() if isinstance(p, Connected)]
+    problems = await engine.health.problems(engine.store, platforms)
+    checks = ["database", "assemblyai", *(str(getattr(p.name, "value", p.name)) for p in platforms)]
+    for check in checks:
+        engine.metrics.ready.labels(check).set(0 if check in problems else 1)
+    if problems:
+        log.warning("not ready: %s", ", ".join(f"{k}: {v}" for k, v in problems.items()))
+        return web.json_response({"status": "unavailable", "checks": dict(problems)}, status=503)
     return web.json_response({"status": "ready"})
 
 

@@ -1,6 +1,7 @@
 """Starting and stopping the adapter: login, command registration, the gateway, and the
 one-line errors an operator gets for a bad token or a missing intent."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ async def test_start_logs_in_registers_commands_and_connects(
         session = fake_discord.gateway.session()
         wanted = Intent.GUILDS | Intent.GUILD_MESSAGES | Intent.DIRECT_MESSAGES
         assert session.intents == wanted | Intent.MESSAGE_CONTENT
-        assert bot.adapter.client.is_ready() and bot.adapter.healthy
+        assert bot.adapter.client.is_ready() and await bot.adapter.connected()
         commands = {(c["name"], c["type"]) for c in fake_discord.commands(guild)}
         assert commands == {("transcribe", 1), ("transcribe-settings", 1), ("Transcribe", 3)}
         assert fake_discord.commands(None) == []  # DISCORD_DEV_GUILD: that server only
@@ -142,7 +143,7 @@ async def test_stop_takes_no_more_triggers_but_posting_still_works(
         channel = bot.adapter.client.get_partial_messageable(fake_discord.world.general.id)
         await channel.send("REST still works after stop()")
     await bot.adapter.close()  # idempotent
-    assert bot.adapter.client.is_closed() and not bot.adapter.healthy
+    assert bot.adapter.client.is_closed() and not await bot.adapter.connected()
 
 
 class discord_urls_restored:
@@ -185,4 +186,8 @@ async def test_a_gateway_that_dies_while_running_is_reported_unhealthy(
         bot.errors_expected = True  # "the Discord gateway stopped", logged as an error
         fake_discord.reset_token("a-new-token")  # the old one no longer resumes (4004)
         await fake_discord.gateway.disconnect("close")
-        await fake_discord.wait_for(lambda: not bot.adapter.healthy)
+        async with asyncio.timeout(10):
+            for _ in range(500):
+                if not await bot.adapter.connected():
+                    break
+                await asyncio.sleep(0.02)

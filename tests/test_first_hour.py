@@ -207,6 +207,50 @@ async def test_slack_socket_mode_from_the_template_and_the_same_env_for_the_cli(
     assert "Speaker A [00:00]: Good morning." in out
 
 
+async def test_readiness_of_the_running_process_follows_the_socket_mode_connection(
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """What an orchestrator probing /readyz sees when Slack's Socket Mode goes away."""
+    port = free_port()
+    env_file(
+        tmp_path,
+        **assemblyai_lines(emulator),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_URL=fake_slack.api_url,
+        PORT=str(port),
+        READINESS_GRACE_SECONDS="1",
+    )
+    fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)
+
+    async def ready(http: aiohttp.ClientSession) -> tuple[int, Any]:
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as answer:
+            return answer.status, await answer.json()
+
+    async with running(tmp_path, port) as log, aiohttp.ClientSession() as http:
+        await fake_slack.socket.wait_for_connections(1)
+        assert await ready(http) == (200, {"status": "ready"})
+        await fake_slack.socket.outage()
+        for _ in range(200):
+            status, body = await ready(http)
+            if status == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 503, body
+        assert set(body["checks"]) == {"slack"}
+        assert body["checks"]["slack"].startswith("disconnected for")
+        fake_slack.socket.recover()  # slack_sdk tries again every ping interval (5 s)
+        for _ in range(300):
+            if (await ready(http))[0] == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert await ready(http) == (200, {"status": "ready"})
+        assert fake_slack.socket.connection_count == 2
+    # each failed reconnect is one warning line, without the socket's ticket
+    failed = [line for line in log().splitlines() if "Failed to connect" in line]
+    assert failed and all("WARNING" in line and "ticket=…" in line for line in failed), failed
+
+
 async def test_discord_from_the_template(
     fake_discord: FakeDiscord,
     emulator: EmulatorServer,

@@ -135,11 +135,13 @@ class DiscordAdapter:
     def __repr__(self) -> str:
         return f"<DiscordAdapter {self._state.value}>"
 
-    @property
-    def healthy(self) -> bool:
-        """Connected (or reconnecting) to the gateway, for a health check."""
+    async def connected(self) -> bool | None:
+        """The gateway's websocket is open (between a drop and the resume, it is not)."""
         gateway = self._gateway
-        return self._state is _State.RUNNING and gateway is not None and not gateway.done()
+        if self._state is not _State.RUNNING or gateway is None or gateway.done():
+            return False
+        ws = self.client.ws
+        return ws is not None and ws.open and not self.client.is_closed()
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -160,6 +160,13 @@ class SlackAdapter:
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return self.bolt.routes(events=self.mode is Mode.HTTP)
 
+    async def connected(self) -> bool | None:
+        if self.mode is Mode.HTTP:
+            return None
+        if self._state is not _State.RUNNING:
+            return False
+        return bool(await self.bolt.connected())
+
     async def start(self) -> None:
         if self._state is not _State.NEW:
             raise RuntimeError(f"the Slack adapter is {self._state.value}: start it once")

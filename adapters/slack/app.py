@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -46,8 +47,24 @@ class _DeliberateClient(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
+class _QuietReconnects(logging.Filter):
+    """slack_sdk logs each failed Socket Mode reconnect with a traceback and the socket's
+    URL, whose ticket admits a connection: while Slack is away that is one line, a warning
+    (readiness tells the outage), with the error and without the ticket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Failed to connect"):
+            record.msg, record.args = _TICKET.sub(r"\1…", message), None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_TICKET = re.compile(r"(ticket=)[^&'\s]+")
 BOLT_LOG = logging.getLogger("threadscribe.slack.bolt")
 BOLT_LOG.addFilter(_DeliberateClient())
+BOLT_LOG.addFilter(_QuietReconnects())
 
 
 class Gate:
@@ -198,6 +215,12 @@ class SlackBolt:
     async def connect(self, app_token: str, client: AsyncWebClient) -> None:
         self._socket = _SocketHandler(self.app, app_token, client, self.gate)
         await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def connected(self) -> bool | None:
+        """Socket Mode's connection is up (None in HTTP mode: Slack calls in)."""
+        if self._socket is None:
+            return None
+        return await self._socket.client.is_connected()
 
     async def close(self, grace: float) -> None:
         await self.gate.close(grace)

@@ -37,6 +37,7 @@ from bot.errors import (
     ServerError,
     TransportError,
 )
+from bot.health import Health
 from bot.jobs import DeliveryStep, FileSource, Job, JobFields, JobState, JobStore, UrlSource
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
@@ -84,6 +85,7 @@ class StepContext:
     schedule: PollSchedule
     metrics: Metrics
     owner: str
+    health: Health
     #: wake the worker's loop (a job became due)
     wake: Callable[[], None]
 
@@ -141,7 +143,8 @@ async def submit(ctx: StepContext, job: Job) -> None:
         try:
             transcript = await ctx.client.submit(audio_url, options)
         except AssemblyAIError as exc:
-            raise classify(exc) from exc
+            raise _judged(ctx, exc) from exc
+    ctx.health.key_accepted()
     await _submitted(ctx, job, transcript.id, transcript.status)
 
 
@@ -335,9 +338,10 @@ async def poll(ctx: StepContext, job: Job) -> Job:
         try:
             transcript = await ctx.client.get(job.transcript_id)
         except AssemblyAIError as exc:
-            raise classify(exc) from exc
+            raise _judged(ctx, exc) from exc
         finally:
             ctx.metrics.polls.inc()
+    ctx.health.key_accepted()
     # "No spoken audio" is a recording without speech, not a failure: say so.
     transcript = render.without_speech(transcript) or transcript
     polls = job.polls + 1
@@ -535,6 +539,13 @@ def _link_refused(job: Job, transcript: Transcript) -> bool:
         and not job.direct_failed
         and (transcript.error or "").startswith("Download error")
     )
+
+
+def _judged(ctx: StepContext, exc: AssemblyAIError) -> Retry | Fail:
+    """`classify`, noting a rejected key for readiness."""
+    if isinstance(exc, AuthenticationError):
+        ctx.health.reject_key()
+    return classify(exc)
 
 
 def classify(exc: AssemblyAIError) -> Retry | Fail:

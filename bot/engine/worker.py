@@ -31,6 +31,7 @@ from bot.engine import steps
 from bot.engine.feedback import Feedback, Memory
 from bot.engine.steps import TO_SUBMIT, StepContext, StepSettings
 from bot.errors import Fail, Lost, Retry
+from bot.health import Health
 from bot.jobs import FileSource, IntakeRecord, Job, JobState, JobStore, Limits, Platform, Refusal
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
@@ -114,6 +115,7 @@ class Engine:
         owner: str | None = None,
         metrics: Metrics | None = None,
         schedule: PollSchedule | None = None,
+        health: Health | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -122,6 +124,7 @@ class Engine:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.metrics = metrics or Metrics()
         self.schedule = schedule or PollSchedule()
+        self.health = health or Health()
         self.lifecycle = Lifecycle.NEW
         self.memory = Memory()
         self.feedback = Feedback(
@@ -359,6 +362,7 @@ class Engine:
             schedule=self.schedule,
             metrics=self.metrics,
             owner=self.owner,
+            health=self.health,
             wake=self._wake.set,
         )
 

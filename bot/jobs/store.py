@@ -70,9 +70,9 @@ class JobStore:
         """Connect, create or upgrade the schema, and return a ready store.
 
         `database_clock`: time leases by the database's clock (default: on PostgreSQL,
-        unless a `clock` is given). Raises `InvalidDatabaseURL` for a URL that cannot work, `DatabaseUnavailable`
-        when the database cannot be reached or opened, `SchemaTooNew` when a newer
-        release has already upgraded it.
+        unless a `clock` is given). Raises `InvalidDatabaseURL` for a URL that cannot
+        work, `DatabaseUnavailable` when the database cannot be reached or opened,
+        `SchemaTooNew` when a newer release has already upgraded it.
         """
         parsed = parse_database_url(url)
         check_sqlite_folder(parsed)

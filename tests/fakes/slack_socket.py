@@ -116,6 +116,8 @@ class SocketModeServer:
         self._timers: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Condition()
         self._closing = False
+        #: an outage: open sockets are dropped and new ones refused (503) until it ends
+        self.down = False
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/link/", self.handle_ws)]
@@ -130,6 +132,8 @@ class SocketModeServer:
     # ---------------------------------------------------------------- the socket
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        if self.down:  # the edge answers; the ticket is not spent
+            return web.Response(status=503, text="upstream connect error")
         app_id = self._tickets.pop(request.query.get("ticket", ""), None)  # single use
         if app_id is None or self._closing:
             return web.Response(status=401, text="invalid or used ticket")
@@ -253,6 +257,15 @@ class SocketModeServer:
                     "debug_info": {"host": "applink-fake"},
                 }
             )
+
+    async def outage(self) -> None:
+        """Drop every connection without a word and refuse new ones until `recover`."""
+        self.down = True
+        for conn in list(self.connections):
+            await conn.ws.close(code=1011, message=b"internal error")
+
+    def recover(self) -> None:
+        self.down = False
 
     async def close(self) -> None:
         self._closing = True
