@@ -271,8 +271,8 @@ class ChatPlatform(Protocol):
         """Post in the thread and return the new message's id."""
         ...
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
-        """Replace the text of a message the bot posted earlier."""
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        """Replace the text of a message the bot posted earlier under `key`."""
         ...
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:

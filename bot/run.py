@@ -82,7 +82,10 @@ def builtin_factories(settings: Settings) -> list[AdapterFactory]:
     if settings.discord_enabled:
         from adapters import discord
 
-        factories.append(discord.create)
+        def make_discord(settings: Settings, core: Core) -> Adapter:
+            return discord.create(settings, core, shared_store=shared)
+
+        factories.append(make_discord)
     return factories
 
 

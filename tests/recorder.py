@@ -595,7 +595,7 @@ class RecorderAdapter:
         answer = await self._call("POST", "/post", json=body)
         return str(answer["id"])
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         body = {"where": _where_json(where), "message_id": message_id, "text": post.text}
         await self._call("POST", "/edit", json=body)
 

@@ -110,7 +110,7 @@ class RecordingPlatform:
         await self._notify()
         return message_id
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         self._fault("edit")
         for posted in self.posts:
             if posted.id == message_id:

@@ -18,7 +18,10 @@ from bot.jobs import JobState, JobStore
 from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_gateway import Session
-from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
+from tests.fakes.discord_harness import (
+    fake_discord_fixture,  # noqa: F401
+    shown,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,11 +112,11 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
         (status,) = in_thread()
-        assert status["content"] != "✅ Transcribed"
+        assert shown(status) != "✅ Transcribed"
 
         async with threadscribe_run(environment, tmp_path, log) as second:
             await connected(fake_discord, sessions, second)
-            await fake_discord.wait_for(lambda: in_thread()[0]["content"] == "✅ Transcribed")
+            await fake_discord.wait_for(lambda: shown(in_thread()[0]) == "✅ Transcribed")
             second.send_signal(signal.SIGTERM)
             async with asyncio.timeout(30):
                 assert await second.wait() == 0, log.read_text()
@@ -122,7 +125,7 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
         await store.close()
 
     status, result = in_thread()
-    assert result["content"].startswith("Speaker A [00:00]: Good morning.")
+    assert shown(result).startswith("Speaker A [00:00]: Good morning.")
     assert len(fake_discord.threads()) == 1
     assert [r.emoji for r in fake_discord.reactions(voice)] == ["✅"]
     assert "Traceback" not in log.read_text()
@@ -155,3 +158,57 @@ async def test_a_bad_token_stops_run_with_one_line_naming_discord_token(
     errors = [line for line in stderr.decode().splitlines() if "error:" in line]
     assert len(errors) == 1 and "DISCORD_TOKEN" in errors[0], stderr.decode()
     assert "not-the-token" not in stderr.decode()
+
+
+async def test_kill_9_after_the_result_was_posted_but_not_recorded_restart_past_the_nonce(
+    fake_discord: FakeDiscord,
+    environment: dict[str, str],
+    tmp_path: Path,
+    audio_library: AudioLibrary,
+    emulator: EmulatorServer,
+) -> None:
+    """The result is in the thread, the bot never learns its id (killed while Discord's
+    answer is on its way), and it comes back after Discord forgot the nonce: the result
+    is found in the thread by its reference line, not posted again."""
+    audio = audio_library.dialogue("ogg", scripts_dir=emulator.scripts_dir)
+    log = tmp_path / "threadscribe.log"
+    sessions: list[Session] = []
+    store = await JobStore.open(environment["DATABASE_URL"])
+
+    def in_thread() -> list[dict]:
+        thread = int(voice["id"])
+        if thread not in fake_discord.world.channels:
+            return []
+        return fake_discord.messages(thread, from_bot=True)
+
+    lost = fake_discord.lose_answers(
+        "POST /channels/{channel_id}/messages",
+        advance=6 * 60,
+        hold=30,
+        match=lambda body: "Good morning." in str(body.get("content", "")),
+    )
+    try:
+        async with threadscribe_run(environment, tmp_path, log) as first:
+            await connected(fake_discord, sessions, first)
+            voice = await fake_discord.dispatch_voice_message(
+                audio=audio.path.read_bytes(), duration_secs=audio.duration
+            )
+            async with asyncio.timeout(30):
+                await lost.lost.wait()  # the result is posted; the answer is held
+            first.send_signal(signal.SIGKILL)
+            assert await first.wait() == -signal.SIGKILL
+        lost.release.set()
+        assert len(in_thread()) == 2  # the status and the unrecorded result
+
+        async with threadscribe_run(environment, tmp_path, log) as second:
+            await connected(fake_discord, sessions, second)
+            await fake_discord.wait_for(lambda: shown(in_thread()[0]) == "✅ Transcribed")
+            second.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                assert await second.wait() == 0, log.read_text()
+        assert (await store.counts_by_state())[JobState.DELIVERED] == 1
+    finally:
+        await store.close()
+    _status, result = in_thread()
+    assert shown(result).startswith("Speaker A [00:00]: Good morning.")
+    assert "was made before; not posting it again" in log.read_text()

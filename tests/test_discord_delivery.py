@@ -19,6 +19,7 @@ from tests.fakes.discord_harness import (
     assemblyai_fixture,  # noqa: F401
     fake_discord_fixture,  # noqa: F401
     running_bot,
+    shown,
     store_fixture,  # noqa: F401
 )
 from tests.fakes.discord_model import default_world
@@ -95,12 +96,12 @@ async def test_posts_go_in_a_thread_started_from_the_source_message(bot: Harness
 
     # The same key again (a crash before the engine recorded the id): the same message.
     assert await bot.adapter.post(ref, result(doc), key="job-1:result") == answer
-    await bot.adapter.edit(ref, status, Post("✅ Transcribed"))
+    await bot.adapter.edit(ref, status, Post("✅ Transcribed"), key="job-1:status")
     in_thread = bot.bot_messages(int(voice["id"]))
     assert [m["id"] for m in in_thread] == [status, answer]
-    assert in_thread[0]["content"] == "✅ Transcribed"
+    assert shown(in_thread[0]) == "✅ Transcribed"
     assert in_thread[1]["embeds"][0]["title"] == doc.header
-    assert in_thread[1]["content"] == "Speaker A [00:00]: Shall we start?\nSpeaker B [00:30]: Yes."
+    assert shown(in_thread[1]) == "Speaker A [00:00]: Shall we start?\nSpeaker B [00:30]: Yes."
     assert fake.messages(world.general) == [fake.messages(world.general)[0]]  # nothing else
 
     for call in fake.calls_to("POST /channels/{channel_id}/messages"):
@@ -133,9 +134,9 @@ async def test_replies_go_in_place_in_threads_forum_posts_and_dms(bot: Harness, 
     source = await bot.fake.dispatch_message(channel, uploads=[Upload("memo.ogg", b"OggS")])
     ref = where(source, reply=Reply.IN_PLACE)
     status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
-    await bot.adapter.edit(ref, status, Post("✅ Transcribed"))
+    await bot.adapter.edit(ref, status, Post("✅ Transcribed"), key="job-1:status")
     (reply,) = bot.bot_messages(channel)
-    assert (reply["id"], reply["content"]) == (status, "✅ Transcribed")
+    assert (reply["id"], shown(reply)) == (status, "✅ Transcribed")
     assert reply["message_reference"]["message_id"] == source["id"]
     assert bot.fake.threads() == []
 
@@ -145,8 +146,8 @@ async def test_where_no_thread_can_start_the_reply_goes_in_place(bot: Harness) -
     inside = await bot.fake.dispatch_message(bot.fake.world.thread, content="https://x/a.mp3")
     ref = where(inside, reply=Reply.THREAD)
     status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
-    await bot.adapter.edit(ref, status, Post("✅ Transcribed"))
-    assert [m["content"] for m in bot.bot_messages(bot.fake.world.thread)] == ["✅ Transcribed"]
+    await bot.adapter.edit(ref, status, Post("✅ Transcribed"), key="job-1:status")
+    assert [shown(m) for m in bot.bot_messages(bot.fake.world.thread)] == ["✅ Transcribed"]
     assert bot.fake.threads() == []
 
 
@@ -159,7 +160,7 @@ async def test_a_long_result_is_a_preview_plus_transcript_txt(bot: Harness) -> N
     await bot.adapter.post(ref, result(doc), key="job-1:result")
 
     (message,) = bot.bot_messages(int(source["id"]))
-    content = message["content"]
+    content = shown(message)
     assert len(content) <= 2000
     assert content.endswith(f"… full transcript attached ({doc.word_count:,} words)")
     assert "Speaker B [00:00]: Point number 0 is \\*important\\* to me." in content
@@ -178,7 +179,7 @@ async def test_short_results_escape_markdown_and_need_no_file(bot: Harness) -> N
     source = await bot.fake.dispatch_message(uploads=[Upload("short.mp3", b"ID3")])
     await bot.adapter.post(where(source, reply=Reply.THREAD), result(doc), key="k")
     (message,) = bot.bot_messages(int(source["id"]))
-    assert message["content"] == "Speaker A [00:00]: Ping @everyone, it is \\*urgent\\* > now."
+    assert shown(message) == "Speaker A [00:00]: Ping @everyone, it is \\*urgent\\* > now."
     assert message["attachments"] == [] and message["mention_everyone"] is False
 
 
@@ -200,8 +201,8 @@ async def test_without_embed_links_everything_goes_in_the_content(bot: Harness) 
     await bot.adapter.post(ref, result(doc), key="k")
     (message,) = bot.bot_messages(int(source["id"]))
     assert message["embeds"] == []
-    assert message["content"].startswith(doc.header + "\n\nSpeakers\nSpeaker A — ")
-    assert message["content"].endswith("Speaker B [00:30]: Yes.")
+    assert shown(message).startswith(doc.header + "\n\nSpeakers\nSpeaker A — ")
+    assert shown(message).endswith("Speaker B [00:30]: Yes.")
 
 
 async def test_subtitles_are_attached(bot: Harness) -> None:
@@ -238,7 +239,7 @@ async def test_a_deleted_source_message_still_gets_its_result(bot: Harness) -> N
     lost = await bot.fake.dispatch_message(uploads=[Upload("b.mp3", b"ID3")])
     await channel.get_partial_message(int(lost["id"])).delete()
     await bot.adapter.post(where(lost, reply=Reply.THREAD), Post("result"), key="job-2:result")
-    assert bot.bot_messages(world.general)[-1]["content"] == "result"
+    assert shown(bot.bot_messages(world.general)[-1]) == "result"
 
 
 async def test_rate_limits_are_waited_out_and_the_post_lands_once(bot: Harness) -> None:
@@ -247,7 +248,7 @@ async def test_rate_limits_are_waited_out_and_the_post_lands_once(bot: Harness) 
     await bot.adapter.post(where(source), Post("after two 429s"), key="job-1:status")
     statuses = [c.status for c in bot.fake.calls_to("POST /channels/{channel_id}/messages")]
     assert statuses == [429, 429, 200]
-    assert [m["content"] for m in bot.bot_messages(bot.fake.world.dm)] == ["after two 429s"]
+    assert [shown(m) for m in bot.bot_messages(bot.fake.world.dm)] == ["after two 429s"]
 
 
 @pytest.mark.parametrize(
@@ -259,9 +260,9 @@ async def test_without_thread_permissions_the_reply_goes_in_place(bot: Harness, 
     ref = where(source, reply=Reply.THREAD)
     bot.fake.deny_bot(world.general, denied)
     status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
-    await bot.adapter.edit(ref, status, Post("✅ Transcribed"))
+    await bot.adapter.edit(ref, status, Post("✅ Transcribed"), key="job-1:status")
     reply = bot.bot_messages(world.general)[-1]
-    assert (reply["id"], reply["content"]) == (status, "✅ Transcribed")
+    assert (reply["id"], shown(reply)) == (status, "✅ Transcribed")
     assert reply["message_reference"]["message_id"] == source["id"]
 
 
@@ -307,7 +308,7 @@ def test_the_whole_transcript_always_reaches_the_thread(embeds: bool) -> None:
             "- " + " ".join(rng.choices(words, k=rng.randint(1, 900)))
         )
         doc = render.render(transcript(*turns), summary=summary if rng.random() < 0.5 else None)
-        out = outgoing(result(doc), embeds=embeds)
+        out = outgoing(result(doc), key="job-1:result", embeds=embeds)
         assert len(out.content) <= 2000
         for embed in out.embeds:
             assert len(embed.title or "") <= 256 and len(embed.description or "") <= 4096
@@ -317,3 +318,75 @@ def test_the_whole_transcript_always_reaches_the_thread(embeds: bool) -> None:
             assert files["transcript.txt"] == doc.text + "\n"
         else:  # everything is in the message itself
             assert all(escape(line) in out.content for line in doc.transcript_lines)
+
+
+# -- exactly once past the nonce window -------------------------------------------------
+
+MESSAGES = "POST /channels/{channel_id}/messages"
+PAST_THE_NONCE = 6 * 60  # Discord honours enforce_nonce for a few minutes
+
+
+def is_result(body: dict[str, Any]) -> bool:
+    return "Shall we start?" in str(body.get("content", ""))
+
+
+async def test_a_post_whose_answer_was_lost_is_found_after_the_nonce_window(
+    bot: Harness,
+) -> None:
+    from bot.chat import PlatformError
+
+    voice = await bot.fake.dispatch_voice_message(duration_secs=4.0)
+    ref = where(voice, reply=Reply.THREAD)
+    status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
+    doc = render.render(transcript(("A", "Shall we start?"), ("B", "Yes.")))
+    bot.fake.lose_answers(MESSAGES, advance=PAST_THE_NONCE, match=is_result)
+    with pytest.raises(PlatformError) as lost:
+        await bot.adapter.post(ref, result(doc), key="job-1:result")
+    assert lost.value.retryable  # the engine tries again later
+    made = len(bot.fake.calls_to(MESSAGES))
+
+    again = await bot.adapter.post(ref, result(doc), key="job-1:result")
+    assert len(bot.fake.calls_to(MESSAGES)) == made  # found in the thread, not posted
+    in_thread = bot.bot_messages(int(voice["id"]))
+    assert [m["id"] for m in in_thread] == [status, again]
+    assert shown(in_thread[1]).startswith("Speaker A [00:00]: Shall we start?")
+    # A different key in the same thread is a different post.
+    await bot.adapter.post(ref, Post("another"), key="job-2:result")
+    assert len(bot.bot_messages(int(voice["id"]))) == 3
+
+
+async def test_a_restarted_bot_looks_before_posting_for_a_job_from_before_it_started(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai
+) -> None:
+    from bot.chat import PlatformError
+
+    voice = await fake_discord.dispatch_voice_message(duration_secs=4.0)
+    ref = where(voice, reply=Reply.THREAD)
+    doc = render.render(transcript(("A", "Shall we start?"), ("B", "Yes.")))
+    async with running_bot(fake_discord, store, assemblyai) as first:
+        fake_discord.lose_answers(MESSAGES, advance=PAST_THE_NONCE, match=is_result)
+        with pytest.raises(PlatformError):
+            await first.adapter.post(ref, result(doc), key="job-1:result")
+    async with running_bot(fake_discord, store, assemblyai) as second:
+        # The job began before this process started: the post may exist.
+        older = replace_created(ref, hours_ago=1)
+        await second.adapter.post(older, result(doc), key="job-1:result")
+        assert len(second.bot_messages(int(voice["id"]))) == 1
+
+
+async def test_a_job_begun_after_the_start_posts_without_looking(bot: Harness) -> None:
+    voice = await bot.fake.dispatch_voice_message(duration_secs=4.0)
+    fresh = replace_created(where(voice, reply=Reply.THREAD), hours_ago=-1 / 3600)
+    await bot.adapter.post(fresh, Post("⏳ Working on it"), key="job-9:status")
+    assert bot.fake.calls_to("GET /channels/{channel_id}/messages") == []
+    # Once tried, a retry of the same key looks first.
+    await bot.adapter.post(fresh, Post("⏳ Working on it"), key="job-9:status")
+    assert len(bot.fake.calls_to("GET /channels/{channel_id}/messages")) == 1
+    assert len(bot.bot_messages(int(voice["id"]))) == 1
+
+
+def replace_created(ref: ThreadRef, *, hours_ago: float) -> ThreadRef:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    return replace(ref, created_at=datetime.now(UTC) - timedelta(hours=hours_ago))

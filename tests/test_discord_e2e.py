@@ -16,6 +16,7 @@ from tests.fakes.discord_harness import (
     assemblyai_fixture,  # noqa: F401
     fake_discord_fixture,  # noqa: F401
     running_bot,
+    shown,
     store_fixture,  # noqa: F401
 )
 
@@ -57,7 +58,7 @@ def assert_result(message: dict) -> None:
     assert embed["title"].startswith("Transcript · 0:") and "2 speakers" in embed["title"]
     assert embed["description"].startswith("- Speaker A: Good morning.")  # the AI summary
     assert embed["fields"][0]["value"].startswith("Speaker A — ")
-    lines = message["content"].split("\n")
+    lines = shown(message).split("\n")
     assert lines[0] == LINES[0]
     assert lines[1].startswith(LINES[1]) and lines[1].endswith("costs are flat.")
     assert len(lines) == 4
@@ -73,7 +74,7 @@ async def test_a_voice_message_gets_a_thread_with_the_transcript(
     (thread,) = bot.fake.threads(bot.fake.world.general)
     assert thread["id"] == voice["id"]
     status, result = bot.bot_messages(int(voice["id"]))
-    assert status["content"] == "✅ Transcribed" and status["edited_timestamp"] is not None
+    assert shown(status) == "✅ Transcribed" and status["edited_timestamp"] is not None
     assert_result(result)
     assert [r.emoji for r in bot.fake.reactions(voice)] == ["✅"]
     # AssemblyAI fetched the signed CDN link itself (no bot token, nothing uploaded).
@@ -105,7 +106,7 @@ async def test_transcribe_with_a_file_fills_in_the_deferred_response(
 
     assert bot.fake.interaction_responses(ix) == [{"type": 5}]
     original = bot.fake.original_response(ix)
-    assert original is not None and original["content"] == "✅ Transcribed"
+    assert original is not None and shown(original) == "✅ Transcribed"
     assert original["interaction_metadata"]["name"] == "transcribe"
     # The result is in a thread started from the response (bot token, with a nonce).
     (thread,) = bot.fake.threads()
@@ -126,7 +127,7 @@ async def test_transcribe_with_a_url_in_a_thread_replies_in_place(
     await run(bot)
 
     original = bot.fake.original_response(ix)
-    assert original is not None and original["content"] == "✅ Transcribed"
+    assert original is not None and shown(original) == "✅ Transcribed"
     status, result = bot.bot_messages(world.thread)
     assert status["id"] == original["id"]
     assert result["message_reference"]["message_id"] == original["id"]
@@ -152,9 +153,9 @@ async def test_the_message_command_transcribes_on_request(
     ix = await bot.fake.dispatch_message_command("Transcribe", source)
     await run(bot)
     (answer,) = bot.fake.followups(ix)
-    assert answer["flags"] == 64 and answer["content"].startswith("Transcribing `standup.webm`")
+    assert answer["flags"] == 64 and shown(answer).startswith("Transcribing `standup.webm`")
     status, result = bot.bot_messages(int(source["id"]))
-    assert status["content"] == "✅ Transcribed"
+    assert shown(status) == "✅ Transcribed"
     assert_result(result)
 
 
@@ -164,8 +165,8 @@ async def test_an_unreachable_link_fails_clearly_and_the_bot_stays_up(
     broken = await bot.fake.dispatch_message(content="http://127.0.0.1:9/missing/call.mp3")
     await run(bot)
     status, failure = bot.bot_messages(int(broken["id"]))
-    assert status["content"] == "❌ Could not transcribe"
-    assert failure["content"].startswith("Sorry, I could not transcribe this: ")
+    assert shown(status) == "❌ Could not transcribe"
+    assert shown(failure).startswith("Sorry, I could not transcribe this: ")
     assert [r.emoji for r in bot.fake.reactions(broken)] == ["❌"]
 
     voice = await bot.fake.dispatch_voice_message(audio=dialogue("ogg").read_bytes())
@@ -179,12 +180,12 @@ async def test_late_results_use_the_bot_token_when_the_interaction_token_expired
     audio = Upload("meeting.ogg", dialogue("ogg").read_bytes(), "audio/ogg")
     ix = await bot.fake.dispatch_slash_command("transcribe", {"file": audio})
     await bot.settle()
-    await bot.fake.wait_for(lambda: (m := bot.fake.original_response(ix)) and m["content"])
+    await bot.fake.wait_for(lambda: (m := bot.fake.original_response(ix)) and shown(m))
     bot.fake.clock.advance(16 * 60)  # Discord's clock only: discord.py still trusts the token
     await run(bot)
 
     original = bot.fake.original_response(ix)
-    assert original is not None and original["content"] == "✅ Transcribed"
+    assert original is not None and shown(original) == "✅ Transcribed"
     webhook_edits = bot.fake.calls_to(
         "PATCH /webhooks/{application_id}/{interaction_token}/messages/{message_id}"
     )
@@ -206,7 +207,7 @@ async def test_a_message_replayed_after_a_resume_gets_one_reply(
     await run(bot)
     assert (await bot.store.counts_by_state())[JobState.DELIVERED] == 1
     status, result = bot.bot_messages(int(voice["id"]))
-    assert status["content"] == "✅ Transcribed"
+    assert shown(status) == "✅ Transcribed"
     assert_result(result)
 
 
@@ -222,7 +223,7 @@ async def test_where_the_bot_may_not_post_the_interaction_answers(
     )
     await run(bot)
     original = bot.fake.original_response(ix)
-    assert original is not None and original["content"] == "✅ Transcribed"
+    assert original is not None and shown(original) == "✅ Transcribed"
     (result,) = bot.fake.followups(ix)  # refused with the bot token, sent as a followup
     assert_result(result)
     refused = bot.fake.calls_to("POST /channels/{channel_id}/messages")

@@ -39,7 +39,9 @@ async def test_create_applies_the_two_endpoints_and_does_no_io(
     assert fake_discord.api_url == discord.http.Route.BASE
     assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake_discord.gateway_url
     assert isinstance(adapter, Adapter)
-    assert (adapter.name, adapter.message_limit, adapter.routes()) == (Platform.DISCORD, 2000, [])
+    # Discord's 2,000 characters, less the reference line that ends every post
+    limit = 2000 - len("\n-# ref 0123456789")
+    assert (adapter.name, adapter.message_limit, adapter.routes()) == (Platform.DISCORD, limit, [])
     assert fake_discord.calls == []
     with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
         create(Settings(), store)

@@ -23,6 +23,7 @@ from tests.fakes.discord_harness import (
     assemblyai_fixture,  # noqa: F401
     discord_settings,
     fake_discord_fixture,  # noqa: F401
+    shown,
     store_fixture,  # noqa: F401
 )
 
@@ -100,8 +101,8 @@ async def test_a_voice_message_is_delivered_once_after_a_crash_mid_job(
     counts = await store.counts_by_state()
     assert counts[JobState.DELIVERED] == 1
     status, result = fake_discord.messages(int(voice["id"]), from_bot=True)
-    assert status["content"] == "✅ Transcribed"
-    assert result["content"].startswith("Speaker A [00:00]: Good morning.")
+    assert shown(status) == "✅ Transcribed"
+    assert shown(result).startswith("Speaker A [00:00]: Good morning.")
     assert len(fake_discord.threads()) == 1
     assert [r.emoji for r in fake_discord.reactions(voice)] == ["✅"]
 
@@ -122,9 +123,9 @@ async def test_a_slash_command_is_finished_with_the_bot_token_after_a_restart(
     await second.finish(store)
 
     original = fake_discord.original_response(ix)
-    assert original is not None and original["content"] == "✅ Transcribed"
+    assert original is not None and shown(original) == "✅ Transcribed"
     # The new process never had the token: it edited the response with the bot token.
     edits = fake_discord.calls_to("PATCH /channels/{channel_id}/messages/{message_id}")
     assert edits and {c.params["message_id"] for c in edits} == {original["id"]}
     (result,) = fake_discord.messages(int(original["id"]), from_bot=True)
-    assert result["content"].startswith("Speaker A [00:00]: Good morning.")
+    assert shown(result).startswith("Speaker A [00:00]: Good morning.")

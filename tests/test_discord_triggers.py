@@ -23,6 +23,7 @@ from tests.fakes.discord_harness import (
     bot_fixture,  # noqa: F401
     fake_discord_fixture,  # noqa: F401
     running_bot,
+    shown,
     store_fixture,  # noqa: F401
 )
 
@@ -62,7 +63,7 @@ async def test_a_voice_message_becomes_one_job(bot: Harness) -> None:
     # The engine announces the new job: ⏳ on the message, a status in its thread.
     await bot.fake.wait_for(lambda: bot.fake.reactions(voice))
     (status,) = await bot.fake.wait_for(lambda: bot.in_thread(voice))
-    assert status["content"].startswith("⏳ Queued")
+    assert shown(status).startswith("⏳ Queued")
     assert bot.fake.threads()[0]["name"] == "Transcript: voice message from Alice"
 
 
@@ -171,7 +172,7 @@ async def test_only_manage_server_may_change_auto_transcribe(bot: Harness, who, 
     if not allowed:
         (answer,) = bot.fake.interaction_responses(ix)
         assert answer["type"] == 4 and answer["data"]["flags"] == 64
-        assert answer["data"]["content"] == (
+        assert shown(answer["data"]) == (
             "Only members with the Manage Server permission can change this."
         )
         assert settings is None
@@ -179,7 +180,7 @@ async def test_only_manage_server_may_change_auto_transcribe(bot: Harness, who, 
     assert bot.fake.interaction_responses(ix) == [{"type": 5, "data": {"flags": 64}}]
     (reply,) = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
     assert reply["flags"] == 64
-    assert reply["content"].startswith(f"Auto-transcribe is **off** in <#{world.general.id}>")
+    assert shown(reply).startswith(f"Auto-transcribe is **off** in <#{world.general.id}>")
     assert settings is not None and not settings.auto_transcribe
     assert settings.updated_by == str(user.id)  # set from a thread: its parent channel
 
@@ -203,7 +204,7 @@ async def test_transcribe_options_that_make_no_sense_are_answered_at_once(
     ix = await bot.fake.dispatch_slash_command("transcribe", options)
     (response,) = await bot.fake.wait_for(lambda: bot.fake.interaction_responses(ix))
     assert (response["type"], response["data"]["flags"]) == (4, 64)
-    assert response["data"]["content"].startswith(answer)
+    assert shown(response["data"]).startswith(answer)
     await jobs_after(bot, 0)
 
 
@@ -222,9 +223,9 @@ async def test_transcribe_url_is_deferred_then_stored_then_answered(bot: Harness
     assert job.options.title == "talk.mp3"
     # The engine's status line fills in the deferred response (through the token).
     original = await bot.fake.wait_for(
-        lambda: (m := bot.fake.original_response(ix)) and m["content"] and m
+        lambda: (m := bot.fake.original_response(ix)) and shown(m) and m
     )
-    assert original["content"].startswith("⏳ Queued")
+    assert shown(original).startswith("⏳ Queued")
     assert bot.fake.calls_to("POST /channels/{channel_id}/messages") == []
     edit = bot.fake.calls_to(
         "PATCH /webhooks/{application_id}/{interaction_token}/messages/{message_id}"
@@ -270,25 +271,25 @@ async def test_the_message_command_works_where_auto_is_off(bot: Harness) -> None
     assert bot.fake.interaction_responses(ix) == [{"type": 5, "data": {"flags": 64}}]
     (answer,) = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
     assert answer["flags"] == 64
-    assert answer["content"].startswith("Transcribing `voice message from Alice`")
+    assert shown(answer).startswith("Transcribing `voice message from Alice`")
 
     again = await bot.fake.dispatch_message_command("Transcribe", voice)
     (answer,) = await bot.fake.wait_for(lambda: bot.fake.followups(again))
-    assert "already being transcribed" in answer["content"]
+    assert "already being transcribed" in shown(answer)
     await jobs_after(bot, 1)
 
     text = await bot.fake.dispatch_message(content="just words")
     nothing = await bot.fake.dispatch_message_command("Transcribe", text)
     (response,) = await bot.fake.wait_for(lambda: bot.fake.interaction_responses(nothing))
     assert (response["type"], response["data"]["flags"]) == (4, 64)
-    assert response["data"]["content"] == texts.NO_MEDIA_IN_MESSAGE
+    assert shown(response["data"]) == texts.NO_MEDIA_IN_MESSAGE
 
 
 async def test_an_empty_file_is_refused_with_a_reply(bot: Harness) -> None:
     empty = await bot.fake.dispatch_message(uploads=[Upload("empty.mp3", b"", "audio/mpeg")])
     await jobs_after(bot, 0)
     (reply,) = await bot.fake.wait_for(lambda: bot.bot_messages())
-    assert reply["content"] == f"Sorry, I cannot transcribe this: {messages.EMPTY_FILE}."
+    assert shown(reply) == f"Sorry, I cannot transcribe this: {messages.EMPTY_FILE}."
     assert reply["message_reference"]["message_id"] == empty["id"]
     # Sent again (a resume), the refusal is not repeated: same nonce.
     await bot.fake.force_resume(redeliver_messages=[empty])
@@ -304,7 +305,7 @@ async def test_a_limit_is_explained_once_for_a_message_with_many_files(bot: Harn
         lambda: bot.fake.messages(bot.fake.world.general, from_bot=True)
     )
     limit = messages.user_limit(3)
-    assert reply["content"] == f"Sorry, I cannot transcribe some of these:\n- {limit}\n- {limit}"
+    assert shown(reply) == f"Sorry, I cannot transcribe some of these:\n- {limit}\n- {limit}"
     assert reply["message_reference"]["message_id"] == source["id"]
 
 
@@ -318,7 +319,7 @@ async def test_an_oversized_command_file_is_refused_to_the_requester_only(
         (answer,) = await fake_discord.wait_for(lambda: fake_discord.followups(ix))
         assert answer["flags"] == 64
         too_large = messages.too_large(2_500_000, 1_000_000)
-        assert answer["content"] == f"Sorry, I cannot transcribe this: {too_large}."
+        assert shown(answer) == f"Sorry, I cannot transcribe this: {too_large}."
         await jobs_after(bot, 0)
         # The public "thinking…" response was deleted: only the requester sees anything.
         assert [m for m in fake_discord.messages(from_bot=True) if not m["flags"] & 64] == []
@@ -331,7 +332,7 @@ async def test_a_broken_database_is_explained_and_the_bot_stays_up(bot: Harness)
     await bot.store.close()  # every intake now fails (StoreClosed)
     ix = await bot.fake.dispatch_slash_command("transcribe", {"url": "https://a.example/b.mp3"})
     (answer,) = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
-    assert (answer["content"], answer["flags"]) == (texts.UNEXPECTED, 64)
+    assert (shown(answer), answer["flags"]) == (texts.UNEXPECTED, 64)
     assert [m for m in bot.fake.messages(from_bot=True) if not m["flags"] & 64] == []
     await bot.fake.dispatch_voice_message()  # fails in the handler: logged, nothing else
     await bot.settle()

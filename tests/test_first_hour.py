@@ -26,7 +26,10 @@ import pytest
 from adapters.slack import BOT_SCOPES
 from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
+from tests.fakes.discord_harness import (
+    fake_discord_fixture,  # noqa: F401
+    shown,
+)
 from tests.fakes.slack import (
     ALICE,
     APP_TOKEN,
@@ -286,7 +289,7 @@ async def test_discord_from_the_template(
             return [
                 m
                 for m in fake_discord.messages(thread, from_bot=True)
-                if "Good morning." in m["content"]
+                if "Good morning." in shown(m)
             ]
 
         await until(results)

@@ -42,6 +42,7 @@ from tests.fakes.discord_harness import (
     assemblyai_fixture,  # noqa: F401
     fake_discord_fixture,  # noqa: F401
     running_bot,
+    shown,
     store_fixture,  # noqa: F401
 )
 from tests.fakes.slack import (
@@ -117,15 +118,16 @@ def test_every_renderer_says_no_speech_once(
     assert slack.text == plain  # the notification text
 
     for embeds in (True, False):
-        message = discord_format.outgoing(Post(plain, (), document), embeds=embeds)
-        assert message.content.endswith(NO_SPEECH)
+        message = discord_format.outgoing(Post(plain, (), document), key="j:result", embeds=embeds)
+        content = shown({"content": message.content})
+        assert content.endswith(NO_SPEECH)
         assert message.content.count("no speech") == 1 and message.files == ()
         if embeds:
             (embed,) = message.embeds
             assert (embed.title, embed.description, embed.fields) == (HEADER, None, [])
-            assert message.content == NO_SPEECH
+            assert content == NO_SPEECH
         else:
-            assert message.embeds == () and message.content == plain
+            assert message.embeds == () and content == plain
 
 
 # --- Slack -----------------------------------------------------------------------------
@@ -218,11 +220,11 @@ async def discord_run(bot: Harness) -> None:
 def assert_discord_no_speech(
     status: dict[str, Any], result: dict[str, Any], header: str = HEADER
 ) -> None:
-    assert status["content"] == "✅ Transcribed"
+    assert shown(status) == "✅ Transcribed"
     (embed,) = result["embeds"]
     assert embed["title"] == header
     assert "description" not in embed and not embed.get("fields")  # no empty summary
-    assert result["content"] == NO_SPEECH
+    assert shown(result) == NO_SPEECH
 
 
 async def test_discord_command_with_a_language_says_no_speech(
@@ -245,7 +247,7 @@ async def test_discord_silent_voice_message_says_no_speech(
     voice = await discord_bot.fake.dispatch_voice_message(audio=silence_data, duration_secs=SECONDS)
     await discord_run(discord_bot)
     status, result = discord_bot.bot_messages(int(voice["id"]))
-    assert NO_SPOKEN_AUDIO not in result["content"]
+    assert NO_SPOKEN_AUDIO not in shown(result)
     assert_discord_no_speech(status, result, UNDETECTED)
     assert [r.emoji for r in discord_bot.fake.reactions(voice)] == ["✅"]
 

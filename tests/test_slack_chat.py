@@ -114,7 +114,7 @@ async def test_a_slash_command_thread_starts_with_who_asked(bot: SlackBot) -> No
 
     root = await bot.adapter.post(ThreadRef.of(job), Post("⏳ Queued"), key=f"{job.id}:status")
     where = ThreadRef.of(job, thread=root)
-    await bot.adapter.edit(where, root, Post("✅ Transcribed"))
+    await bot.adapter.edit(where, root, Post("✅ Transcribed"), key="job-1:status")
     reply = await bot.adapter.post(where, Post("the result"), key=f"{job.id}:result")
 
     [top] = [m for m in bot.fake.bot_messages(GENERAL) if not m.is_reply]

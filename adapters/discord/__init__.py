@@ -40,6 +40,7 @@ from adapters.discord.client import GatewayClient, invite_url
 from adapters.discord.delivery import Delivery, Interactions
 from adapters.discord.events import Events
 from adapters.discord.files import AttachmentFetcher
+from adapters.discord.format import CONTENT_LIMIT
 from bot.chat import (
     Core,
     FileSource,
@@ -53,7 +54,6 @@ from bot.chat import (
 )
 from bot.config import Secret, Settings
 from bot.errors import ConfigError
-from bot.render import DISCORD_MESSAGE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,12 @@ def create(
     dev_guild: int | None = None,
     guild_ready_timeout: float = 2.0,
     ready_timeout: float = 60.0,
+    shared_store: bool = False,
 ) -> DiscordAdapter:
     """The adapter for `settings` (no I/O), handing triggers to `core`. `dev_guild`
     registers the commands in that server only, where they appear at once (global
-    commands may take up to an hour); it defaults to DISCORD_DEV_GUILD."""
+    commands may take up to an hour); it defaults to DISCORD_DEV_GUILD. `shared_store`:
+    other processes work on the same jobs (a post may have been made by another)."""
     if settings.discord_token is None:
         raise ConfigError([texts.TOKEN_MISSING])
     configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
@@ -83,6 +85,7 @@ def create(
         dev_guild=dev_guild if dev_guild is not None else settings.discord_dev_guild,
         guild_ready_timeout=guild_ready_timeout,
         ready_timeout=ready_timeout,
+        shared_store=shared_store,
     )
 
 
@@ -109,7 +112,7 @@ class DiscordAdapter:
     single-use)."""
 
     name: Final = Platform.DISCORD
-    message_limit: Final = DISCORD_MESSAGE_LIMIT
+    message_limit: Final = CONTENT_LIMIT  # the 2,000 less the post's reference line
 
     def __init__(
         self,
@@ -119,6 +122,7 @@ class DiscordAdapter:
         dev_guild: int | None = None,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float = 60.0,
+        shared_store: bool = False,
     ) -> None:
         self._token = token
         self._dev_guild = dev_guild
@@ -127,7 +131,7 @@ class DiscordAdapter:
         self.interactions = Interactions()
         self.intake = Events(core, self.interactions)
         self.client = GatewayClient(self.intake, guild_ready_timeout=guild_ready_timeout)
-        self._delivery = Delivery(self.client, self.interactions)
+        self._delivery = Delivery(self.client, self.interactions, shared_store=shared_store)
         self._files = AttachmentFetcher(self.client)
         self._gateway: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()  # start() finished, one way or the other
@@ -268,9 +272,9 @@ class DiscordAdapter:
         await self._usable()
         return await self._delivery.post(where, post, key=key)
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         await self._usable()
-        await self._delivery.edit(where, message_id, post)
+        await self._delivery.edit(where, message_id, post, key=key)
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self._usable()

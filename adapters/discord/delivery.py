@@ -8,7 +8,10 @@
   message (the thread root), edited through the interaction token while the token is
   valid (15 minutes, kept in memory only), through the bot token after that.
 - Every new message carries a nonce derived from the engine's key, with
-  `enforce_nonce`, so a post repeated after a crash is not shown twice.
+  `enforce_nonce`, so a post repeated soon after a crash is not shown twice. Discord
+  honours a nonce for a few minutes only and never shows it in a channel's history, so
+  each post also ends with a reference line derived from the key (`format.marker`), and
+  a post that an earlier attempt (or process) may have made is looked for there first.
 
 What the adapter chose at intake travels in the job's platform options under "discord"
 (`Hints`).
@@ -18,16 +21,24 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import discord
 
 from adapters.discord import texts
 from adapters.discord.errors import converted
-from adapters.discord.format import NO_MENTIONS, Outgoing, nonce, outgoing, thread_name
+from adapters.discord.format import (
+    NO_MENTIONS,
+    Outgoing,
+    is_marked,
+    nonce,
+    outgoing,
+    thread_name,
+)
 from bot.chat import PlatformError, PlatformRefused, Post, Reaction, ThreadRef
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,13 @@ THREAD_EXISTS: Final = 160004
 UNKNOWN_MESSAGE: Final = 10008
 CANNOT_THREAD_HERE: Final = 50024  # "Cannot execute action on this channel type"
 EMOJI: Final = {Reaction.WORKING: "⏳", Reaction.DONE: "✅", Reaction.FAILED: "❌"}
+#: How many messages after a job began are read when looking for a post it may have made
+#: (a thread of its own holds a few; a busy channel, more). Not found within: post.
+SEARCH_LIMIT: Final = 500
+#: Before the job's creation, what clocks may disagree by.
+SEARCH_SKEW: Final = timedelta(minutes=2)
+#: Keys this process has posted under, remembered (bounded) to know a retry from a first try.
+REMEMBERED_KEYS: Final = 10_000
 
 
 class Reply(enum.StrEnum):
@@ -118,28 +136,38 @@ class Interactions:
 
 
 class Delivery:
-    def __init__(self, client: discord.Client, interactions: Interactions) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        interactions: Interactions,
+        *,
+        shared_store: bool = False,
+        now: Callable[[], datetime] = discord.utils.utcnow,
+    ) -> None:
         self._client = client
         self._interactions = interactions
+        self._shared_store = shared_store  # other processes may work on the same jobs
+        self._started = now()
+        self._tried: OrderedDict[str, None] = OrderedDict()
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         hints = Hints.of(where.extra)
-        out = outgoing(post, embeds=hints.embeds)
+        out = outgoing(post, key=key, embeds=hints.embeds)
         async with converted():
             if where.message is None and where.thread is None:
-                return await self._first_of_command(where, hints, out, nonce(key))
+                return await self._first_of_command(where, hints, out, key)
             if hints.reply is Reply.THREAD:
                 anchor = int(where.message or where.thread or 0)
                 thread = await self._thread(where, anchor, where.title)
                 if thread is not None:
                     try:
-                        return await self._send(thread, out, nonce(key))
+                        return await self._send_once(where, thread, out, key)
                     except discord.Forbidden:
                         log.info("may not post in thread %s; replying in place", thread)
             # In place: a reply to the source message, or to a slash command's status.
             reply_to = where.message or where.thread
             try:
-                return await self._send(int(where.channel), out, nonce(key), reply_to=reply_to)
+                return await self._send_once(where, int(where.channel), out, key, reply_to=reply_to)
             except discord.Forbidden:
                 # The bot may not post here, but the interaction may still answer.
                 interaction = self._interactions.get(hints.interaction)
@@ -148,9 +176,9 @@ class Delivery:
                 sent = await interaction.followup.send(**_send_kwargs(out), wait=True)
                 return str(sent.id)
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         hints = Hints.of(where.extra)
-        out = outgoing(post, embeds=hints.embeds)
+        out = outgoing(post, key=key, embeds=hints.embeds)
         kwargs: dict[str, Any] = {
             "content": out.content,
             "embeds": list(out.embeds),
@@ -198,6 +226,53 @@ class Delivery:
         channel = self._client.get_partial_messageable(channel_id)
         return channel.get_partial_message(int(message_id))
 
+    async def _send_once(
+        self,
+        where: ThreadRef,
+        channel_id: int,
+        out: Outgoing,
+        key: str,
+        *,
+        reply_to: str | None = None,
+    ) -> str:
+        """Post `out` in the channel unless an earlier attempt did: within minutes the nonce
+        makes sure of it, after that the reference line found in the channel."""
+        if self._may_exist(where, key):
+            found = await self._find(where, channel_id, key)
+            if found is not None:
+                log.info("post %s was made before; not posting it again", key)
+                return found
+        self._tried[key] = None
+        while len(self._tried) > REMEMBERED_KEYS:
+            self._tried.popitem(last=False)
+        return await self._send(channel_id, out, nonce(key), reply_to=reply_to)
+
+    def _may_exist(self, where: ThreadRef, key: str) -> bool:
+        """Could an earlier attempt have made this post? Not when the job began after this
+        process did and this process never posted under the key (and no other process
+        shares the job store)."""
+        if self._shared_store or key in self._tried or where.created_at is None:
+            return True
+        created = where.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return created < self._started
+
+    async def _find(self, where: ThreadRef, channel_id: int, key: str) -> str | None:
+        me = self._client.user
+        if me is None:
+            await self._client.wait_until_ready()
+            me = self._client.user
+        created = where.created_at or self._started
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        channel = self._client.get_partial_messageable(channel_id)
+        after = created - SEARCH_SKEW
+        async for message in channel.history(after=after, limit=SEARCH_LIMIT, oldest_first=True):
+            if me is not None and message.author.id == me.id and is_marked(message.content, key):
+                return str(message.id)
+        return None
+
     async def _send(
         self, channel_id: int, out: Outgoing, key_nonce: str, *, reply_to: str | None = None
     ) -> str:
@@ -238,7 +313,7 @@ class Delivery:
         return thread.id
 
     async def _first_of_command(
-        self, where: ThreadRef, hints: Hints, out: Outgoing, key_nonce: str
+        self, where: ThreadRef, hints: Hints, out: Outgoing, key: str
     ) -> str:
         """A slash command's first post fills in its deferred response; without a usable
         token (expired, or lost in a restart) a new message becomes the root instead."""
@@ -256,7 +331,7 @@ class Delivery:
                 if exc.code not in TOKEN_GONE:
                     raise
                 self._interactions.forget(hints.interaction)
-        return await self._send(int(where.channel), out, key_nonce)
+        return await self._send_once(where, int(where.channel), out, key)
 
     async def _edit_response(self, hints: Hints, kwargs: dict[str, Any]) -> bool:
         interaction = self._interactions.get(hints.interaction)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import discord
@@ -21,7 +21,10 @@ from bot import render
 from bot.chat import Post
 from bot.render import Document, RenderedFile
 
-CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT
+#: Each post ends with its reference (`marker`): the rest of the 2,000 is ours to fill.
+REF_LENGTH: Final = 10
+MARKER_ROOM: Final = len("\n-# ref ") + REF_LENGTH
+CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT - MARKER_ROOM
 TITLE_LIMIT: Final = 256
 DESCRIPTION_LIMIT: Final = 4096
 FIELD_LIMIT: Final = 1024
@@ -44,16 +47,19 @@ class Outgoing:
         return [discord.File(io.BytesIO(f.data), filename=f.name) for f in self.files]
 
 
-def outgoing(post: Post, *, embeds: bool = True) -> Outgoing:
-    """The message for `post`. Without `embeds` (the bot lacks Embed Links there, and
-    Discord would silently drop them) everything goes in the content."""
+def outgoing(post: Post, *, key: str, embeds: bool = True) -> Outgoing:
+    """The message for `post`, posted under the engine's `key` (its `marker` ends the
+    content). Without `embeds` (the bot lacks Embed Links there, and Discord would
+    silently drop them) everything goes in the content."""
     document = post.document
     if document is None:
         # Our own texts (status lines, failures): short, but never over the limit.
-        return Outgoing(clip(post.text, CONTENT_LIMIT), files=tuple(post.files))
-    if embeds:
-        return _with_embed(document, post.files)
-    return _plain(document, post.files)
+        out = Outgoing(clip(post.text, CONTENT_LIMIT), files=tuple(post.files))
+    elif embeds:
+        out = _with_embed(document, post.files)
+    else:
+        out = _plain(document, post.files)
+    return replace(out, content=marked(out.content, key))
 
 
 def _with_embed(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
@@ -150,6 +156,21 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return render.chunks(text, limit - 1)[0].rstrip() + "…"
+
+
+def marker(key: str) -> str:
+    """The line that ends every post: Discord's small print (`-# `) with a reference derived
+    from the engine's key. Discord gives a nonce back for a few minutes only, and never in
+    a channel's history; this line is how a post is recognised there after any restart."""
+    return f"-# ref {nonce(key)[:REF_LENGTH]}"
+
+
+def marked(content: str, key: str) -> str:
+    return f"{content}\n{marker(key)}" if content else marker(key)
+
+
+def is_marked(content: str, key: str) -> bool:
+    return content.rsplit("\n", 1)[-1] == marker(key)
 
 
 def nonce(key: str) -> str:

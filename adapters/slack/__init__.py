@@ -237,8 +237,8 @@ class SlackAdapter:
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         return await self.chat.post(where, post, key=key)
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
-        await self.chat.edit(where, message_id, post)
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        await self.chat.edit(where, message_id, post, key=key)
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self.chat.react(where, reaction)

@@ -161,7 +161,7 @@ class SlackChat:
 
     # -- edit, react ---------------------------------------------------------------------
 
-    async def edit(self, where: ThreadRef, message_id: str, post: Post) -> None:
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         client = await self._clients(where.workspace)
         root = where.message is None and where.thread == message_id
         message = await self._render(where, post, root=root)

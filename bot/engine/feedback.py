@@ -138,6 +138,8 @@ class Feedback:
         working.last_status = now
         platform = self._platforms[job.platform]
         try:
-            await platform.edit(self.where(job), message_id, Post(text))
+            await platform.edit(
+                self.where(job), message_id, Post(text), key=f"{job.id}:{DeliveryStep.STATUS}"
+            )
         except PlatformError as exc:
             log.info("status edit failed for job %s: %s", job.id, exc.message)

@@ -62,7 +62,7 @@ from tests.fakes.discord_model import (
     default_waveform,
     default_world,
 )
-from tests.fakes.discord_rest import API_PREFIX, Reaction, RestApi
+from tests.fakes.discord_rest import API_PREFIX, LostAnswer, Reaction, RestApi
 
 with warnings.catch_warnings():
     # discord.py imports the stdlib `audioop` (for voice), which Python 3.11 and 3.12 flag
@@ -613,6 +613,23 @@ class FakeDiscord:
         discord.py's Route.key form) with 429 and `retry_after` seconds."""
         rule = ForcedRateLimit(route, times, retry_after, scope)
         self.rest.limiter.rules.append(rule)
+        return rule
+
+    def lose_answers(
+        self,
+        route: str,
+        *,
+        times: int = 1,
+        advance: float = 0.0,
+        hold: float = 0.0,
+        match: Callable[[JSON], bool] = lambda body: True,
+    ) -> LostAnswer:
+        """Let the next `times` calls to `route` whose JSON body passes `match` do their
+        work, then lose the answer (a text/plain 503 from the edge, after `hold` seconds);
+        the clock moves on `advance` seconds meanwhile (past the nonce window, say). The
+        rule's `lost` event is set when an answer has been lost."""
+        rule = LostAnswer(route, times, advance, hold, match)
+        self.rest.lost_answers.append(rule)
         return rule
 
     def deny_bot(self, channel: ChannelRef, *permissions: Permission) -> None:

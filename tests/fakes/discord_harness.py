@@ -185,3 +185,13 @@ async def bot_fixture(
 
 def states(jobs: list[Job]) -> list[JobState]:
     return [job.state for job in jobs]
+
+
+def shown(message: JSON) -> str:
+    """A bot message's content as a reader takes it in: without the reference line in
+    small print that ends every post (`adapters.discord.format.marker`)."""
+    content = str(message["content"])
+    head, _, last = content.rpartition("\n")
+    if last.startswith("-# ref "):
+        return head
+    return "" if content.startswith("-# ref ") else content

@@ -8,9 +8,11 @@ Bot routes check `Authorization: Bot <token>`; interaction routes (in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -81,6 +83,20 @@ class _Route:
     auth: bool
 
 
+@dataclass
+class LostAnswer:
+    """Do what a call asks, then lose its answer: a 503 from the edge (after `hold`
+    seconds without a word, if set), the clock moved on by `advance` seconds."""
+
+    route: str
+    times: int
+    advance: float
+    hold: float
+    match: Callable[[JSON], bool]
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # end a hold early
+
+
 class RestApi:
     def __init__(self, fake: FakeDiscord, *, rate_limit: int, rate_window: float) -> None:
         self._fake = fake
@@ -105,6 +121,7 @@ class RestApi:
         # Permissions a channel overwrite takes from the bot (channel id -> bits).
         self.bot_denied: dict[int, int] = {}
         self.internal_errors: list[Exception] = []
+        self.lost_answers: list[LostAnswer] = []
 
         r = self._route
         r("GET", "/gateway", self.get_gateway, auth=False)
@@ -185,6 +202,9 @@ class RestApi:
                     return await self._finish_async(call, response, {})
                 extra_headers.update(self.limiter.count(route_key, major_parameters(call.params)))
             response = await handler(request)
+            lost = self._lost(route_key, call.json) if response.status < 300 else None
+            if lost is not None:
+                response = await self._lose(lost)
         except RateLimited as exc:
             response, extra_headers = exc.response, {}
         except ApiError as exc:
@@ -195,6 +215,26 @@ class RestApi:
             self.internal_errors.append(exc)
             response = json_response({"message": f"fake: {exc!r}", "code": 0}, 500)
         return await self._finish_async(call, response, extra_headers)
+
+    def _lost(self, route_key: str, body: JSON | None) -> LostAnswer | None:
+        for rule in self.lost_answers:
+            if rule.route == route_key and rule.times > 0 and rule.match(body or {}):
+                rule.times -= 1
+                return rule
+        return None
+
+    async def _lose(self, rule: LostAnswer) -> web.Response:
+        """The work is done; the answer never reaches the bot."""
+        self._fake.clock.advance(rule.advance)
+        rule.lost.set()
+        if rule.hold:  # the bot is killed meanwhile, or gives up waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rule.release.wait(), rule.hold)
+        return web.Response(
+            status=503,
+            text="upstream connect error or disconnect/reset before headers",
+            content_type="text/plain",
+        )
 
     async def _finish_async(
         self, call: RestCall, response: web.StreamResponse, headers: dict[str, str]
@@ -349,14 +389,19 @@ class RestApi:
             return attachment
         return attachment_payload(stored, base_url=self._fake.url, signer=self._fake.signer)
 
-    def rest_view(self, message: JSON) -> JSON:
-        """REST follows what the app may read (the portal switch), not what it identified with."""
+    def rest_view(self, message: JSON, *, created: bool = False) -> JSON:
+        """REST follows what the app may read (the portal switch), not what it identified with.
+        A nonce comes back only in the answer to the create (and the gateway's
+        MESSAGE_CREATE), never when a message is read later."""
         fake = self._fake
         channel = fake.world.channels.get(int(message["channel_id"]))
         visible = bool(fake.privileged_intents & Intent.MESSAGE_CONTENT) or fake.can_see_content(
             message, is_dm=channel is not None and channel.type is ChannelType.DM
         )
-        return self.render(message, content_visible=visible)
+        out = self.render(message, content_visible=visible)
+        if not created:
+            out.pop("nonce", None)
+        return out
 
     def attachments_from(
         self, channel: FakeChannel, body: JSON, files: list[UploadedFile]
@@ -516,12 +561,12 @@ class RestApi:
             body = {**body, "embeds": []}  # Discord drops them without a word
         duplicate = self._same_nonce(channel, body)
         if duplicate is not None:
-            return json_response(self.rest_view(duplicate))
+            return json_response(self.rest_view(duplicate, created=True))
         attachments = self.attachments_from(channel, body, files)
         self.files.extend(files)
         message = self.new_message(channel, self._fake.world.bot, body, attachments=attachments)
         await self.created(message, channel)
-        return json_response(self.rest_view(message))
+        return json_response(self.rest_view(message, created=True))
 
     def _same_nonce(self, channel: FakeChannel, body: JSON) -> JSON | None:
         """With `enforce_nonce`, a nonce the bot used in the last few minutes returns that
