@@ -299,6 +299,8 @@ class Intake:
         for item in items:
             outcome = by_key.get(item.record.dedupe_key) if item.record is not None else None
             reason = item.refusal if outcome is None else outcome.refused
+            if reason is not None and outcome is not None and len(items) > 1:
+                reason = f"{item.title}: {reason}"  # which of them the admission refused
             if reason is not None:
                 if self._first_time(item.key):
                     refusals.append(reason)
@@ -352,7 +354,8 @@ class Intake:
         (checked before anything is fetched: a private host is never probed). A refused
         link is reported where it would have been transcribed: one whose extension says it
         is media, or any link someone explicitly asked for."""
-        urls = find_links(trigger.text)[:MAX_LINKS]
+        every = find_links(trigger.text)
+        urls, rest = every[:MAX_LINKS], every[MAX_LINKS:]
         media, unclear = classify_links(urls, trigger.own_hosts)
         wanted = [url for url in urls if url in media or url in unclear]
         reasons = dict(zip(wanted, await asyncio.gather(*map(self._check, wanted)), strict=True))
@@ -368,6 +371,15 @@ class Intake:
             for url, reason in reasons.items()
             if reason is not None and (trigger.explicit or url in media)
         ]
+        # Links past the limit are not looked at; say so when they may have been wanted.
+        if rest and (trigger.explicit or any(map(is_media_url, rest))):
+            refused.append(
+                _Item(
+                    "more links",
+                    refusal=messages.links_left(len(rest), MAX_LINKS),
+                    key=f"{_origin(trigger)}:links-left",
+                )
+            )
         return found, refused
 
     async def _check(self, url: str) -> str | None:

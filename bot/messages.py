@@ -182,6 +182,13 @@ def link_refused(url: str, reason: str) -> str:
     return f"{redact_url(url)}: {reason}"
 
 
+def links_left(count: int, limit: int) -> str:
+    return (
+        f"{count:,} more link{'s' if count != 1 else ''}: I look at {limit} links of a "
+        "message at most; post the others in another message"
+    )
+
+
 def auto_changed(enabled: bool, channel: str) -> str:
     if enabled:
         return f"Auto-transcribe is on in {channel}: I'll transcribe audio and video shared here."

@@ -18,6 +18,7 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -121,6 +122,7 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         llm_model=settings.llm_model,
         lease=float(settings.job_lease_seconds),
         urls=UrlPolicy(allow_private=settings.allow_private_urls),
+        retention=timedelta(days=settings.job_retention_days),
     )
 
 

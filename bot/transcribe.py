@@ -3,6 +3,12 @@
 Progress goes to stderr (an upload bar, then the job's status with elapsed time); the
 speaker-labelled transcript and the speaker summary go to stdout, so the output can be
 piped or redirected cleanly. Any failure becomes one line on stderr and a non-zero exit.
+
+The bot's rules hold here too: a link must pass the URL policy (AssemblyAI cannot fetch
+from your private network either; ALLOW_PRIVATE_URLS opens it, as for the bot), a file
+larger than MAX_FILE_MB is refused before it is uploaded, and no more than
+MAX_DURATION_MINUTES is transcribed (and billed): a longer recording, or a link whose
+length cannot be known first, is cut there, and stderr says so.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -30,10 +36,12 @@ from rich.progress import (
 from bot import render
 from bot.assemblyai import AssemblyAIClient, AssemblyAIError, TranscriptFailed, TranscriptOptions
 from bot.config import Settings
+from bot.errors import SourceError
 from bot.models import DEFAULT_LLM_MODEL
 from bot.polling import PollSchedule
 from bot.sources import FileSource, Source
 from bot.transcript import Transcript, TranscriptStatus
+from bot.urls import PrivateAddress, UrlPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +77,9 @@ async def transcribe(
     async with AssemblyAIClient(
         api_key, base_url=settings.assemblyai_base_url, llm_base_url=settings.llm_gateway_url
     ) as client:
+        options, up_to = await _within_limits(settings, request)
         audio_url = await _audio_url(client, request.source, stderr)
-        transcript = await client.submit(audio_url, request.options)
+        transcript = await client.submit(audio_url, options)
         with _status(stderr) as show:
             show(transcript)
             transcript = await client.wait(
@@ -80,12 +89,51 @@ async def transcribe(
         if transcript.status is TranscriptStatus.ERROR:
             raise TranscriptFailed(transcript.id, transcript.error or "no reason given")
 
+        length = transcript.audio_duration
+        if up_to is not None and length is not None and length > up_to:
+            stderr.print(
+                f"Transcribed the first {render.format_duration(up_to)} of "
+                f"{render.format_duration(length)}: MAX_DURATION_MINUTES is "
+                f"{settings.max_duration_minutes}",
+                highlight=False,
+            )
         summary = None
         if request.ai_summary:
             summary = await _ai_summary(client, transcript, request.llm_model)
         stdout.write(render.plain_text(transcript, summary=summary))
         stdout.flush()
         await _write_outputs(client, transcript, request.outputs)
+
+
+async def _within_limits(
+    settings: Settings, request: TranscribeRequest
+) -> tuple[TranscriptOptions, float | None]:
+    """The options cut at MAX_DURATION_MINUTES where needed, and where the cut falls (in
+    seconds of the recording, None if uncut). Raises SourceError for a link the URL
+    policy refuses or a file over MAX_FILE_MB."""
+    source, options = request.source, request.options
+    if isinstance(source, FileSource):
+        limit = settings.max_file_mb * 1_000_000
+        if source.size > limit:
+            raise SourceError(
+                f"{source.path.name} is {source.size / 1e6:,.1f} MB, over MAX_FILE_MB "
+                f"({settings.max_file_mb} MB)"
+            )
+        length = _duration(source.path)
+    else:
+        try:
+            await UrlPolicy(allow_private=settings.allow_private_urls).check(source.url)
+        except PrivateAddress as exc:
+            raise SourceError(f"{exc} (ALLOW_PRIVATE_URLS=true allows private hosts)") from exc
+        length = None  # not known before AssemblyAI fetches it
+    most = settings.max_duration_minutes * 60
+    start = (options.audio_start_from or 0) / 1000
+    if options.audio_end_at is not None and options.audio_end_at / 1000 - start <= most:
+        return options, None
+    if length is not None and length - start <= most:
+        return options, None
+    up_to = start + most
+    return replace(options, audio_end_at=round(up_to * 1000)), up_to
 
 
 def _poll_delays(source: Source) -> Callable[[Transcript], float]:

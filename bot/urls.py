@@ -46,6 +46,11 @@ class UrlRefused(SourceError):
     """The link is not one the bot will fetch; the message says why, for the person."""
 
 
+class PrivateAddress(UrlRefused):
+    """The link's host is not public (loopback, a private network...): ALLOW_PRIVATE_URLS
+    would let it through."""
+
+
 def check_form(url: str) -> str:
     """The URL if its form is acceptable; UrlRefused says what is wrong with it."""
     try:
@@ -118,7 +123,7 @@ class UrlPolicy:
         if not addresses:
             raise UrlRefused(f"{host} could not be found")
         if not all(self.allowed(a) for a in addresses):
-            raise UrlRefused(f"{host} is not a public address, so I do not fetch it")
+            raise PrivateAddress(f"{host} is not a public address, so I do not fetch it")
         return url
 
     def session(self, **kwargs: Any) -> aiohttp.ClientSession:

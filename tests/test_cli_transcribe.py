@@ -105,7 +105,8 @@ def test_two_speaker_recording_prints_the_script_with_labels_and_summary(emulato
 def test_url_source_is_passed_through(emulator, tmp_path, media_server):
     sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
     url = media_server(sample.path)
-    result = run_cli("transcribe", url, server=emulator, cwd=tmp_path)
+    private = {"ALLOW_PRIVATE_URLS": "true"}  # the media server is on loopback
+    result = run_cli("transcribe", url, server=emulator, cwd=tmp_path, env=private)
     assert result.returncode == 0, result.stderr
     assert sample.script["utterances"][1]["text"] in result.stdout
     assert "Uploading" not in result.stderr
@@ -205,9 +206,60 @@ def test_too_short_audio(emulator, tmp_path):
 
 def test_unreachable_url(emulator, tmp_path):
     result = run_cli(
-        "transcribe", "http://127.0.0.1:9/nothing-here.mp3", server=emulator, cwd=tmp_path
+        "transcribe",
+        "http://127.0.0.1:9/nothing-here.mp3",
+        server=emulator,
+        cwd=tmp_path,
+        env={"ALLOW_PRIVATE_URLS": "true"},
     )
     assert_one_line_error(result, "Download error", "127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a.mp3",
+        "http://[::1]/a.mp3",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/c.mp3",
+        "http://user:secret@media.example/a.mp3",
+        "ftp://media.example/a.mp3",
+    ],
+)
+def test_a_link_the_url_policy_refuses_never_reaches_assemblyai(emulator, tmp_path, url):
+    emulator.clear_requests()
+    result = run_cli("transcribe", url, server=emulator, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "secret" not in result.stderr
+    if url.startswith("http://1") or "::1" in url:
+        assert "is not a public address" in result.stderr
+        assert "ALLOW_PRIVATE_URLS=true allows private hosts" in result.stderr
+    assert not [r for r in emulator.requests() if r["path"].startswith("/v2/transcript")]
+
+
+def test_a_file_over_max_file_mb_is_refused_before_uploading(emulator, tmp_path):
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF" + bytes(1_500_000))
+    emulator.clear_requests()
+    result = run_cli("transcribe", big, server=emulator, cwd=tmp_path, env={"MAX_FILE_MB": "1"})
+    assert_one_line_error(result, "big.wav is 1.5 MB, over MAX_FILE_MB (1 MB)")
+    assert emulator.requests() == []
+
+
+def test_max_duration_cuts_a_longer_recording_and_says_so(emulator, tmp_path):
+    from tests.audio import make_spoken_sequence
+
+    long = make_spoken_sequence(tmp_path / "long", ("Good morning.", 61.0, "Goodbye."))
+    result = run_cli(
+        "transcribe", long.path, server=emulator, cwd=tmp_path, env={"MAX_DURATION_MINUTES": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    total = f"1:{round(long.duration) - 60:02d}"
+    assert f"Transcribed the first 1:00 of {total}: MAX_DURATION_MINUTES is 1" in result.stderr
+    [submitted] = [
+        r for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/v2/transcript"
+    ]
+    assert submitted["status"] == 200
 
 
 def test_unreachable_assemblyai(tmp_path):

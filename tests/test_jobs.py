@@ -669,3 +669,49 @@ async def test_leases_follow_the_databases_clock_on_postgresql(pg_url: str) -> N
     finally:
         for s in (honest, skewed, naive):
             await s.close()
+
+
+# -- retention -----------------------------------------------------------------------
+
+
+async def test_delivered_jobs_past_their_retention_are_pruned_in_batches(
+    store: JobStore, clock: Clock
+) -> None:
+    old = [
+        await finish(store, (await store.admission.intake(record(n)))[0], DELIVERED)
+        for n in range(3)
+    ]
+    waiting, _ = await store.admission.intake(record(10))
+    waiting = await finish(store, waiting, COMPLETED)  # old, but not delivered yet
+    clock.advance(31 * 86400)
+    recent = await finish(store, (await store.admission.intake(record(20)))[0], DELIVERED)
+
+    assert await store.prune(timedelta(days=30), batch=2) == 3
+    for job in old:
+        assert await store.get(job.id) is None
+    assert await store.get(waiting.id) is not None  # unfinished work is never pruned
+    assert await store.get(recent.id) is not None
+    assert await store.prune(timedelta(days=30)) == 0
+    # The dedupe key went with the record: the same message again is a new job.
+    again, created = await store.admission.intake(record(0))
+    assert created and again.id != old[0].id
+
+
+async def test_the_engine_prunes_as_it_runs(store: JobStore, clock: Clock) -> None:
+    from bot import assemblyai as aai
+    from bot.config import Secret
+    from bot.engine import Engine, EngineConfig
+
+    done = await finish(store, (await store.admission.intake(record(1)))[0], DELIVERED)
+    clock.advance(8 * 86400)
+    client = aai.AssemblyAIClient(Secret("unused"), base_url="http://127.0.0.1:9")
+    config = EngineConfig(retention=timedelta(days=7), idle=0.05)
+    engine = Engine(store, client, {}, config)
+    try:
+        await engine.start()
+        async with asyncio.timeout(10):
+            while await store.get(done.id) is not None:  # noqa: ASYNC110 (the engine's loop)
+                await asyncio.sleep(0.02)
+    finally:
+        await engine.stop()
+        await client.close()

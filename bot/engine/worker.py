@@ -72,6 +72,9 @@ class EngineConfig:
     #: an upload may take this long, or as long as this many bytes a second need
     transfer_floor: float = 120.0
     transfer_min_rate: float = 100_000.0
+    #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
+    retention: timedelta | None = timedelta(days=30)
+    prune_every: float = 3600.0  # seconds between looks for jobs past their retention
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -126,6 +129,7 @@ class Engine:
         self.schedule = schedule or PollSchedule()
         self.health = health or Health()
         self.lifecycle = Lifecycle.NEW
+        self._pruned_at: float | None = None  # the event loop's time of the last prune
         self.memory = Memory()
         self.feedback = Feedback(
             store, self.platforms, self.memory, status_interval=self.config.status_interval
@@ -276,10 +280,27 @@ class Engine:
             wait = await self._next_due_in()
             await asyncio.sleep(self.config.idle if wait is None else min(wait, self.config.idle))
 
+    async def prune(self) -> int:
+        """Delete delivered jobs past their retention (JOB_RETENTION_DAYS); how many."""
+        if self.config.retention is None:
+            return 0
+        pruned = await self.store.prune(self.config.retention)
+        if pruned:
+            log.info("deleted %d delivered jobs older than %s", pruned, self.config.retention)
+        return pruned
+
+    async def _prune_when_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._pruned_at is not None and now - self._pruned_at < self.config.prune_every:
+            return
+        self._pruned_at = now
+        await self.prune()
+
     async def _loop(self) -> None:
         while self.lifecycle is Lifecycle.RUNNING:
             try:
                 await self._dispatch()
+                await self._prune_when_due()
                 wait = await self._next_due_in()
             except Exception:
                 log.exception("engine loop error; retrying shortly")

@@ -16,11 +16,11 @@ transaction that happens whole or not at all.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.engine import URL
 
 from bot.errors import DatabaseUnavailable
@@ -183,6 +183,29 @@ class JobStore:
             for state, count in await session.execute(query):
                 counts[state] = count
         return counts
+
+    # -- upkeep ------------------------------------------------------------------------
+
+    async def prune(self, older_than: timedelta, *, batch: int = 500) -> int:
+        """Delete delivered jobs (a failure ends delivered too: its notice was posted)
+        last changed more than `older_than` ago, `batch` rows per transaction so that a
+        large backlog never holds the database for long. Returns how many went."""
+        cutoff = self.now() - older_than
+        pruned = 0
+        while True:
+            async with self.db.session() as session:
+                ids = list(
+                    await session.scalars(
+                        select(JobRow.id)
+                        .where(JobRow.state == JobState.DELIVERED, JobRow.updated_at < cutoff)
+                        .limit(batch)
+                    )
+                )
+                if ids:
+                    await session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
+            pruned += len(ids)
+            if len(ids) < batch:
+                return pruned
 
     def now(self) -> datetime:
         """The store's clock (injected in tests)."""

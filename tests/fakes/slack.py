@@ -15,6 +15,7 @@ done to the fake is recorded (`calls`, `messages`, `reactions`, `uploaded_files`
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -434,7 +435,7 @@ class FakeSlack:
         try:
             async with self._session.post(
                 url,
-                data=request.body,
+                data=io.BytesIO(request.body),  # aiohttp warns of large raw bytes
                 headers=request.headers,
                 timeout=aiohttp.ClientTimeout(total=self.app_deadline),
             ) as resp:
