@@ -7,6 +7,7 @@ plain text: an adapter escapes them for its markup."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.config import redact_url
@@ -54,7 +55,7 @@ def explain(exc: BaseException) -> str:
         case RequestTimeout() | TransportError():
             return f"could not reach AssemblyAI: {exc.message}"
         case TranscriptFailed():
-            return f"AssemblyAI could not transcribe this audio: {exc.message}"
+            return assemblyai_failed(exc.message)
         case OSError():
             target = f" {exc.filename}" if exc.filename else ""
             return f"cannot access{target}: {exc.strerror or exc}"
@@ -112,7 +113,16 @@ def gave_up(message: str) -> str:
 
 
 def assemblyai_failed(error: str | None) -> str:
-    return f"AssemblyAI could not transcribe this audio: {error or 'no reason given'}"
+    return f"AssemblyAI could not transcribe this audio: {unmarked(error or 'no reason given')}"
+
+
+#: The job marker the engine adds to the audio URL it hands over (bot.engine.steps.marked);
+#: AssemblyAI quotes that URL in its errors, and people need not read it.
+_JOB_MARKER = re.compile(r"[#&]threadscribe-job=[0-9a-fA-F-]+")
+
+
+def unmarked(text: str) -> str:
+    return _JOB_MARKER.sub("", text)
 
 
 def failed(reason: str) -> str:

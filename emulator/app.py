@@ -64,16 +64,17 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     if fault is not None:
         logger.info("injecting fault", extra={"path": request.path, "fault": fault.to_json()})
         if fault.drop:
-            emulator.requests.add(request.method, request.path, None)
+            emulator.requests.add(request.method, request.path, None, "drop")
             request.protocol.force_close()
             return web.Response()  # never written: the connection is already closed
         if fault.status is not None:
             refusal = fault.response(emulator.faults.config.retry_after)
-            emulator.requests.add(request.method, request.path, refusal.status)
+            emulator.requests.add(request.method, request.path, refusal.status, "status")
             return refusal
         if fault.after_work:
             handled = await _answer(request, handler)  # the work is done either way
-            emulator.requests.add(request.method, request.path, handled.status)
+            kind = "lost" if fault.lost else "late"
+            emulator.requests.add(request.method, request.path, handled.status, kind)
             if fault.lost:
                 request.protocol.force_close()
                 return web.Response()  # never written: the connection is already closed

@@ -48,8 +48,12 @@ class RequestLog:
     def entries(self) -> list[dict[str, Any]]:
         return list(self._entries)
 
-    def add(self, method: str, path: str, status: int | None) -> None:
-        self._entries.append({"method": method, "path": path, "status": status})
+    def add(self, method: str, path: str, status: int | None, fault: str | None = None) -> None:
+        """`status` as answered (None: no answer); `fault`, the injected one, if any."""
+        entry: dict[str, Any] = {"method": method, "path": path, "status": status}
+        if fault is not None:
+            entry["fault"] = fault
+        self._entries.append(entry)
 
     def clear(self) -> None:
         self._entries.clear()

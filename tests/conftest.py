@@ -36,7 +36,7 @@ def media_server() -> Generator[Callable[[Path], str], None, None]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = files.get(self.path)
+            path = files.get(self.path.split("?", 1)[0])  # a query tells links apart
             if path is None:
                 self.send_error(404)
                 return
@@ -62,3 +62,43 @@ def media_server() -> Generator[Callable[[Path], str], None, None]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+# -- loopback only -----------------------------------------------------------------------
+# Every connection a test (or the code it drives) opens must stay on this machine: an
+# audit hook sees each socket.connect, and a test that reached further fails.
+
+_OUTSIDE: list[str] = []
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event != "socket.connect":
+        return
+    address = args[1]
+    host = address[0] if isinstance(address, tuple) and address else None
+    if isinstance(host, str) and not _loopback(host):
+        _OUTSIDE.append(f"{address[0]}:{address[1] if len(address) > 1 else '?'}")
+
+
+import sys as _sys  # noqa: E402
+
+_sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Generator[None, None, None]:
+    _OUTSIDE.clear()
+    yield
+    if _OUTSIDE:
+        reached = ", ".join(sorted(set(_OUTSIDE)))
+        _OUTSIDE.clear()
+        pytest.fail(f"the test connected beyond loopback: {reached}")

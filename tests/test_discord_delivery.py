@@ -390,3 +390,31 @@ def replace_created(ref: ThreadRef, *, hours_ago: float) -> ThreadRef:
     from datetime import UTC, datetime, timedelta
 
     return replace(ref, created_at=datetime.now(UTC) - timedelta(hours=hours_ago))
+
+
+async def test_an_edge_answering_html_is_retried_or_named_never_shown(bot: Harness) -> None:
+    from bot.chat import PlatformError
+
+    source = await bot.fake.dispatch_message(bot.fake.world.dm, uploads=[Upload("a.mp3", b"ID")])
+    # 503 from the edge: discord.py does not retry it; the engine will, told in words.
+    bot.fake.edge_failures(
+        MESSAGES, status=503, body="upstream connect error", content_type="text/plain"
+    )
+    with pytest.raises(PlatformError) as failed:
+        await bot.adapter.post(where(source), Post("hello"), key="job-1:status")
+    assert failed.value.retryable
+    assert failed.value.message == "Discord is not answering properly (503 Service Unavailable)"
+    # An HTML 502: discord.py tries again by itself, and the post lands once.
+    bot.fake.edge_failures(MESSAGES, status=502)
+    await bot.adapter.post(where(source), Post("hello"), key="job-1:status")
+    statuses = [c.status for c in bot.fake.calls_to(MESSAGES)]
+    assert statuses == [503, 502, 200]
+    assert [shown(m) for m in bot.bot_messages(bot.fake.world.dm)] == ["hello"]
+
+
+def test_discords_own_errors_are_one_short_line() -> None:
+    from adapters.discord import texts
+
+    said = texts.refused_by_discord(400, 50035, "Invalid Form Body\n" + "x" * 500)
+    assert "\n" not in said and len(said) < 260
+    assert texts.refused_by_discord(404, 0, "<html>…</html>") == "Discord answered 404 Not Found"

@@ -347,6 +347,7 @@ async def test_a_bad_link_or_file_is_refused_and_every_other_item_goes_on(
     titles = sorted(job.options.title or "" for job in await bot.jobs())
     assert titles == [sample.path.name, "standup.mp3"]
     ts = envelope["event"]["ts"]
+
     def refusals() -> list[Any]:  # the jobs' own status messages share the thread
         replies = fake.bot_messages(GENERAL, thread_ts=ts)
         return [m for m in replies if m.text.startswith("Sorry")]
@@ -440,3 +441,104 @@ def test_the_link_scan_is_linear() -> None:
     found = find_links(text)
     assert time.perf_counter() - began < 1.0
     assert found == links[:30_000]
+
+
+# -- memory: every map keyed by a job or message empties or is bounded --------------------
+
+
+async def test_nothing_of_a_finished_job_stays_in_memory(
+    tmp_path: Path, emulator: EmulatorServer, media_server: Any
+) -> None:
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    url = media_server(sample.path)
+    async with make_harness(tmp_path, emulator, per_user=50, per_channel=50) as harness:
+        for n in range(12):
+            await harness.engine.intake(url_intake(f"{url}?n={n}", message=f"1700000000.{n:06d}"))
+        await harness.drain(60)
+        engine = harness.engine
+        assert await harness.store.counts_by_state() == {
+            **dict.fromkeys(JobState, 0),
+            JobState.DELIVERED: 12,
+        }
+        assert len(engine.memory) == 0
+        assert engine._tasks == {} and engine._side_tasks.tasks() == []
+
+
+def test_per_job_memory_is_bounded_when_jobs_end_elsewhere() -> None:
+    """Jobs finished by another replica are never forgotten here: the oldest go first."""
+    from bot.engine.feedback import Memory
+
+    memory = Memory(limit=3)
+    for n in range(5):
+        memory(f"job-{n}").last_poll = float(n)
+    assert len(memory) == 3
+    assert memory("job-4").last_poll == 4.0 and memory("job-0").last_poll is None
+
+
+# -- 30 % faults over 50 jobs --------------------------------------------------------------
+
+
+async def test_fifty_jobs_through_thirty_percent_faults_are_each_delivered_once(
+    tmp_path: Path, emulator: EmulatorServer, media_server: Any
+) -> None:
+    """Half files, half links; 30 % of AssemblyAI's answers are errors (429, 500, 503),
+    dropped connections, or lost after the work was done. Every job ends with exactly one
+    result in its thread (the transcript, or why not), and AssemblyAI holds exactly one
+    transcript per job: none billed twice."""
+    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+    data = sample.path.read_bytes()
+    count = 50
+    emulator.set_faults(
+        rates={"429": 0.06, "500": 0.07, "503": 0.05, "drop": 0.06, "lost": 0.06},
+        retry_after=0,
+        seed=30,
+    )
+    async with make_harness(tmp_path, emulator, per_user=100, per_channel=100) as harness:
+        for n in range(count):
+            message = f"1700000000.{n:06d}"
+            if n % 2:
+                harness.platform.add_file(f"F{n}", data)
+                record = file_intake(f"F{n}", len(data), message=message)
+            else:
+                record = url_intake(f"{media_server(sample.path)}?n={n}", message=message)
+            await harness.engine.intake(record)
+        await harness.drain(240)
+        jobs = await harness.store.recent(100)
+        results = harness.platform.results()
+    emulator.clear_faults()
+
+    faults = [r for r in emulator.requests() if r.get("fault")]
+    made = transcripts_at(emulator)
+    by_job = {j.id: [r for r in results if r.key == f"{j.id}:result"] for j in jobs}
+    delivered = [
+        j for j in jobs if len(by_job[j.id]) == 1 and "Good morning." in by_job[j.id][0].text
+    ]
+    explained = [j for j in jobs if len(by_job[j.id]) == 1 and j not in delivered]
+    lost = [j for j in jobs if not by_job[j.id]]
+    duplicated = [j for j in jobs if len(by_job[j.id]) > 1]
+    extra = len(made) - len({j.transcript_id for j in jobs if j.transcript_id})
+    print(
+        f"\njobs {len(jobs)}, faults {len(faults)} of {len(emulator.requests())} answers, "
+        f"delivered once {len(delivered)}, explained {len(explained)}, lost {len(lost)}, "
+        f"duplicated {len(duplicated)}, extra transcripts {extra}"
+    )
+    assert len(jobs) == count
+    assert {j.state for j in jobs} == {JobState.DELIVERED}
+    assert lost == [] and duplicated == [] and extra == 0
+    assert len(delivered) + len(explained) == count
+    assert len(faults) > 0.15 * len(emulator.requests())  # the faults did happen
+    for job in explained:
+        assert "AssemblyAI" in by_job[job.id][0].text, by_job[job.id][0].text
+
+
+def test_the_job_marker_never_reaches_the_thread() -> None:
+    from bot import messages
+
+    said = messages.assemblyai_failed(
+        "Download error, unable to download https://media.example/a.mp3"
+        "#threadscribe-job=4416d553-05a9-4530-840f-00089be1c24b. Please make sure"
+    )
+    assert said == (
+        "AssemblyAI could not transcribe this audio: Download error, unable to download "
+        "https://media.example/a.mp3. Please make sure"
+    )

@@ -3,6 +3,7 @@ its Developer Portal. Everything else people read is in `bot.messages`."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Final
 
 #: Everything the bot does in a channel, as the Discord client names the permissions.
@@ -110,7 +111,21 @@ def cdn_refused(status: int) -> str:
 
 
 def refused_by_discord(status: int, code: int, text: str) -> str:
-    return f"Discord refused the request ({status}, code {code}: {text})"
+    """Discord's own error (JSON: a code and a message), or, with code 0, an answer from
+    whatever stands in front of it (an HTML page from Cloudflare, a proxy's text): named
+    by its status, never shown as it is."""
+    if code == 0:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "error"
+        if status >= 500:
+            return f"Discord is not answering properly ({status} {phrase})"
+        return f"Discord answered {status} {phrase}"
+    said = " ".join(text.split())
+    if len(said) > 200:
+        said = said[:199] + "…"
+    return f"Discord refused the request ({status}, code {code}: {said})"
 
 
 # -- operators: threadscribe doctor -------------------------------------------------------

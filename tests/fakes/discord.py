@@ -62,7 +62,7 @@ from tests.fakes.discord_model import (
     default_waveform,
     default_world,
 )
-from tests.fakes.discord_rest import API_PREFIX, LostAnswer, Reaction, RestApi
+from tests.fakes.discord_rest import API_PREFIX, EdgeFailure, LostAnswer, Reaction, RestApi
 
 with warnings.catch_warnings():
     # discord.py imports the stdlib `audioop` (for voice), which Python 3.11 and 3.12 flag
@@ -613,6 +613,23 @@ class FakeDiscord:
         discord.py's Route.key form) with 429 and `retry_after` seconds."""
         rule = ForcedRateLimit(route, times, retry_after, scope)
         self.rest.limiter.rules.append(rule)
+        return rule
+
+    def edge_failures(
+        self,
+        route: str,
+        *,
+        times: int = 1,
+        status: int = 502,
+        body: str = "<html><head><title>502 Bad Gateway</title></head>"
+        "<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center>"
+        "</body></html>",
+        content_type: str = "text/html",
+    ) -> EdgeFailure:
+        """Answer the next `times` calls to `route` from the edge, before Discord sees
+        them: `status` with a body that is not Discord's JSON (an HTML page by default)."""
+        rule = EdgeFailure(route, times, status, body, content_type)
+        self.rest.edge_failures.append(rule)
         return rule
 
     def lose_answers(

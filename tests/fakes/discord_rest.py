@@ -84,6 +84,17 @@ class _Route:
 
 
 @dataclass
+class EdgeFailure:
+    """Cloudflare or a proxy in front of Discord answers instead of Discord: not JSON."""
+
+    route: str
+    times: int
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass
 class LostAnswer:
     """Do what a call asks, then lose its answer: a 503 from the edge (after `hold`
     seconds without a word, if set), the clock moved on by `advance` seconds."""
@@ -122,6 +133,7 @@ class RestApi:
         self.bot_denied: dict[int, int] = {}
         self.internal_errors: list[Exception] = []
         self.lost_answers: list[LostAnswer] = []
+        self.edge_failures: list[EdgeFailure] = []
 
         r = self._route
         r("GET", "/gateway", self.get_gateway, auth=False)
@@ -195,6 +207,12 @@ class RestApi:
             request[BODY], request[FILES] = call.json, call.files
             if known and self._auth_by_key[route_key] and not self._authorised(request):
                 raise unauthorized()
+            edge = self._edge(route_key)
+            if edge is not None:
+                response = web.Response(
+                    status=edge.status, text=edge.body, content_type=edge.content_type
+                )
+                return await self._finish_async(call, response, {})
             if known:
                 forced = self.limiter.forced(route_key)
                 if forced is not None:
@@ -215,6 +233,13 @@ class RestApi:
             self.internal_errors.append(exc)
             response = json_response({"message": f"fake: {exc!r}", "code": 0}, 500)
         return await self._finish_async(call, response, extra_headers)
+
+    def _edge(self, route_key: str) -> EdgeFailure | None:
+        for rule in self.edge_failures:
+            if rule.route == route_key and rule.times > 0:
+                rule.times -= 1
+                return rule
+        return None
 
     def _lost(self, route_key: str, body: JSON | None) -> LostAnswer | None:
         for rule in self.lost_answers:
