@@ -18,11 +18,18 @@ The prior is deliberately quick: a first poll aimed too early costs a call or tw
 aimed too late costs the whole difference in latency. Without a known length the
 schedule backs off geometrically. Webhooks, when PUBLIC_URL is set, make all of this a
 fallback.
+
+`threadscribe transcribe` has a different aim (one job, a person waiting at the terminal,
+nothing to learn from) and its own schedule, `SdkPace`, below: never slower than
+AssemblyAI's own SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.transcript import TranscriptStatus
@@ -106,3 +113,68 @@ class PollSchedule:
         cov = sum((d - mean_d) * (t - mean_t) for d, t in self.observed)
         self.ratio = max(0.0, cov / var)
         self.base = max(0.2, mean_t - self.ratio * mean_d)
+
+
+# -- the terminal: never slower than AssemblyAI's SDK ---------------------------------
+
+
+@dataclass(slots=True)
+class SdkPace:
+    """When `threadscribe transcribe` polls: never later than AssemblyAI's Python SDK
+    would, with one GET fewer.
+
+    The SDK (`Transcript.wait_for_completion`) GETs as soon as the submit answers, then
+    sleeps `polling_interval` (3 s) after every answer. Its k-th poll after the first
+    therefore leaves at `submitted + 3k + r0 + r1 + ... + r(k-1) + its own overheads`,
+    where r are its round trips (r0: the immediate GET, which never finds a job done:
+    AssemblyAI does not transcribe in one round trip).
+
+    Ours skip that GET and are due at `submitted + 3k + (our round trips so far)`: the
+    SDK's schedule less r0 and less its overheads (wake-up lateness and processing between
+    answer and next request, which add up poll after poll in a sleep-after-answer loop and
+    do not here: each poll is due at a deadline). So each poll leaves at least a round trip
+    before the SDK's matching one, the gap from an answer to the next poll never exceeds
+    3 s, and whatever the finishing time, we see it no later than the SDK (a finish
+    between our poll and the SDK's matching poll, a window one round trip wide, is the one
+    exception: we then need the next poll, and still make no more GETs than the SDK).
+
+    Deadlines are not multiples of 3 s after submission: poll k lands k - 1 round trips
+    past the mark, as the SDK's do (k + 1 round trips), so a job that finishes exactly on
+    a mark (a server timing its work in whole seconds) is not raced by a poll that leaves
+    at the same instant, seen "processing" by a hair, and then waited on for 3 s more. The
+    first poll is on its mark; so is the SDK's, one round trip later.
+
+    `submitted` and every time given are on one monotonic clock.
+    """
+
+    submitted: float
+    interval: float = 3.0
+    polls: int = 0
+    round_trips: float = 0.0
+
+    def due(self) -> float:
+        """When the next poll should leave."""
+        return self.submitted + (self.polls + 1) * self.interval + self.round_trips
+
+    def answered(self, *, sent: float, received: float) -> None:
+        """A poll that left at `sent` was answered (unfinished) at `received`."""
+        self.polls += 1
+        self.round_trips += max(0.0, received - sent)
+
+
+async def sleep_until(
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Sleep until `clock()` reaches `deadline`, waking on time.
+
+    `asyncio.sleep(t)` on Linux wakes up to t/1000 late (the kernel's timer slack for
+    epoll waits) plus up to 1 ms (epoll counts whole milliseconds): 3 to 4 ms on a 3 s
+    wait, which a poller that must keep pace with `time.sleep` cannot afford. So sleep to
+    a little short of the deadline, then top up with a wait too short to slip.
+    """
+    while (left := deadline - clock()) > 0:
+        early = left / 500 + 0.002
+        await sleep(left - early if left > 2 * early else left)
