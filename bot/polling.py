@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from bot.transcript import TranscriptStatus
 
@@ -124,37 +125,54 @@ class SdkPace:
     would, with one GET fewer.
 
     The SDK (`Transcript.wait_for_completion`) GETs as soon as the submit answers, then
-    sleeps `polling_interval` (3 s) after every answer. Its k-th poll after the first
-    therefore leaves at `submitted + 3k + r0 + r1 + ... + r(k-1) + its own overheads`,
-    where r are its round trips (r0: the immediate GET, which never finds a job done:
-    AssemblyAI does not transcribe in one round trip).
+    sleeps `polling_interval` (3 s) after every answer. Its k-th poll after that first one
+    therefore leaves at `submitted + 3k + r0 + r1 + ... + r(k-1) + its overheads`, where
+    the r are its round trips (r0: the immediate GET, which never finds a job done:
+    AssemblyAI does not transcribe in one round trip) and the overheads its wake-up
+    lateness and work between an answer and the next request, which add up poll after
+    poll in a sleep-after-answer loop.
 
-    Ours skip that GET and are due at `submitted + 3k + (our round trips so far)`: the
-    SDK's schedule less r0 and less its overheads (wake-up lateness and processing between
-    answer and next request, which add up poll after poll in a sleep-after-answer loop and
-    do not here: each poll is due at a deadline). So each poll leaves at least a round trip
-    before the SDK's matching one, the gap from an answer to the next poll never exceeds
-    3 s, and whatever the finishing time, we see it no later than the SDK (a finish
-    between our poll and the SDK's matching poll, a window one round trip wide, is the one
-    exception: we then need the next poll, and still make no more GETs than the SDK).
+    Ours skip that GET and are due at `submitted + 3k + f + (our round trips so far)`:
+    the SDK's schedule with `f` for r0 and without its overheads (each poll is due at a
+    deadline, so our own lateness does not add up). `f` (`first_trip`) is the round trip
+    of the submit, the one we have, but at most `MAX_FIRST_TRIP`: on a real network r0
+    is tens of milliseconds and `f` a few, so each poll leaves ahead of the SDK's matching
+    one; on loopback they are about equal, and the SDK's overheads keep us ahead. Either
+    way the gap from an answer to the next poll never exceeds 3 s, and whatever the
+    finishing time, we see it no later than the SDK, with one GET fewer. (The exception:
+    a job that finishes between our poll and the SDK's matching one, a window of r0 - f
+    plus the SDK's overheads. We then need the next poll, and make as many GETs as it.)
 
-    Deadlines are not multiples of 3 s after submission: poll k lands k - 1 round trips
-    past the mark, as the SDK's do (k + 1 round trips), so a job that finishes exactly on
-    a mark (a server timing its work in whole seconds) is not raced by a poll that leaves
-    at the same instant, seen "processing" by a hair, and then waited on for 3 s more. The
-    first poll is on its mark; so is the SDK's, one round trip later.
+    No poll leaves on a mark (3k s after the submit answer): poll k leaves `f` plus k - 1
+    round trips past it, as the SDK's leave k + 1 round trips past it. A server that times
+    its work in whole seconds (an emulator; AssemblyAI's queue, perhaps) finishes a job
+    on a mark plus its timer's slack, a millisecond or so; a poll leaving exactly on the
+    mark would race that, see "processing" by a hair, and wait 3 s more while the SDK's
+    later poll finds the job done.
 
     `submitted` and every time given are on one monotonic clock.
     """
 
+    #: the submit's round trip, standing in for the SDK's first GET, is capped at this
+    MAX_FIRST_TRIP: ClassVar[float] = 0.005
+
     submitted: float
     interval: float = 3.0
+    first_trip: float = 0.0
     polls: int = 0
     round_trips: float = 0.0
 
+    @classmethod
+    def after_submit(cls, *, sent: float, answered: float, interval: float = 3.0) -> SdkPace:
+        """The schedule for a job whose submit left at `sent` and was answered at
+        `answered` (or, picking up a transcript, whose first GET was)."""
+        trip = min(cls.MAX_FIRST_TRIP, max(0.0, answered - sent))
+        return cls(submitted=answered, interval=interval, first_trip=trip)
+
     def due(self) -> float:
         """When the next poll should leave."""
-        return self.submitted + (self.polls + 1) * self.interval + self.round_trips
+        late = self.first_trip + self.round_trips
+        return self.submitted + (self.polls + 1) * self.interval + late
 
     def answered(self, *, sent: float, received: float) -> None:
         """A poll that left at `sent` was answered (unfinished) at `received`."""

@@ -335,17 +335,19 @@ async def obtain(client: AssemblyAIClient, prepared: Prepared, stderr: Console) 
     """The finished transcript (completed or error) of a prepared request."""
     target = prepared.request.target
     if isinstance(target, Pickup):
+        sent = time.monotonic()
         try:
             transcript = await client.get(target.transcript_id)
         except (NotFoundError, BadRequestError) as exc:
             raise Refused(messages.no_such_transcript(target.transcript_id, exc.message)) from exc
         answered = time.monotonic()
     else:
-        transcript, answered = await _submit(client, target, prepared.request.options, stderr)
+        transcript, sent, answered = await _submit(client, target, prepared.request.options, stderr)
+    interval = prepared.request.poll_interval
+    pace = SdkPace.after_submit(sent=sent, answered=answered, interval=interval)
     try:
         with _status(stderr) as show:
             show(transcript)
-            pace = SdkPace(submitted=answered, interval=prepared.request.poll_interval)
             return await _wait(client, transcript, pace, show)
     except asyncio.CancelledError:  # Ctrl-C: the job goes on at AssemblyAI
         _say(stderr, messages.interrupted(transcript.id))
@@ -369,12 +371,13 @@ async def _wait(
 
 async def _submit(
     client: AssemblyAIClient, source: Source, options: TranscriptOptions, stderr: Console
-) -> tuple[Transcript, float]:
-    """The submitted transcript, and when AssemblyAI's answer came (the polls' origin)."""
+) -> tuple[Transcript, float, float]:
+    """The submitted transcript, when the submit left and when its answer came."""
     if not isinstance(source, FileSource):
         # Public links are passed through for AssemblyAI to fetch.
+        sent = time.monotonic()
         transcript = await client.submit(source.url, options)
-        return transcript, time.monotonic()
+        return transcript, sent, time.monotonic()
     columns = (
         TextColumn("Uploading {task.description}"),
         BarColumn(),
@@ -388,8 +391,9 @@ async def _submit(
         )
         # Submitted before the bar is taken down: that takes a millisecond or two, better
         # spent in the wait that follows than on the way to AssemblyAI.
+        sent = time.monotonic()
         transcript = await client.submit(audio_url, options)
-        return transcript, time.monotonic()
+        return transcript, sent, time.monotonic()
 
 
 @contextmanager
