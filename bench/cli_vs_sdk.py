@@ -123,7 +123,7 @@ async def measure(
 
 def report(results: dict[float, list[Run]]) -> bool:
     print()
-    head = f"{'processing':>10} {'SDK wall':>9} {'CLI wall':>9} {'CLI/SDK':>8}"
+    head = f"{'processing':>10} {'SDK wall':>9} {'CLI wall':>9} {'CLI-SDK':>8} {'CLI/SDK':>8}"
     print(f"{head} {'SDK GETs':>9} {'CLI GETs':>9}  target")
     ok_all = True
     for processing, runs in results.items():
@@ -137,7 +137,8 @@ def report(results: dict[float, list[Run]]) -> bool:
         ok = ratio <= 1.0 and cli_gets <= sdk_gets
         ok_all &= ok
         print(
-            f"{processing:>9g}s {sdk_wall:>8.3f}s {cli_wall:>8.3f}s {ratio:>7.3f}x "
+            f"{processing:>9g}s {sdk_wall:>8.3f}s {cli_wall:>8.3f}s "
+            f"{(cli_wall - sdk_wall) * 1000:>+6.1f}ms {ratio:>7.4f}x "
             f"{sdk_gets:>9g} {cli_gets:>9g}  {h.verdict(ok)}"
         )
     print(f"\nall targets met: {ok_all}")
