@@ -66,6 +66,8 @@ from bot.sources import FileSource, NotAudio, Source, UrlSource, file_stem, prob
 from bot.transcript import Transcript, TranscriptStatus
 
 ASSEMBLYAI = "AssemblyAI"
+#: after Ctrl-C, how long a submit on its way may take to answer with the job's id
+SUBMIT_GRACE = 10.0
 
 
 class Refused(Exception):
@@ -375,9 +377,7 @@ async def _submit(
     """The submitted transcript, when the submit left and when its answer came."""
     if not isinstance(source, FileSource):
         # Public links are passed through for AssemblyAI to fetch.
-        sent = time.monotonic()
-        transcript = await client.submit(source.url, options)
-        return transcript, sent, time.monotonic()
+        return await _create(client, source.url, options, stderr)
     columns = (
         TextColumn("Uploading {task.description}"),
         BarColumn(),
@@ -391,9 +391,31 @@ async def _submit(
         )
         # Submitted before the bar is taken down: that takes a millisecond or two, better
         # spent in the wait that follows than on the way to AssemblyAI.
-        sent = time.monotonic()
-        transcript = await client.submit(audio_url, options)
-        return transcript, sent, time.monotonic()
+        return await _create(client, audio_url, options, stderr)
+
+
+async def _create(
+    client: AssemblyAIClient, audio_url: str, options: TranscriptOptions, stderr: Console
+) -> tuple[Transcript, float, float]:
+    sent = time.monotonic()
+    submit = asyncio.ensure_future(client.submit(audio_url, options))
+    try:
+        transcript = await asyncio.shield(submit)
+    except asyncio.CancelledError:
+        # Ctrl-C with the submit on its way: AssemblyAI may have the job already (and
+        # bill it). Its answer is a moment away; wait for it, so the job can be picked up.
+        created = await _settle(submit)
+        if created is not None:
+            _say(stderr, messages.interrupted(created.id))
+        raise
+    return transcript, sent, time.monotonic()
+
+
+async def _settle(submit: asyncio.Future[Transcript]) -> Transcript | None:
+    try:
+        return await asyncio.wait_for(submit, SUBMIT_GRACE)
+    except (AssemblyAIError, TimeoutError, asyncio.CancelledError):
+        return None  # no job, no answer in time, or a second Ctrl-C
 
 
 @contextmanager

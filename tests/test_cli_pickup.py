@@ -41,13 +41,18 @@ def _submitted(server: EmulatorServer) -> bool:
     )
 
 
+def _polls(server: EmulatorServer) -> int:
+    return sum(1 for r in server.requests() if r["method"] == "GET")
+
+
 def _gets(server: EmulatorServer, transcript_id: str) -> int:
     path = f"/v2/transcript/{transcript_id}"
     return sum(1 for r in server.requests() if r["method"] == "GET" and r["path"] == path)
 
 
+@pytest.mark.parametrize("when", ["submitted", "waiting"])
 def test_ctrl_c_after_submitting_then_pick_up_with_id(
-    slow_emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
+    when: str, slow_emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
 ) -> None:
     sample = audio_library.dialogue("wav", slow_emulator.scripts_dir)
     # A terminal delivers Ctrl-C to a process whose SIGINT is at its default. A test run
@@ -68,7 +73,9 @@ def test_ctrl_c_after_submitting_then_pick_up_with_id(
         text=True,
     )
     try:
-        _until(lambda: _submitted(slow_emulator))
+        # Right after AssemblyAI took the job (its answer perhaps still on the way), or
+        # once the command is waiting (it has polled).
+        _until(lambda: _submitted(slow_emulator) and (when == "submitted" or _polls(slow_emulator)))
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=20)
     finally:
