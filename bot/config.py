@@ -139,6 +139,9 @@ class Settings:
     llm_model: str = DEFAULT_LLM_MODEL
     webhook_secret: Secret | None = None
     job_lease_seconds: int = 30
+    #: the variables that were given a value (the rest took their defaults), for a caller
+    #: whose own defaults differ: `threadscribe transcribe` applies MAX_FILE_MB only if set
+    given: frozenset[str] = frozenset()
 
     @property
     def slack_enabled(self) -> bool:
@@ -241,6 +244,7 @@ class Settings:
             webhook_secret=reader.secret("WEBHOOK_SECRET"),
             job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 30, _bounded(2, 3600)),
         )
+        settings = dataclasses.replace(settings, given=frozenset(reader.given))
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(
                 "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (multi-workspace install): "
@@ -391,9 +395,12 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.given: set[str] = set()
 
     def optional(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
+        if value:
+            self.given.add(name)
         return value or None
 
     def parse(self, name: str, default: T, parse: Callable[[str], T]) -> T:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,26 @@ from tests.audio import make_dialogue, make_tone
 from tests.emulator_server import EmulatorServer
 
 COMMAND = [sys.executable, "-m", "bot.cli"]
+# AssemblyAI's SDK asks every 3 s; the tests ask a fast emulator every 50 ms instead.
+FAST_POLL = ("--poll-interval", "0.05")
+
+
+def cli_env(server: EmulatorServer | None = None, **more: str) -> dict[str, str]:
+    """A clean environment: what the command needs (PATH for ffprobe), the emulator's
+    address and key when given, and `more`; nothing else leaks in from the test run."""
+    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"}
+    if server is not None:
+        environment |= {
+            "ASSEMBLYAI_API_KEY": server.api_key,
+            "ASSEMBLYAI_BASE_URL": server.base_url,
+            "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
+        }
+    return environment | more
+
+
+def cli_args(*args: str | Path) -> list[str]:
+    argv = [str(a) for a in args]
+    return [*argv, *FAST_POLL] if argv[:1] == ["transcribe"] else argv
 
 
 def run_cli(
@@ -25,23 +46,24 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSEMBLYAI_")}
-    if server is not None:
-        environment |= {
-            "ASSEMBLYAI_API_KEY": server.api_key,
-            "ASSEMBLYAI_BASE_URL": server.base_url,
-            "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
-        }
-    environment |= env or {}
     return subprocess.run(
-        [*COMMAND, *map(str, args)],
+        [*COMMAND, *cli_args(*args)],
         cwd=cwd,
-        env=environment,
+        env=cli_env(server, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def spent(server: EmulatorServer) -> list[dict[str, object]]:
+    """Requests that cost something: an upload or a transcript submitted."""
+    return [
+        r
+        for r in server.requests()
+        if r["method"] == "POST" and r["path"] in ("/v2/upload", "/v2/transcript")
+    ]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -189,18 +211,21 @@ def test_bad_local_source(emulator, tmp_path, make, fragment):
     assert result.returncode == 2
 
 
-def test_non_audio_file(emulator, tmp_path):
+def test_non_audio_file_is_refused_before_upload(emulator, tmp_path):
     page = tmp_path / "notes.txt"
     page.write_text("These are meeting notes, not a recording.\n" * 20)
     result = run_cli("transcribe", page, server=emulator, cwd=tmp_path)
-    assert_one_line_error(result, "does not appear to contain audio")
-    assert result.returncode == 1
+    assert_one_line_error(result, "notes.txt does not appear to contain audio")
+    assert result.returncode == 2
+    assert spent(emulator) == []
 
 
-def test_too_short_audio(emulator, tmp_path):
+def test_too_short_audio_is_refused_before_upload(emulator, tmp_path):
     tone = make_tone(tmp_path / "blip.wav", 0.1)
     result = run_cli("transcribe", tone, server=emulator, cwd=tmp_path)
-    assert_one_line_error(result, "too short")
+    assert_one_line_error(result, "too short", "160 ms")
+    assert result.returncode == 2
+    assert spent(emulator) == []
 
 
 def test_unreachable_url(emulator, tmp_path):
@@ -210,15 +235,16 @@ def test_unreachable_url(emulator, tmp_path):
     assert_one_line_error(result, "Download error", "127.0.0.1:9")
 
 
-def test_unreachable_assemblyai(tmp_path):
-    (tmp_path / "a.wav").write_bytes(b"RIFF....")
+def test_unreachable_assemblyai_names_the_host(tmp_path):
+    make_tone(tmp_path / "a.wav", 1.0)
     result = run_cli(
         "transcribe",
         "a.wav",
         cwd=tmp_path,
         env={"ASSEMBLYAI_API_KEY": "k", "ASSEMBLYAI_BASE_URL": "http://127.0.0.1:9"},
     )
-    assert_one_line_error(result, "could not reach AssemblyAI")
+    assert_one_line_error(result, "could not connect to 127.0.0.1:9", "Connection refused")
+    assert result.returncode == 1
 
 
 @pytest.mark.parametrize(
@@ -234,6 +260,28 @@ def test_bad_options(emulator, tmp_path, args, fragment):
     result = run_cli("transcribe", "a.wav", *args, server=emulator, cwd=tmp_path)
     assert result.returncode == 2
     assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_version_comes_from_the_installed_distribution(tmp_path):
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"threadscribe {metadata.version('threadscribe')}"
+
+
+def test_transcribe_help_says_where_settings_come_from(tmp_path):
+    result = run_cli("transcribe", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for fragment in (
+        "from the environment and from a .env file in the working directory",
+        "ASSEMBLYAI_API_KEY",
+        "ASSEMBLYAI_BASE_URL",
+        "https://api.eu.assemblyai.com",
+        "MAX_FILE_MB",
+        "--id ID",
+        "--no-save",
+    ):
+        assert fragment in text, fragment
 
 
 def test_run_without_a_platform_names_the_variables(tmp_path):
