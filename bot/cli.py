@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot import logs
 from bot.assemblyai import TranscriptOptions
 from bot.config import (
     Environment,
@@ -149,7 +150,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from bot.transcribe import Outputs, TranscribeRequest, transcribe
 
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.ERROR)
     try:
         settings = _settings(args)
         settings.require_assemblyai_key()
@@ -205,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError) as exc:
         _fail(f"THREADSCRIBE_ADAPTERS: cannot load {exc}")
         return EXIT_USAGE
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     try:
         asyncio.run(serve(settings, factories))
     except ConfigError as exc:
@@ -234,7 +235,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor, settings_findings
     from bot.run import platform_checks
 
-    logging.basicConfig(level=logging.CRITICAL)
+    logs.configure(logging.CRITICAL)
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
     first = settings_findings(env, settings, problems)
@@ -242,11 +243,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return asyncio.run(run_doctor(settings, sys.stdout, first=first, platforms=checks))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _configure_logging(settings: Settings) -> None:
+    """`run`'s logs: LOG_LEVEL and LOG_FORMAT, on stderr, with the secrets masked."""
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
         stream=sys.stderr,
+        secrets=settings.secret_values(),
     )
 
 
