@@ -33,7 +33,8 @@ from bot.errors import ConfigError, PlatformError, SourceError
 from bot.messages import explain
 from bot.sources import parse_source
 
-log = logging.getLogger("threadscribe")
+# `python -m bot.cli` runs this module as __main__; its logger is bot.cli all the same.
+log = logging.getLogger(__spec__.name if __spec__ else __name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
