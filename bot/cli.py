@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot import logs
 from bot.assemblyai import TranscriptOptions
 from bot.config import (
     Environment,
@@ -35,7 +36,8 @@ from bot.errors import ConfigError, PlatformError, SourceError
 from bot.messages import explain
 from bot.sources import parse_source
 
-log = logging.getLogger("threadscribe")
+# `python -m bot.cli` runs this module as __main__; its logger is bot.cli all the same.
+log = logging.getLogger(__spec__.name if __spec__ else __name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -209,7 +211,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from bot.errors import Refused
     from bot.transcribe import Limits, Outputs, Pickup, TranscribeRequest, transcribe
 
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.ERROR)
     try:
         settings = _settings(args)
         settings.require_assemblyai_key()
@@ -275,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError) as exc:
         _fail(f"THREADSCRIBE_ADAPTERS: cannot load {exc}")
         return EXIT_USAGE
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     try:
         asyncio.run(serve(settings, factories))
     except ConfigError as exc:
@@ -304,7 +306,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor, settings_findings
     from bot.run import platform_checks
 
-    logging.basicConfig(level=logging.CRITICAL)
+    logs.configure(logging.CRITICAL)
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
     first = settings_findings(env, settings, problems)
@@ -312,11 +314,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return asyncio.run(run_doctor(settings, sys.stdout, first=first, platforms=checks))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _configure_logging(settings: Settings) -> None:
+    """`run`'s logs: LOG_LEVEL and LOG_FORMAT, on stderr, with the secrets masked."""
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
         stream=sys.stderr,
+        secrets=settings.secret_values(),
     )
 
 

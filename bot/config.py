@@ -30,6 +30,7 @@ from dotenv.parser import parse_stream
 
 from bot.errors import ConfigError, InvalidDatabaseURL
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
+from bot.logs import LogFormat
 from bot.models import (
     DEFAULT_LLM_MODEL,
     DEFAULT_SPEECH_MODELS,
@@ -113,6 +114,7 @@ class Settings:
     #: bind address; None: decided by `bind_host`
     host: str | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
 
     slack_bot_token: Secret | None = None
     slack_app_token: Secret | None = None
@@ -169,6 +171,22 @@ class Settings:
         slack_http = self.slack_enabled and not self.slack_app_token
         return "0.0.0.0" if self.public_url or slack_http else "127.0.0.1"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The secrets' values, for the log formatter to mask wherever they would appear:
+        of the database URL only its password (the URL is logged with it hidden)."""
+        values = [
+            value.value
+            for f in dataclasses.fields(self)
+            if f.name != "database_url" and isinstance(value := getattr(self, f.name), Secret)
+        ]
+        try:
+            password = parse_database_url(self.database_url.value).password
+        except InvalidDatabaseURL:
+            password = None  # a URL that was refused: nothing was connected, nothing logged
+        if password:
+            values.append(str(password))
+        return tuple(values)
+
     def require_assemblyai_key(self) -> Secret:
         if self.assemblyai_api_key is None:
             raise ConfigError([MISSING_API_KEY])
@@ -219,6 +237,7 @@ class Settings:
             port=reader.parse("PORT", 8080, _port),
             host=reader.parse("HOST", None, _host),
             log_level=reader.parse("LOG_LEVEL", "INFO", _log_level),
+            log_format=reader.parse("LOG_FORMAT", LogFormat.TEXT, _log_format),
             slack_bot_token=reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-"),
             slack_app_token=reader.secret("SLACK_APP_TOKEN", prefix="xapp-"),
             slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
@@ -458,6 +477,13 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError(f"must be one of DEBUG, INFO, WARNING, ERROR (got {raw!r})")
     return level
+
+
+def _log_format(raw: str) -> LogFormat:
+    try:
+        return LogFormat(raw.lower())
+    except ValueError:
+        raise ValueError(f"must be text or json (got {raw!r})") from None
 
 
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")

@@ -45,6 +45,8 @@ class _DeliberateClient(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
+# Bolt's own lines (the logger AsyncApp is given), under a name of their own rather than
+# this module's: they are Bolt's words, and a name apart lets them be filtered as such.
 BOLT_LOG = logging.getLogger("threadscribe.slack.bolt")
 BOLT_LOG.addFilter(_DeliberateClient())
 
