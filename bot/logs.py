@@ -136,7 +136,7 @@ def _ordered(event: EventDict) -> dict[str, Any]:
     }
     context = {key: event.pop(key) for key in CONTEXT if key in event}
     exception = {key: event.pop(key) for key in ("exception", "stack_info") if key in event}
-    return head | context | event | exception
+    return {**head, **context, **event, **exception}
 
 
 def _render_json(_logger: WrappedLogger, _name: str, event: EventDict) -> str:
@@ -167,7 +167,9 @@ class _Mask:
                 forms |= {secret, escaped, escaped.replace('"', '\\"'), json.dumps(secret)[1:-1]}
         self._forms = sorted(forms, key=len, reverse=True)
 
-    def __call__(self, _logger: WrappedLogger, _name: str, line: str) -> str:
+    # The last processor: it gets the renderer's line (structlog types it as an event).
+    def __call__(self, _logger: WrappedLogger, _name: str, line: Any) -> str:
+        assert isinstance(line, str)
         for form in self._forms:
             line = line.replace(form, MASK)
         return line
