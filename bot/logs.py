@@ -170,9 +170,10 @@ class _Mask:
     # The last processor: it gets the renderer's line (structlog types it as an event).
     def __call__(self, _logger: WrappedLogger, _name: str, line: Any) -> str:
         assert isinstance(line, str)
+        text: str = line
         for form in self._forms:
-            line = line.replace(form, MASK)
-        return line
+            text = text.replace(form, MASK)
+        return text
 
 
 # -- escaping --------------------------------------------------------------------------
