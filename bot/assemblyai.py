@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+import socket
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
 import aiohttp
 import tenacity
@@ -412,16 +415,29 @@ class AssemblyAIClient:
                     return await response.text()
                 return await response.json(content_type=None)
         except TimeoutError as exc:
-            raise RequestTimeout(f"AssemblyAI did not answer {method} {path} in time") from exc
+            host = urlsplit(url).netloc
+            raise RequestTimeout(f"{host} did not answer {method} {path} in time") from exc
         except aiohttp.ClientResponseError as exc:
-            message = f"bad response from AssemblyAI: {exc.message}"
+            message = f"bad response from {urlsplit(url).netloc}: {exc.message}"
             raise TransportError(message, exc.status) from exc
         except aiohttp.ClientConnectorError as exc:
-            message = f"could not connect to AssemblyAI ({type(exc).__name__})"
+            # The host tried, so that a wrong ASSEMBLYAI_BASE_URL shows for what it is.
+            message = f"could not connect to {urlsplit(url).netloc} ({_connect_reason(exc)})"
             raise TransportError(message, sent=False) from exc
         except (aiohttp.ClientError, ValueError) as exc:
             # ValueError: a body that is not JSON where JSON was promised.
-            raise TransportError(f"could not reach AssemblyAI ({type(exc).__name__})") from exc
+            host = urlsplit(url).netloc
+            raise TransportError(f"could not reach {host} ({type(exc).__name__})") from exc
+
+
+def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
+    """ "Connection refused", "Name or service not known"... rather than asyncio's
+    "Connect call failed ('10.0.0.1', 443)". (A certificate error is a connector error
+    without an os_error.)"""
+    error = getattr(exc, "os_error", None)
+    if isinstance(error, socket.gaierror) or not isinstance(error, OSError):
+        return getattr(error, "strerror", None) or type(exc).__name__
+    return os.strerror(error.errno) if error.errno else error.strerror or type(exc).__name__
 
 
 def _log_retry(state: RetryCallState) -> None:

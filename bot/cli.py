@@ -12,12 +12,16 @@ import argparse
 import asyncio
 import logging
 import os
+import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
 
+from bot import logs
 from bot.assemblyai import TranscriptOptions
 from bot.config import (
     Environment,
@@ -32,12 +36,41 @@ from bot.errors import ConfigError, PlatformError, SourceError
 from bot.messages import explain
 from bot.sources import parse_source
 
-log = logging.getLogger("threadscribe")
+# `python -m bot.cli` runs this module as __main__; its logger is bot.cli all the same.
+log = logging.getLogger(__spec__.name if __spec__ else __name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+TRANSCRIBE_DESCRIPTION = """\
+Transcribe a local audio/video file or a public URL with AssemblyAI. The transcript and
+a speaker summary go to stdout, and to <audio name>.txt in the current folder (never
+overwriting a file: name-1.txt, name-2.txt...). Everything that can be checked is
+checked before anything is uploaded. Give SOURCE, or --id to pick up a transcript."""
+TRANSCRIBE_SETTINGS = """\
+settings:
+  Read from the environment and from a .env file in the working directory (the
+  environment wins where both set a variable):
+    ASSEMBLYAI_API_KEY        your AssemblyAI API key (required)
+    ASSEMBLYAI_BASE_URL       https://api.assemblyai.com (default), or the EU's
+                              https://api.eu.assemblyai.com
+    ASSEMBLYAI_SPEECH_MODELS  the default for --speech-models
+                              (assemblyai-stt-3-7,universal-2)
+    MAX_FILE_MB, MAX_DURATION_MINUTES
+                              refuse bigger or longer audio (only when set; a link of
+                              unknown length is transcribed up to the limit)
+"""
+#: Options that shape a new transcript, so mean nothing with --id.
+NEW_AUDIO_ONLY = (
+    ("--speakers", "speakers"),
+    ("--no-speaker-labels", "no_speaker_labels"),
+    ("--language", "language"),
+    ("--start", "start"),
+    ("--end", "end"),
+    ("--speech-models", "speech_models"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="threadscribe",
         description="Transcribe audio and video from Slack and Discord threads with AssemblyAI.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the bot (Slack and/or Discord) and its web server")
@@ -71,9 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "transcribe",
         help="transcribe a local file or a URL and print the speaker-labelled transcript",
-        description="Transcribe a local audio/video file or a public URL with AssemblyAI.",
+        description=TRANSCRIBE_DESCRIPTION,
+        epilog=TRANSCRIBE_SETTINGS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tr.add_argument("source", metavar="SOURCE", help="a local file path or an http(s) URL")
+    what = tr.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "source", metavar="SOURCE", nargs="?", help="a local file path or an http(s) URL"
+    )
+    what.add_argument(
+        "--id",
+        type=_transcript_id,
+        metavar="ID",
+        help="pick up a transcript submitted earlier (waits if it is unfinished)",
+    )
     tr.add_argument(
         "--speakers",
         type=_positive_int,
@@ -86,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--language",
         metavar="CODE",
-        help="language code such as en, fr, de (default: detect automatically)",
+        help="language code such as en, en_us, fr, de (default: detect automatically)",
     )
     tr.add_argument(
         "--start",
@@ -106,7 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add a short AI summary from AssemblyAI's LLM Gateway",
     )
-    for fmt in ("txt", "srt", "vtt", "json"):
+    tr.add_argument(
+        "--poll-interval",
+        type=_interval,
+        default=3.0,
+        metavar="S",
+        help="seconds between status checks while waiting (default: 3, as AssemblyAI's SDK)",
+    )
+    saving = tr.add_mutually_exclusive_group()
+    saving.add_argument(
+        "--txt",
+        type=Path,
+        metavar="PATH",
+        help="save the transcript to PATH (default: <audio name>.txt here)",
+    )
+    saving.add_argument("--no-save", action="store_true", help="do not save a .txt file")
+    for fmt in ("srt", "vtt", "json"):
         tr.add_argument(f"--{fmt}", type=Path, metavar="PATH", help=f"also save a .{fmt} file")
     tr.set_defaults(func=cmd_transcribe)
 
@@ -147,18 +207,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from bot.transcribe import Outputs, TranscribeRequest, transcribe
+    from bot import messages
+    from bot.errors import Refused
+    from bot.transcribe import Limits, Outputs, Pickup, TranscribeRequest, transcribe
+    from bot.urls import UrlPolicy
 
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.ERROR)
     try:
         settings = _settings(args)
         settings.require_assemblyai_key()
-        source = parse_source(args.source)
+        target = Pickup(args.id) if args.id else parse_source(args.source)
     except (ConfigError, SourceError) as exc:
         _fail(explain(exc))
         return EXIT_USAGE
-    if args.start is not None and args.end is not None and args.end <= args.start:
-        _fail("--end must be after --start")
+    values = {flag: getattr(args, dest) for flag, dest in NEW_AUDIO_ONLY}
+    given = [flag for flag, value in values.items() if value is not None and value is not False]
+    if args.id and given:
+        _fail(messages.not_with_id(given[0]))
         return EXIT_USAGE
     options = TranscriptOptions(
         speech_models=args.speech_models or settings.speech_models,
@@ -169,15 +234,24 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         audio_end_at=args.end,
     )
     request = TranscribeRequest(
-        source=source,
+        target=target,
         options=options,
-        outputs=Outputs(txt=args.txt, srt=args.srt, vtt=args.vtt, json=args.json),
+        outputs=Outputs(
+            txt=args.txt, srt=args.srt, vtt=args.vtt, json=args.json, save=not args.no_save
+        ),
         ai_summary=args.ai_summary,
+        limits=Limits.from_settings(settings),
+        ffprobe=shutil.which("ffprobe"),
+        poll_interval=args.poll_interval,
+        urls=UrlPolicy(allow_private=settings.allow_private_urls),
     )
     try:
         asyncio.run(transcribe(settings, request, stdout=sys.stdout, stderr=Console(stderr=True)))
     except KeyboardInterrupt:
         raise
+    except Refused as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
     except Exception as exc:
         log.debug("transcribe failed", exc_info=True)
         _fail(explain(exc))
@@ -205,7 +279,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError) as exc:
         _fail(f"THREADSCRIBE_ADAPTERS: cannot load {exc}")
         return EXIT_USAGE
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     try:
         asyncio.run(serve(settings, factories))
     except ConfigError as exc:
@@ -234,7 +308,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor, settings_findings
     from bot.run import platform_checks
 
-    logging.basicConfig(level=logging.CRITICAL)
+    logs.configure(logging.CRITICAL)
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
     first = settings_findings(env, settings, problems)
@@ -242,11 +316,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return asyncio.run(run_doctor(settings, sys.stdout, first=first, platforms=checks))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _configure_logging(settings: Settings) -> None:
+    """`run`'s logs: LOG_LEVEL and LOG_FORMAT, on stderr, with the secrets masked."""
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
         stream=sys.stderr,
+        secrets=settings.secret_values(),
     )
 
 
@@ -259,23 +335,48 @@ def _positive_int(raw: str) -> int:
     return int(raw)
 
 
+_TIME = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d+)?)$")
+
+
 def _timestamp(raw: str) -> int:
-    """Seconds, mm:ss or hh:mm:ss (fractions allowed) -> milliseconds."""
-    parts = raw.strip().split(":")
+    """Seconds, mm:ss or hh:mm:ss (fractions of a second allowed) -> milliseconds. In
+    mm:ss and hh:mm:ss, minutes and seconds are below 60 (`1:75` is a typo, not 2:15)."""
+    match = _TIME.match(raw.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected seconds, mm:ss or hh:mm:ss, got {raw!r}")
+    hours, minutes, seconds = match.groups()
+    if minutes is not None and float(seconds) >= 60:
+        raise argparse.ArgumentTypeError(f"seconds must be below 60 in {raw!r}")
+    if hours is not None and int(minutes) >= 60:
+        raise argparse.ArgumentTypeError(f"minutes must be below 60 in {raw!r}")
+    total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    return round(total * 1000)
+
+
+def _interval(raw: str) -> float:
     try:
-        if len(parts) > 3 or any(p == "" for p in parts):
-            raise ValueError
-        values = [float(p) for p in parts]
+        value = float(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds, mm:ss or hh:mm:ss, got {raw!r}"
-        ) from None
-    seconds = 0.0
-    for value in values:
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"time cannot be negative: {raw!r}")
-        seconds = seconds * 60 + value
-    return round(seconds * 1000)
+        value = -1.0
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 600, got {raw!r}")
+    return value
+
+
+_TRANSCRIPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+def _transcript_id(raw: str) -> str:
+    if not _TRANSCRIPT_ID.match(raw.strip()):
+        raise argparse.ArgumentTypeError(f"not a transcript id: {raw!r}")
+    return raw.strip()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("threadscribe")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _models(raw: str) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from dotenv.parser import parse_stream
 
 from bot.errors import ConfigError, InvalidDatabaseURL
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
+from bot.logs import LogFormat
 from bot.models import (
     DEFAULT_LLM_MODEL,
     DEFAULT_SPEECH_MODELS,
@@ -113,6 +114,7 @@ class Settings:
     #: bind address; None: decided by `bind_host`
     host: str | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
 
     slack_bot_token: Secret | None = None
     slack_app_token: Secret | None = None
@@ -144,6 +146,9 @@ class Settings:
     job_retention_days: int = 30
     #: how long a platform connection may be down before /readyz says not ready
     readiness_grace_seconds: int = 60
+    #: the variables that were given a value (the rest took their defaults), for a caller
+    #: whose own defaults differ: `threadscribe transcribe` applies MAX_FILE_MB only if set
+    given: frozenset[str] = frozenset()
 
     @property
     def slack_enabled(self) -> bool:
@@ -170,6 +175,22 @@ class Settings:
             return self.host
         slack_http = self.slack_enabled and not self.slack_app_token
         return "0.0.0.0" if self.public_url or slack_http else "127.0.0.1"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The secrets' values, for the log formatter to mask wherever they would appear:
+        of the database URL only its password (the URL is logged with it hidden)."""
+        values = [
+            value.value
+            for f in dataclasses.fields(self)
+            if f.name != "database_url" and isinstance(value := getattr(self, f.name), Secret)
+        ]
+        try:
+            password = parse_database_url(self.database_url.value).password
+        except InvalidDatabaseURL:
+            password = None  # a URL that was refused: nothing was connected, nothing logged
+        if password:
+            values.append(str(password))
+        return tuple(values)
 
     def require_assemblyai_key(self) -> Secret:
         if self.assemblyai_api_key is None:
@@ -221,6 +242,7 @@ class Settings:
             port=reader.parse("PORT", 8080, _port),
             host=reader.parse("HOST", None, _host),
             log_level=reader.parse("LOG_LEVEL", "INFO", _log_level),
+            log_format=reader.parse("LOG_FORMAT", LogFormat.TEXT, _log_format),
             slack_bot_token=reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-"),
             slack_app_token=reader.secret("SLACK_APP_TOKEN", prefix="xapp-"),
             slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
@@ -249,6 +271,7 @@ class Settings:
             job_retention_days=reader.parse("JOB_RETENTION_DAYS", 30, _bounded(1, 3650)),
             readiness_grace_seconds=reader.parse("READINESS_GRACE_SECONDS", 60, _bounded(1, 3600)),
         )
+        settings = dataclasses.replace(settings, given=frozenset(reader.given))
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(
                 "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (multi-workspace install): "
@@ -399,9 +422,12 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.given: set[str] = set()
 
     def optional(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
+        if value:
+            self.given.add(name)
         return value or None
 
     def parse(self, name: str, default: T, parse: Callable[[str], T]) -> T:
@@ -459,6 +485,13 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError(f"must be one of DEBUG, INFO, WARNING, ERROR (got {raw!r})")
     return level
+
+
+def _log_format(raw: str) -> LogFormat:
+    try:
+        return LogFormat(raw.lower())
+    except ValueError:
+        raise ValueError(f"must be text or json (got {raw!r})") from None
 
 
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")

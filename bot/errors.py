@@ -3,7 +3,9 @@
     ThreadscribeError                 base of everything below
     ├── ConfigError                   settings that cannot work; `problems`: one line each
     ├── SourceError                   a file or link that cannot be transcribed (user's words)
-    │   └── OptionsError              a request's options make no sense (says the syntax)
+    │   ├── OptionsError              a request's options make no sense (says the syntax)
+    │   └── NotAudio                  a local file holds no audio (`kind`: what it holds)
+    ├── Refused                       the terminal: a check before anything is spent failed
     ├── StoreError                    the job store
     │   ├── InvalidDatabaseURL        DATABASE_URL cannot be used as written (a ValueError)
     │   ├── DatabaseUnavailable       the database could not be opened, reached or migrated
@@ -63,6 +65,19 @@ class SourceError(ThreadscribeError):
 
 class OptionsError(SourceError, ValueError):
     """A request's options (`speakers=`, `lang=`) make no sense; the message says why."""
+
+
+class NotAudio(SourceError):
+    """The file holds no audio track; `kind` is what it holds instead, when known."""
+
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(kind or "no audio")
+        self.kind = kind
+
+
+class Refused(ThreadscribeError):
+    """`threadscribe transcribe`: a check made before anything is spent failed; the
+    message says why, in one line."""
 
 
 # -- the job store ---------------------------------------------------------------------

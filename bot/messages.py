@@ -225,3 +225,143 @@ def status_lines(entries: Sequence[tuple[str, str]]) -> str:
     """`entries` are (what, state) pairs, oldest first."""
     lines = [f"{i}. {what}: {state}" for i, (what, state) in enumerate(entries, 1)]
     return "Your transcriptions in progress:\n" + "\n".join(lines)
+
+
+# -- the terminal: `threadscribe transcribe` ------------------------------------------
+# Checked before anything is uploaded or submitted, so a mistake costs nothing.
+
+
+def _clock(seconds: float) -> str:
+    """`2:05`, `1:02:05`; tenths when the time is not whole (`0:00.1`)."""
+    tenths = round(seconds * 10)
+    whole, tenth = divmod(tenths, 10)
+    hours, rest = divmod(whole, 3600)
+    text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    return f"{text}.{tenth}" if tenth else text
+
+
+def not_audio(name: str, kind: str | None) -> str:
+    what = f" (it holds {kind})" if kind else ""
+    return f"{name} does not appear to contain audio{what}: give an audio or video file"
+
+
+def audio_too_short(name: str, seconds: float) -> str:
+    return (
+        f"{name} is too short ({seconds * 1000:.0f} ms): AssemblyAI needs at least 160 ms of audio"
+    )
+
+
+def audio_too_long(name: str, seconds: float, limit: float, by: str) -> str:
+    return f"{name} lasts {_clock(seconds)}; {by} allows {_minutes(limit)} at most"
+
+
+def window_too_long(seconds: float, limit: float, by: str) -> str:
+    return (
+        f"the part to transcribe lasts {_clock(seconds)}; {by} allows {_minutes(limit)} at "
+        "most: choose a shorter part with --start/--end"
+    )
+
+
+def file_too_large(name: str, size: float, limit: float, by: str) -> str:
+    return f"{name} is {_megabytes(size)}; {by} allows {_megabytes(limit)} at most"
+
+
+def not_measured(name: str, *, have_ffprobe: bool) -> str:
+    hint = "" if have_ffprobe else " (ffprobe, from ffmpeg, reads more formats)"
+    return f"note: cannot tell how long {name} is{hint}: AssemblyAI will check it"
+
+
+def capped_duration(minutes: float, start: float) -> str:
+    end = _clock(start + minutes * 60)
+    return (
+        "note: the length of this audio is not known before AssemblyAI fetches it: "
+        f"transcribing up to {end} at most (MAX_DURATION_MINUTES={minutes:g})"
+    )
+
+
+def end_not_after_start() -> str:
+    return "--end must be after --start"
+
+
+def window_too_short() -> str:
+    return "--start and --end are less than 160 ms apart: AssemblyAI needs at least 160 ms"
+
+
+def past_the_end(flag: str, at: float, name: str, length: float) -> str:
+    return f"{flag} {_clock(at)} is past the end of {name}, which lasts {_clock(length)}"
+
+
+def speakers_without_labels() -> str:
+    return "--speakers counts speakers for the labels: it cannot go with --no-speaker-labels"
+
+
+def unknown_language(code: str, close: list[str]) -> str:
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (
+        f"--language {code} is not a language code AssemblyAI knows: {hint}Use a code such "
+        "as en, en_us, fr or de, or leave it out to detect the language"
+    )
+
+
+def link_with_credentials(safe_url: str) -> str:
+    return (
+        f"{safe_url} carries a user name or password: it would be handed to AssemblyAI. "
+        "Give a link that works without them, or download the file and give its path"
+    )
+
+
+def not_with_id(flag: str) -> str:
+    return f"{flag} applies to new audio, not to a transcript picked up with --id"
+
+
+def folder_missing(path: str) -> str:
+    return f"cannot save {path}: its folder does not exist"
+
+
+def not_a_folder(path: str, folder: str) -> str:
+    return f"cannot save {path}: {folder} is not a folder"
+
+
+def is_a_folder(flag: str, path: str) -> str:
+    return f"{flag} {path} is a folder: give a file name"
+
+
+def cannot_write(path: str, reason: str) -> str:
+    return f"cannot write {path}: {reason}"
+
+
+def cannot_save_here(folder: str, reason: str) -> str:
+    return (
+        f"cannot save the transcript in {folder}: {reason}. Choose where with --txt PATH, "
+        "or skip it with --no-save"
+    )
+
+
+def same_output(first: str, second: str, path: str) -> str:
+    return f"{first} and {second} both name {path}: give each its own file"
+
+
+def overwrites_source(flag: str, path: str) -> str:
+    return f"{flag} {path} is the audio itself: give another file name"
+
+
+def deprecated_model(note: str) -> str:
+    return f"threadscribe: warning: {note}"
+
+
+def no_such_transcript(transcript_id: str, reason: str) -> str:
+    return (
+        f"AssemblyAI has no transcript {transcript_id} for this API key ({reason}): check the "
+        "id, and ASSEMBLYAI_BASE_URL for a transcript made in the EU (api.eu.assemblyai.com)"
+    )
+
+
+def saved(path: str) -> str:
+    return f"Saved {path}"
+
+
+def interrupted(transcript_id: str) -> str:
+    return (
+        f"Stopped waiting. AssemblyAI keeps working on transcript {transcript_id}; pick it up "
+        f"with: threadscribe transcribe --id {transcript_id}"
+    )

@@ -89,3 +89,19 @@ def speech_model_warning(model: str) -> str | None:
     if instead is None:
         return None
     return f"{model} is deprecated by AssemblyAI: use {instead} instead"
+
+
+#: Every `language_code` AssemblyAI takes: `TranscriptLanguageCode` of its OpenAPI spec
+#: (../shared/assemblyai/openapi.yml). The CLI checks `--language` against it before
+#: anything is spent, and the emulator refuses what is not in it.
+LANGUAGE_CODES: Final = frozenset(
+    """en en_au en_uk en_us es fr de it pt nl af sq am ar hy as az ba eu be bn bs br bg my
+    ca zh hr cs da et fo fi gl ka el gu ht ha haw he hi hu is id ja jw kn kk km ko lo la lv
+    ln lt lb mk mg ms ml mt mi mr mn ne no nn oc pa ps fa pl ro ru sa sr sn sd si sk sl so su
+    sw sv tl tg ta tt te th bo tr tk uk ur uz vi cy yi yo""".split()
+)
+
+#: What AssemblyAI accepts as audio (its upload limit, longest and shortest audio).
+MAX_UPLOAD_BYTES: Final = 2_200_000_000
+MAX_AUDIO_SECONDS: Final = 10 * 3600.0
+MIN_AUDIO_SECONDS: Final = 0.16

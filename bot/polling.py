@@ -18,12 +18,20 @@ The prior is deliberately quick: a first poll aimed too early costs a call or tw
 aimed too late costs the whole difference in latency. Without a known length the
 schedule backs off geometrically. Webhooks, when PUBLIC_URL is set, make all of this a
 fallback.
+
+`threadscribe transcribe` has a different aim (one job, a person waiting at the terminal,
+nothing to learn from) and its own schedule, `SdkPace`, below: never slower than
+AssemblyAI's own SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from bot.transcript import TranscriptStatus
 
@@ -106,3 +114,85 @@ class PollSchedule:
         cov = sum((d - mean_d) * (t - mean_t) for d, t in self.observed)
         self.ratio = max(0.0, cov / var)
         self.base = max(0.2, mean_t - self.ratio * mean_d)
+
+
+# -- the terminal: never slower than AssemblyAI's SDK ---------------------------------
+
+
+@dataclass(slots=True)
+class SdkPace:
+    """When `threadscribe transcribe` polls: never later than AssemblyAI's Python SDK
+    would, with one GET fewer.
+
+    The SDK (`Transcript.wait_for_completion`) GETs as soon as the submit answers, then
+    sleeps `polling_interval` (3 s) after every answer. Its k-th poll after that first one
+    therefore leaves at `submitted + 3k + r0 + r1 + ... + r(k-1) + its overheads`, where
+    the r are its round trips (r0: the immediate GET, which never finds a job done:
+    AssemblyAI does not transcribe in one round trip) and the overheads its wake-up
+    lateness and work between an answer and the next request, which add up poll after
+    poll in a sleep-after-answer loop.
+
+    Ours skip that GET and are due at `submitted + 3k + f + (our round trips so far)`:
+    the SDK's schedule with `f` for r0 and without its overheads (each poll is due at a
+    deadline, so our own lateness does not add up). `f` (`first_trip`) is the round trip
+    of the submit, the one we have, but at most `MAX_FIRST_TRIP`: on a real network r0
+    is tens of milliseconds and `f` a few, so each poll leaves ahead of the SDK's matching
+    one; on loopback they are about equal, and the SDK's overheads keep us ahead. Either
+    way the gap from an answer to the next poll never exceeds 3 s, and whatever the
+    finishing time, we see it no later than the SDK, with one GET fewer. (The exception:
+    a job that finishes between our poll and the SDK's matching one, a window of r0 - f
+    plus the SDK's overheads. We then need the next poll, and make as many GETs as it.)
+
+    No poll leaves on a mark (3k s after the submit answer): poll k leaves `f` plus k - 1
+    round trips past it, as the SDK's leave k + 1 round trips past it. A server that times
+    its work in whole seconds (an emulator; AssemblyAI's queue, perhaps) finishes a job
+    on a mark plus its timer's slack, a millisecond or so; a poll leaving exactly on the
+    mark would race that, see "processing" by a hair, and wait 3 s more while the SDK's
+    later poll finds the job done.
+
+    `submitted` and every time given are on one monotonic clock.
+    """
+
+    #: the submit's round trip, standing in for the SDK's first GET, is capped at this
+    MAX_FIRST_TRIP: ClassVar[float] = 0.005
+
+    submitted: float
+    interval: float = 3.0
+    first_trip: float = 0.0
+    polls: int = 0
+    round_trips: float = 0.0
+
+    @classmethod
+    def after_submit(cls, *, sent: float, answered: float, interval: float = 3.0) -> SdkPace:
+        """The schedule for a job whose submit left at `sent` and was answered at
+        `answered` (or, picking up a transcript, whose first GET was)."""
+        trip = min(cls.MAX_FIRST_TRIP, max(0.0, answered - sent))
+        return cls(submitted=answered, interval=interval, first_trip=trip)
+
+    def due(self) -> float:
+        """When the next poll should leave."""
+        late = self.first_trip + self.round_trips
+        return self.submitted + (self.polls + 1) * self.interval + late
+
+    def answered(self, *, sent: float, received: float) -> None:
+        """A poll that left at `sent` was answered (unfinished) at `received`."""
+        self.polls += 1
+        self.round_trips += max(0.0, received - sent)
+
+
+async def sleep_until(
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Sleep until `clock()` reaches `deadline`, waking on time.
+
+    `asyncio.sleep(t)` on Linux wakes up to t/1000 late (the kernel's timer slack for
+    epoll waits) plus up to 1 ms (epoll counts whole milliseconds): 3 to 4 ms on a 3 s
+    wait, which a poller that must keep pace with `time.sleep` cannot afford. So sleep to
+    a little short of the deadline, then top up with a wait too short to slip.
+    """
+    while (left := deadline - clock()) > 0:
+        early = left / 500 + 0.002
+        await sleep(left - early if left > 2 * early else left)

@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+from bot import logs
+
 from .app import start
 from .config import EmulatorConfig, FaultConfig
 
@@ -127,5 +129,5 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> int:
 def main(argv: list[str] | None = None, *, prog: str = "python -m emulator") -> int:
     parser = argparse.ArgumentParser(prog=prog)
     configure_parser(parser)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.WARNING)
     return run(parser.parse_args(argv))

@@ -15,9 +15,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.models import ACCEPTED_SPEECH_MODELS, LISTED_SPEECH_MODELS
+from bot.models import ACCEPTED_SPEECH_MODELS, LANGUAGE_CODES, LISTED_SPEECH_MODELS
 
 from .errors import ApiError
+
+# LANGUAGE_CODES (TranscriptLanguageCode of openapi.yml) is the bot's list too, so the CLI
+# refuses before spending what the emulator would refuse.
 
 # Models `speech_models` accepts, and those the live API lists in its error message: the
 # bot's own list (bot/models.py), so the emulator enforces what the bot checks.
@@ -33,13 +36,6 @@ SPEECH_MODEL_DEPRECATED = (
     'speech_model is deprecated. Use "speech_models" instead. See documentation: '
     "https://www.assemblyai.com/docs/pre-recorded-audio/select-the-speech-model"
 )
-
-# TranscriptLanguageCode of openapi.yml.
-_LANGUAGES = """en en_au en_uk en_us es fr de it pt nl af sq am ar hy as az ba eu be bn bs br bg my
-    ca zh hr cs da et fo fi gl ka el gu ht ha haw he hi hu is id ja jw kn kk km ko lo la lv
-    ln lt lb mk mg ms ml mt mi mr mn ne no nn oc pa ps fa pl ro ru sa sr sn sd si sk sl so su
-    sw sv tl tg ta tt te th bo tr tk uk ur uz vi cy yi yo"""
-LANGUAGE_CODES = frozenset(_LANGUAGES.split())
 
 
 class Kind(enum.Enum):

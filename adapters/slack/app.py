@@ -62,6 +62,8 @@ class _QuietReconnects(logging.Filter):
 
 
 _TICKET = re.compile(r"(ticket=)[^&'\s]+")
+# Bolt's own lines (the logger AsyncApp is given), under a name of their own rather than
+# this module's: they are Bolt's words, and a name apart lets them be filtered as such.
 BOLT_LOG = logging.getLogger("threadscribe.slack.bolt")
 BOLT_LOG.addFilter(_DeliberateClient())
 BOLT_LOG.addFilter(_QuietReconnects())

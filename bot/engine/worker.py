@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from bot import assemblyai as aai
-from bot import messages
+from bot import logs, messages
 from bot.chat import ChatPlatform
 from bot.config import Secret
 from bot.engine import steps
@@ -171,7 +171,8 @@ class Engine:
         job, created = admission.job, admission.created
         self.metrics.intakes.labels(record.platform.value, "created" if created else "dupe").inc()
         if created:
-            self._spawn_side(self._announce_new(job))
+            with _job_fields(job):
+                self._spawn_side(self._announce_new(job))
         return IntakeOutcome(job, created)
 
     def _refusal(self, record: IntakeRecord) -> str | None:
@@ -362,7 +363,8 @@ class Engine:
             running = self._tasks.get(job.id)
             if running is not None and not running.done():
                 continue  # its step outlived the lease; it ends by itself
-            task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+            with _job_fields(job):
+                task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
             self._tasks[job.id] = task
             started += 1
         return started
@@ -521,6 +523,12 @@ class Engine:
         if ended is not None:
             log.warning("job %s could not be delivered: %s", job.id, message)
             self.metrics.deliveries.labels(job.platform.value, "undeliverable").inc()
+
+
+def _job_fields(job: Job) -> contextlib.AbstractContextManager[None]:
+    """The job's id and platform on every line logged by a task started in this block: the
+    task copies the context as it is when it is made, and keeps it to its end."""
+    return logs.bound(job=job.id, platform=job.platform.value)
 
 
 def _source_size(record: IntakeRecord) -> int | None:
