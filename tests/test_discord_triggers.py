@@ -305,7 +305,9 @@ async def test_a_limit_is_explained_once_for_a_message_with_many_files(bot: Harn
         lambda: bot.fake.messages(bot.fake.world.general, from_bot=True)
     )
     limit = messages.user_limit(3)
-    assert shown(reply) == f"Sorry, I cannot transcribe some of these:\n- {limit}\n- {limit}"
+    assert shown(reply) == (
+        f"Sorry, I cannot transcribe some of these:\n- part3.mp3: {limit}\n- part4.mp3: {limit}"
+    )
     assert reply["message_reference"]["message_id"] == source["id"]
 
 

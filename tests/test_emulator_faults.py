@@ -41,9 +41,9 @@ def test_queued_faults_apply_in_order_to_matching_paths(emulator: EmulatorServer
     assert fine.status_code == 200
     openapi_schema.validate("TranscriptList", fine.json())
     assert emulator.requests() == [
-        {"method": "POST", "path": "/v2/upload", "status": 500},
-        {"method": "GET", "path": "/v2/transcript", "status": 429},
-        {"method": "POST", "path": "/v2/upload", "status": 503},
+        {"method": "POST", "path": "/v2/upload", "status": 500, "fault": "status"},
+        {"method": "GET", "path": "/v2/transcript", "status": 429, "fault": "status"},
+        {"method": "POST", "path": "/v2/upload", "status": 503, "fault": "status"},
         {"method": "GET", "path": "/v2/transcript", "status": 200},
     ]
 
