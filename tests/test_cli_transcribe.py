@@ -301,7 +301,7 @@ def test_run_without_a_platform_names_the_variables(tmp_path):
         ("http://[::1]/a.mp3", "::1 is not a public address"),
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is not a public address"),
         ("http://10.0.0.5/c.mp3", "10.0.0.5 is not a public address"),
-        ("ftp://media.example/a.mp3", "only http and https links"),
+        ("ftp://media.example/a.mp3", "only http:// and https:// links"),
     ],
 )
 def test_a_link_the_url_policy_refuses_never_reaches_assemblyai(emulator, tmp_path, url, said):
