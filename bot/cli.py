@@ -240,6 +240,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             txt=args.txt, srt=args.srt, vtt=args.vtt, json=args.json, save=not args.no_save
         ),
         ai_summary=args.ai_summary,
+        llm_model=settings.llm_model,
         limits=Limits.from_settings(settings),
         ffprobe=shutil.which("ffprobe"),
         poll_interval=args.poll_interval,

@@ -137,7 +137,7 @@ class Settings:
     max_file_mb: int = 1000
     max_duration_minutes: int = 240
     delete_after_delivery: bool = False
-    ai_summary: bool = False
+    ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
     webhook_secret: Secret | None = None
     job_lease_seconds: int = 30
@@ -263,7 +263,7 @@ class Settings:
             max_file_mb=reader.parse("MAX_FILE_MB", 1000, _bounded(1, 2200)),
             max_duration_minutes=reader.parse("MAX_DURATION_MINUTES", 240, _bounded(1, 600)),
             delete_after_delivery=reader.parse("DELETE_AFTER_DELIVERY", False, _boolean),
-            ai_summary=reader.parse("AI_SUMMARY", False, _boolean),
+            ai_summary=reader.parse("AI_SUMMARY", True, _boolean),
             llm_model=reader.parse("LLM_MODEL", DEFAULT_LLM_MODEL, _model_name),
             webhook_secret=reader.secret("WEBHOOK_SECRET"),
             job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 30, _bounded(2, 3600)),

@@ -30,7 +30,16 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from bot import messages
-from bot.chat import Attachment, Progress, Taken, Trigger
+from bot.chat import (
+    Answer,
+    Attachment,
+    ChannelRef,
+    JobRef,
+    Progress,
+    RenameForm,
+    Taken,
+    Trigger,
+)
 from bot.errors import OptionsError
 from bot.jobs import (
     FileSource,
@@ -185,11 +194,15 @@ class Request:
 
 
 def parse_request(text: str, *, words: bool = False) -> Request:
-    """`<url> [speakers=N] [lang=xx] [srt] [vtt]`, in any order. With `words`, other words
-    are talk (a mention: "@threadscribe speakers=2 please"), not mistakes."""
+    """`<url> [speakers=N] [lang=xx] [translate=xx] [srt] [vtt]`, in any order. With
+    `words`, other words are talk (a mention: "@threadscribe speakers=2 please"), not
+    mistakes."""
+    from bot.revisions import translation_target  # it takes `language_code` from here
+
     url = None
     speakers = None
     language = None
+    translate = None
     formats: list[str] = []
     for token in text.split():
         key, sep, value = token.partition("=")
@@ -200,6 +213,8 @@ def parse_request(text: str, *, words: bool = False) -> Request:
             speakers = int(value)
         elif sep and key in ("lang", "language"):
             language = language_code(value)
+        elif sep and key in ("translate", "translation"):
+            translate = translation_target(value)
         elif not sep and key in ("srt", "vtt"):
             if key not in formats:
                 formats.append(key)
@@ -211,7 +226,12 @@ def parse_request(text: str, *, words: bool = False) -> Request:
             url = links[0]
         elif not words:
             raise OptionsError(f"I don't understand {token!r}. Usage: {messages.USAGE}")
-    options = JobOptions(speakers_expected=speakers, language_code=language, formats=tuple(formats))
+    options = JobOptions(
+        speakers_expected=speakers,
+        language_code=language,
+        formats=tuple(formats),
+        translate_to=translate,
+    )
     return Request(url=url, options=options)
 
 
@@ -252,6 +272,9 @@ class Intake:
         self._session: aiohttp.ClientSession | None = None
         self._probe = LinkProbe(self._http, timeout=probe_timeout, urls=self._urls)
         self._refused: OrderedDict[str, None] = OrderedDict()
+        from bot.revisions import Revisions  # it needs this module's parser
+
+        self.revisions = Revisions(engine, store)
 
     @property
     def accepting(self) -> bool:
@@ -283,6 +306,14 @@ class Intake:
             if not is_media(a.mimetype, a.name)
         )
         links, refused_links = await self._media_links(trigger)
+        if files or links:
+            prefs = await self._store.preferences.get(trigger.platform, trigger.workspace, channel)
+            options = replace(
+                trigger.options,
+                settings_channel=trigger.settings_channel,
+                translate_to=trigger.options.translate_to or prefs.translate_to,
+            )
+            trigger = replace(trigger, options=options)
         items = [
             *(self._file_item(trigger, a) for a in files),
             *map(self._link_item(trigger), links),
@@ -296,6 +327,7 @@ class Intake:
         created_ids: list[str] = []
         existing_ids: list[str] = []
         refusals: list[str] = []
+        answers: list[str] = []
         for item in items:
             outcome = by_key.get(item.record.dedupe_key) if item.record is not None else None
             reason = item.refusal if outcome is None else outcome.refused
@@ -309,9 +341,16 @@ class Intake:
             if outcome.created:
                 created.append(item.title)
                 created_ids.append(outcome.job.id)
-            else:
-                existing.append(item.title)
-                existing_ids.append(outcome.job.id)
+                continue
+            existing.append(item.title)
+            existing_ids.append(outcome.job.id)
+            if trigger.explicit:
+                # Asked again, with other options: a redo of what was done.
+                answer = await self.revisions.redo_with(
+                    outcome.job, trigger.options, by=trigger.requester
+                )
+                if answer is not None:
+                    answers.append(answer if len(items) == 1 else f"{item.title}: {answer}")
         return Taken(
             created=tuple(created),
             existing=tuple(existing),
@@ -319,6 +358,7 @@ class Intake:
             other_files=others,
             created_ids=tuple(created_ids),
             existing_ids=tuple(existing_ids),
+            answers=tuple(answers),
         )
 
     async def auto_transcribe(self, platform: Platform, workspace: str, channel: str) -> bool:
@@ -346,6 +386,18 @@ class Intake:
             ahead = await self._store.ahead_of(job) if job.state is JobState.RECEIVED else None
             found.append(Progress(_source_title(job), job.state, ahead))
         return found
+
+    async def configure(self, where: ChannelRef, command: str, *, by: str, admin: bool) -> str:
+        return await self.revisions.configure(where, command, by=by, admin=admin)
+
+    async def rename_form(self, ref: JobRef) -> RenameForm | Answer:
+        return await self.revisions.rename_form(ref)
+
+    async def rename(self, ref: JobRef, names: Mapping[str, str], *, by: str) -> Answer:
+        return await self.revisions.rename(ref, names, by=by)
+
+    async def redo(self, ref: JobRef, choice: str, *, by: str) -> Answer:
+        return await self.revisions.redo(ref, choice, by=by)
 
     # -- the pieces ----------------------------------------------------------------------
 

@@ -154,6 +154,18 @@ def status_done() -> str:
     return "✅ Transcribed"
 
 
+def status_updating() -> str:
+    return "✏️ Updating the transcript"
+
+
+def status_redone() -> str:
+    return "✅ Transcribed (redone)"
+
+
+def status_redo_failed() -> str:
+    return "❌ The redo did not work: the transcript stands as it was"
+
+
 def status_failed() -> str:
     return "❌ Could not transcribe"
 
@@ -365,3 +377,159 @@ def interrupted(transcript_id: str) -> str:
         f"Stopped waiting. AssemblyAI keeps working on transcript {transcript_id}; pick it up "
         f"with: threadscribe transcribe --id {transcript_id}"
     )
+
+
+# -- named speakers, the summary, vocabulary, redo (issue 11) -------------------------
+
+SETTINGS_ADMINS_ONLY = (
+    "Only the people who may change this channel's settings can do that (admins); the "
+    "vocabulary is anyone's: vocab add, vocab remove."
+)
+SETTINGS_USAGE = (
+    "Settings: names on|off, summary on|off, translate <language>|off, "
+    "vocab add <words, …> | remove <words, …> | spell <words> as <Word> | unspell <Word> "
+    "| list, settings"
+)
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def names_changed(enabled: bool) -> str:
+    if enabled:
+        return (
+            "Speaker names are on here: where AssemblyAI can tell who is who, transcripts "
+            "show the people of this conversation by name."
+        )
+    return "Speaker names are off here: transcripts show Speaker A, Speaker B."
+
+
+def summary_changed(enabled: bool) -> str:
+    if enabled:
+        return "The AI summary is on here: results start with points, decisions and action items."
+    return "The AI summary is off here: results show the transcript and talk time only."
+
+
+def translation_changed(language: str | None) -> str:
+    if language is None:
+        return "Results here are no longer translated."
+    return f"Results here are translated into {language} (the original is attached)."
+
+
+def translation_unsupported(code: str, language: str) -> str:
+    return (
+        f"AssemblyAI does not translate into {language} ({code}): choose another language, "
+        "for example es, fr, de, pt or ja"
+    )
+
+
+def vocabulary_added(added: Sequence[str], total: int) -> str:
+    words = ", ".join(added)
+    return f"Added to this channel's vocabulary: {words}. It has {total:,} keyterms now."
+
+
+def vocabulary_removed(removed: Sequence[str], missing: Sequence[str], total: int) -> str:
+    parts = []
+    if removed:
+        parts.append(f"Removed: {', '.join(removed)}.")
+    if missing:
+        parts.append(f"Not in the vocabulary: {', '.join(missing)}.")
+    parts.append(f"It has {total:,} keyterms now.")
+    return " ".join(parts)
+
+
+def vocabulary_over(problem: str) -> str:
+    return f"Not added: the vocabulary would have {problem}. Remove some first (vocab remove)."
+
+
+def spelling_added(rule: str) -> str:
+    return f"Transcripts here now always write {rule}."
+
+
+def spelling_removed(word: str, found: bool) -> str:
+    if found:
+        return f"Transcripts here no longer replace anything with {word}."
+    return f"There is no spelling rule for {word} here."
+
+
+TOO_MANY_SPELLINGS = (
+    "This channel has 100 spelling rules already: remove one first (vocab unspell)."
+)
+
+
+def vocabulary_list(terms: Sequence[str], spellings: Sequence[str]) -> str:
+    if not terms and not spellings:
+        return (
+            "This channel has no vocabulary yet. Add the names and jargon people use: "
+            "vocab add Kubernetes, Thessaloniki"
+        )
+    lines = []
+    if terms:
+        shown = ", ".join(terms[:200]) + (
+            f" and {len(terms) - 200:,} more" if len(terms) > 200 else ""
+        )
+        lines.append(f"Keyterms ({len(terms):,}): {shown}")
+    if spellings:
+        lines.append("Always written: " + "; ".join(spellings))
+    return "\n".join(lines)
+
+
+def settings_summary(
+    *, names: bool, summary: bool, translate: str | None, terms: int, spellings: int
+) -> str:
+    return (
+        f"Speaker names: {on_off(names)} · AI summary: {on_off(summary)} · "
+        f"translation: {translate or 'off'} · vocabulary: {terms:,} keyterms, "
+        f"{spellings:,} spellings"
+    )
+
+
+# -- the result's actions --------------------------------------------------------------
+
+NOT_THIS_CHANNEL = "That transcript is not from this channel."
+JOB_GONE = "That transcript is too old: its record is gone. Share the recording again."
+STILL_WORKING = "That transcript is still being made: try again when it is done."
+REDO_UNDER_WAY = "A redo of that transcript is under way already: it replaces the result when done."
+NOTHING_TO_RENAME = "There are no speakers to rename in that transcript."
+RENAME_FAILED_JOB = "That transcription failed, so there are no speakers to rename: try Redo."
+TRANSCRIPT_DELETED = (
+    "Transcripts are deleted at AssemblyAI once posted here (DELETE_AFTER_DELIVERY), so "
+    "this one cannot be renamed; Redo transcribes the recording again."
+)
+NAMES_UNCHANGED = "Nothing changed: the speakers keep their names."
+REDO_SAME = "That is how it was transcribed already."
+RENAMING = "Renaming the speakers: the transcript above updates in a moment."
+ALREADY_REDONE = "That redo was made already: see the thread."
+
+
+def name_too_long(limit: int) -> str:
+    return f"A name can have at most {limit} characters."
+
+
+def unknown_choice(choice: str) -> str:
+    return f"I don't know how to redo with {choice!r}."
+
+
+def redoing(what: str) -> str:
+    return f"Redoing it with {what}: the result in the thread is replaced when it is done."
+
+
+def redone(note: str) -> str:
+    return f"Redone: {note}."
+
+
+def speakers_renamed() -> str:
+    return "Speakers renamed."
+
+
+def redo_failed(reason: str) -> str:
+    return f"Sorry, the redo did not work: {reason}. The result above is unchanged."
+
+
+def translation_failed(reason: str) -> str:
+    return f"Translation unavailable ({reason}): showing the transcript as spoken."
+
+
+def names_skipped(reason: str) -> str:
+    return f"Speaker names not looked up ({reason})."

@@ -16,6 +16,7 @@ checks before spending anything is what the emulator enforces in the tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 #: Every value `speech_models` accepts today, newest first.
@@ -105,3 +106,46 @@ LANGUAGE_CODES: Final = frozenset(
 MAX_UPLOAD_BYTES: Final = 2_200_000_000
 MAX_AUDIO_SECONDS: Final = 10 * 3600.0
 MIN_AUDIO_SECONDS: Final = 0.16
+
+
+# -- Speech Understanding, vocabulary, structured output ---------------------------------
+# Sources: AssemblyAI's "Keyterms prompting", "Custom Spelling", "Speaker Identification"
+# and "Translation" pages (assemblyai-api-spec, fern/pages, 2026-03), openapi.yml and
+# llm-gateway.yml.
+
+#: Keyterms a request may carry, per model: "up to 1,000 words or phrases" on the
+#: Universal-3 / STT-3 line, "The maximum number of keyterms with Universal-2 is 200".
+KEYTERMS_LIMITS: Final[dict[str, int]] = {
+    "assemblyai-stt-3-7": 1000,
+    "universal-3-5-pro": 1000,
+    "universal-3-pro": 1000,
+    "universal-2": 200,
+}
+#: "maximum 6 words per phrase"
+KEYTERM_MAX_WORDS: Final = 6
+#: `prompt`: "a prompt with up to 1,500 words of context"; never with `keyterms_prompt`.
+PROMPT_MAX_WORDS: Final = 1500
+#: Speaker identification: "Each value must be 35 characters or less"; and at most 35
+#: names per request (the limit the bot and the emulator hold to).
+SPEAKER_NAME_MAX_CHARS: Final = 35
+SPEAKER_NAMES_MAX: Final = 35
+
+#: Target languages of Speech Understanding's translation (the Translation page's table).
+TRANSLATION_LANGUAGES: Final = frozenset(
+    """en en_au en_uk en_us es fr de it pt nl hi ja zh fi ko pl ru tr uk vi af sq am ar hy
+    as az eu be bn bs bg ca hr cs da et gl ka el gu ht ha haw he hu is id jw kn kk lo la lv
+    lt lb mk mg ms ml mt mi mr mn ne no pa ps fa ro sr sn sd si sk sl so su sw sv tl tg ta
+    te ur uz cy yi yo""".split()
+)
+
+
+#: LLM Gateway models that take `response_format` (llm-gateway.yml: "Not supported by
+#: gpt-oss models"); the others are asked for JSON in words and checked all the same.
+def supports_structured_output(model: str) -> bool:
+    return not model.startswith("gpt-oss-")
+
+
+def keyterms_limit(models: Sequence[str]) -> int:
+    """The most keyterms a request naming `models` may carry: the smallest limit among
+    them, since AssemblyAI may route the audio to any of them."""
+    return min((KEYTERMS_LIMITS.get(m, 200) for m in models), default=200)

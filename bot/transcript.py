@@ -55,9 +55,12 @@ class Utterance:
     end: int
     confidence: float
     words: tuple[Word, ...] = ()
+    #: this utterance in other languages (translation with `match_original_utterance`)
+    translated_texts: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Utterance:
+        translated = data.get("translated_texts") or {}
         return cls(
             speaker=str(data["speaker"]),
             text=str(data["text"]),
@@ -65,6 +68,7 @@ class Utterance:
             end=int(data["end"]),
             confidence=float(data.get("confidence") or 0.0),
             words=_words(data.get("words")),
+            translated_texts={str(k): str(v) for k, v in translated.items()},
         )
 
 
@@ -107,12 +111,17 @@ class Transcript:
     throttled: bool | None = None
     #: the model AssemblyAI used (the first of `speech_models` that takes the language)
     speech_model_used: str | None = None
+    #: how sure language detection was of `language_code` (0..1; None: not detected)
+    language_confidence: float | None = None
+    #: speaker identification's answer: the original label ("A") -> the name it found
+    speaker_mapping: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transcript:
         duration = data.get("audio_duration")
         confidence = data.get("confidence")
+        sure = data.get("language_confidence")
         return cls(
             id=str(data["id"]),
             status=TranscriptStatus(data["status"]),
@@ -127,8 +136,52 @@ class Transcript:
             speaker_labels=data.get("speaker_labels"),
             throttled=data.get("throttled"),
             speech_model_used=data.get("speech_model_used"),
+            language_confidence=float(sure) if sure is not None else None,
+            speaker_mapping=_mapping(data),
             raw=dict(data),
         )
+
+
+def _mapping(data: Mapping[str, Any]) -> dict[str, str]:
+    """`speech_understanding.response.speaker_identification.mapping`, when there is one."""
+    understanding = data.get("speech_understanding") or {}
+    response = understanding.get("response") if isinstance(understanding, Mapping) else None
+    found = (
+        (response or {}).get("speaker_identification") if isinstance(response, Mapping) else None
+    )
+    mapping = (found or {}).get("mapping") if isinstance(found, Mapping) else None
+    if not isinstance(mapping, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in mapping.items() if isinstance(v, str)}
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The LLM Gateway's translation of a transcript (`POST /v1/understanding`): the whole
+    text, and each utterance (speakers as the transcript has them) in `language`."""
+
+    language: str
+    text: str
+    utterances: tuple[Utterance, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], language: str) -> Translation:
+        texts = data.get("translated_texts") or {}
+        utterances = []
+        for item in data.get("utterances") or ():
+            translated = (item.get("translated_texts") or {}).get(language)
+            if translated is None:
+                continue
+            utterances.append(
+                Utterance(
+                    speaker=str(item.get("speaker")),
+                    text=str(translated),
+                    start=int(item.get("start") or 0),
+                    end=int(item.get("end") or 0),
+                    confidence=float(item.get("confidence") or 0.0),
+                )
+            )
+        return cls(language, str(texts.get(language) or ""), tuple(utterances))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import api, control, llm
+from . import api, control, llm, understanding_api
 from .config import EmulatorConfig
 from .errors import UNAUTHORIZED, ApiError, GatewayError
 from .runtime import EMULATOR, Emulator
@@ -97,7 +97,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app = web.Application(middlewares=[pipeline], client_max_size=MAX_JSON_BYTES)
     app[EMULATOR] = Emulator(config)
     app.cleanup_ctx.append(_lifecycle)
-    app.add_routes(api.routes() + llm.routes() + control.routes())
+    app.add_routes(api.routes() + llm.routes() + understanding_api.routes() + control.routes())
     return app
 
 

@@ -23,6 +23,7 @@ from .media import NotAudioError, probe
 from .scripts import Options, ScriptError, load_script, transcribe
 from .speech import find_speech
 from .store import TranscriptRecord
+from .understanding import identify, translations
 from .webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,15 @@ class Processor:
             if delay > 0:
                 await asyncio.sleep(delay)
             model = model_used(record.request.speech_models, result.language_code)
+            task = record.request.understanding
+            record.script = script
+            if task is not None and task.kind == "speaker_identification":
+                record.identified = identify(task, script, result)
+            elif task is not None and task.kind == "translation":
+                whole, each = translations(task, script, result)
+                record.translated_texts = whole
+                if task.options.get("match_original_utterance"):
+                    record.utterance_translations = each
             record.complete(result, seconds, info.channels, model)
             logger.info("transcript completed", extra={"transcript_id": record.id})
         except DownloadError as exc:
@@ -170,6 +180,8 @@ class Processor:
             language_detection=request.language_detection,
             punctuate=bool(request.get("punctuate", True)),
             format_text=bool(request.get("format_text", True)),
+            keyterms=request.keyterms,
+            spellings=request.spellings,
         )
 
     async def close(self) -> None:

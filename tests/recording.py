@@ -13,7 +13,7 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bot.chat import FileStream, Post, Reaction, ThreadRef
+from bot.chat import FileStream, Person, Post, Reaction, ThreadRef
 from bot.errors import FileUnavailable, PlatformRefused
 from bot.jobs import FileSource, IntakeRecord, Platform
 
@@ -46,6 +46,8 @@ class RecordingPlatform:
     faults: dict[str, list[Exception | None]] = field(default_factory=dict)
     #: set to hold open_file streams until released (to catch a job mid-upload)
     hold_files: asyncio.Event | None = None
+    #: who `people()` says may be speaking
+    known: list[Person] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -115,6 +117,7 @@ class RecordingPlatform:
         for posted in self.posts:
             if posted.id == message_id:
                 posted.edits.append(post.text)
+                posted.files.update({f.name: f.data for f in post.files})
                 await self._notify()
                 return
         raise PlatformRefused(f"no message {message_id}")
@@ -123,6 +126,10 @@ class RecordingPlatform:
         self._fault("react")
         self.reactions.append((where.message, reaction))
         await self._notify()
+
+    async def people(self, where: ThreadRef) -> list[Person]:
+        self._fault("people")
+        return list(self.known)
 
 
 def url_intake(url: str, message: str = "1700000000.000100", **kw: object) -> IntakeRecord:

@@ -41,10 +41,12 @@ from adapters.discord.delivery import Delivery, Interactions
 from adapters.discord.events import Events
 from adapters.discord.files import AttachmentFetcher
 from adapters.discord.format import CONTENT_LIMIT
+from adapters.discord.people import People
 from bot.chat import (
     Core,
     FileSource,
     FileStream,
+    Person,
     Platform,
     PlatformRefused,
     PlatformUnavailable,
@@ -133,6 +135,7 @@ class DiscordAdapter:
         self.client = GatewayClient(self.intake, guild_ready_timeout=guild_ready_timeout)
         self._delivery = Delivery(self.client, self.interactions, shared_store=shared_store)
         self._files = AttachmentFetcher(self.client)
+        self._people = People(self.client)
         self._gateway: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()  # start() finished, one way or the other
 
@@ -279,6 +282,10 @@ class DiscordAdapter:
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self._usable()
         await self._delivery.react(where, reaction)
+
+    async def people(self, where: ThreadRef) -> Sequence[Person]:
+        await self._usable()
+        return await self._people.of(where)
 
     async def _usable(self) -> None:
         """Wait for a start under way (the engine resumes jobs while the gateway connects);

@@ -14,7 +14,8 @@ from typing import Any, Final, Literal
 import discord
 from discord import app_commands
 
-from adapters.discord import texts
+from adapters.discord import preferences, texts
+from adapters.discord.actions import RedoButton, RenameButton
 from adapters.discord.events import Events, Subtitles
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ class GatewayClient(discord.Client):
         self.tree.error(self._on_command_error)
         for command in commands(intake):
             self.tree.add_command(command)
+
+    async def setup_hook(self) -> None:
+        # The result's buttons, on every result ever posted (their ids carry the job's).
+        self.add_dynamic_items(RenameButton, RedoButton)
 
     async def on_message(self, message: discord.Message) -> None:
         if self.user is not None:
@@ -136,4 +141,5 @@ def commands(
     async def auto(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
         await intake.set_auto(interaction, state == "on")
 
+    preferences.add_commands(settings, intake)
     return [transcribe, transcribe_message, settings]

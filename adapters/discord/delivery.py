@@ -184,6 +184,10 @@ class Delivery:
             "embeds": list(out.embeds),
             "allowed_mentions": NO_MENTIONS,
         }
+        if post.document is not None:
+            # A result is replaced whole: its buttons and its files go with it.
+            kwargs["view"] = out.view
+            kwargs["attachments"] = out.discord_files()
         async with converted():
             if where.message is None and message_id == where.thread:
                 # A slash command's status: the deferred response itself, in the channel.
@@ -325,6 +329,7 @@ class Delivery:
                     embeds=list(out.embeds),
                     attachments=out.discord_files(),
                     allowed_mentions=NO_MENTIONS,
+                    view=out.view,
                 )
                 return str(sent.id)
             except discord.HTTPException as exc:
@@ -356,4 +361,6 @@ def _send_kwargs(out: Outgoing) -> dict[str, Any]:
         kwargs["embeds"] = list(out.embeds)
     if out.files:
         kwargs["files"] = out.discord_files()
+    if out.view is not None:
+        kwargs["view"] = out.view
     return kwargs

@@ -46,6 +46,7 @@ class Events:
     """Hands Discord's triggers to the core, and answers the interactions."""
 
     def __init__(self, core: Core, interactions: Interactions) -> None:
+        self.core = core  # the result's buttons (adapters/discord/actions.py) find it here
         self._core = core
         self._interactions = interactions
         self._accepting = False
@@ -62,6 +63,14 @@ class Events:
     async def drain(self, grace: float) -> None:
         """Wait (at most `grace` seconds) for handlers under way; discord.py owns them."""
         await self._running.drain(grace, cancel=False)
+
+    def holding(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Count a handler as under way (for `drain`)."""
+        return self._running.holding()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting and self.core.accepting
 
     # -- messages --------------------------------------------------------------------------
 

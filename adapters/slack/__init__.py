@@ -31,12 +31,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.actions import Actions
 from adapters.slack.app import SlackBolt
 from adapters.slack.chat import SlackChat
 from adapters.slack.commands import Commands
 from adapters.slack.errors import AUTH_ERRORS, CALL_ERRORS, error_code
 from adapters.slack.events import Events
 from adapters.slack.files import FileOpener
+from adapters.slack.people import People
 from adapters.slack.workspaces import (
     Installations,
     OAuthTables,
@@ -49,6 +51,7 @@ from bot.chat import (
     Core,
     FileSource,
     FileStream,
+    Person,
     Platform,
     PlatformUnavailable,
     Post,
@@ -130,6 +133,7 @@ class SlackAdapter:
         self._clients: dict[str, AsyncWebClient] = {}
         self.chat = SlackChat(self._client_for, shared_store=shared_store, forget=self._forget)
         self._files = FileOpener(self._http, api_url=self._api_url)
+        self._people = People(self._client_for)
         self.tasks = TaskSet("slack")
         events = Events(core=core, chat=self.chat, tasks=self.tasks)
         oauth = None
@@ -149,6 +153,7 @@ class SlackAdapter:
             signing_secret=secret.value if secret else "",
             triggers=events,
             commands=Commands(core=core, chat=self.chat, admins=admins),
+            actions=Actions(core=core, tasks=self.tasks),
             oauth=oauth,
         )
 
@@ -242,6 +247,9 @@ class SlackAdapter:
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self.chat.react(where, reaction)
+
+    async def people(self, where: ThreadRef) -> Sequence[Person]:
+        return await self._people.of(where)
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.actions import Actions
+from adapters.slack.blocks import REDO_ACTION, RENAME_ACTION, RENAME_VIEW
 from adapters.slack.commands import COMMAND, Commands
 from adapters.slack.events import Events
 
@@ -124,6 +126,7 @@ class SlackBolt:
         signing_secret: str,
         triggers: Events,
         commands: Commands,
+        actions: Actions,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
@@ -138,13 +141,16 @@ class SlackBolt:
             oauth_settings=oauth,
             logger=BOLT_LOG,
         )
-        self._register(triggers, commands)
+        self._register(triggers, commands, actions)
 
-    def _register(self, triggers: Events, commands: Commands) -> None:
+    def _register(self, triggers: Events, commands: Commands, actions: Actions) -> None:
         app = self.app
         app.event("message")(triggers.message)
         app.event("app_mention")(triggers.mention)
         app.command(COMMAND)(commands.transcribe)
+        app.action(RENAME_ACTION)(actions.rename_clicked)
+        app.action(REDO_ACTION)(actions.redo_chosen)
+        app.view(RENAME_VIEW)(actions.rename_submitted)
 
         @app.shortcut(SHORTCUT)
         async def shortcut(

@@ -162,15 +162,23 @@ class SlackChat:
     # -- edit, react ---------------------------------------------------------------------
 
     async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        """Replace a message; its files (a redo's transcript.txt) follow in the thread,
+        in a reply of their own posted once under `key`, as chat.update cannot attach."""
         client = await self._clients(where.workspace)
         root = where.message is None and where.thread == message_id
         message = await self._render(where, post, root=root)
+        doing = (
+            "update the transcript" if post.document is not None else "update the status message"
+        )
         try:
             await client.chat_update(
                 channel=where.channel, ts=message_id, text=message.text, blocks=message.blocks
             )
         except CALL_ERRORS as exc:
-            raise self._error(where, exc, "update the status message") from exc
+            raise self._error(where, exc, doing) from exc
+        if post.files:
+            note = Post("The updated transcript, in full:", post.files)
+            await self.post(where, note, key=f"{key}:files")
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         """Show `reaction` on the source message (for a slash command, on the thread's

@@ -21,13 +21,17 @@ from adapters.slack.errors import CALL_ERRORS, error_code
 from adapters.slack.events import can_post
 from adapters.slack.incoming import command_trigger
 from bot import messages
-from bot.chat import Core, JobState, Platform
+from bot.chat import ChannelRef, Core, JobState, Platform
 from bot.errors import OptionsError
 from bot.intake import parse_request
 
 log = logging.getLogger(__name__)
 
 COMMAND: Final = "/transcribe"
+#: `/transcribe <word> …` that are a channel's settings (bot/revisions.py reads them).
+SETTINGS_WORDS: Final = frozenset(
+    {"names", "summary", "translate", "vocab", "vocabulary", "settings"}
+)
 
 
 class Commands:
@@ -41,8 +45,11 @@ class Commands:
     ) -> None:
         text = str(body.get("text") or "").strip()
         word = text.lower()
+        first = word.split(None, 1)[0] if word else ""
         if word in ("", "help"):
             answer = texts.HELP
+        elif first in SETTINGS_WORDS:
+            answer = await self._configure(body, text, client)
         elif word in ("on", "off"):
             answer = await self._auto(body, client, enabled=word == "on")
         elif word == "status":
@@ -88,6 +95,17 @@ class Commands:
         )
         channel = str(body.get("channel_name") or body["channel_id"])
         return messages.auto_changed(enabled, f"#{channel}")
+
+    async def _configure(self, body: Mapping[str, Any], text: str, client: AsyncWebClient) -> str:
+        """`/transcribe names|summary|translate|vocab|settings …`: the core's settings
+        commands, for this channel (changing settings is for admins; the vocabulary is
+        anyone's, and the core knows which is which)."""
+        user = body["user_id"]
+        where = ChannelRef(Platform.SLACK, body["team_id"], body["channel_id"])
+        admin = text.lower().startswith(("vocab", "settings")) or await self.may_configure(
+            client, user
+        )
+        return await self._core.configure(where, text, by=user, admin=admin)
 
     async def may_configure(self, client: AsyncWebClient, user: str) -> bool:
         """Workspace admins and owners, and the configured allowlist."""

@@ -17,6 +17,12 @@ HELP: Final = (
     "• /transcribe on | off: transcribe every audio or video file shared in this channel "
     "(workspace admins)\n"
     "• /transcribe status: your transcriptions in progress\n"
+    "• /transcribe vocab add Kubernetes, Thessaloniki | remove … | spell di carlo as DiCarlo "
+    "| list: words this channel's transcripts should get right\n"
+    "• /transcribe names on|off, summary on|off, translate es|off, settings: this "
+    "channel's transcripts (admins)\n"
+    "• On a result: Rename speakers, or Redo with another language, speaker count or a "
+    "translation.\n"
     "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me."
 )
 

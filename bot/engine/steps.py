@@ -21,8 +21,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from bot import assemblyai as aai
-from bot import messages, render
-from bot.chat import ChatPlatform, FileStream, Post, Reaction
+from bot import conversation, messages, render, revisions, speakers, summary, vocabulary
+from bot.chat import ChatPlatform, Controls, FileStream, Post, Reaction
 from bot.config import Secret
 from bot.engine.feedback import Feedback, Memory, platform_call
 from bot.errors import (
@@ -38,11 +38,20 @@ from bot.errors import (
     TransportError,
 )
 from bot.health import Health
-from bot.jobs import DeliveryStep, FileSource, Job, JobFields, JobState, JobStore, UrlSource
+from bot.jobs import (
+    ChannelPreferences,
+    DeliveryStep,
+    FileSource,
+    Job,
+    JobFields,
+    JobState,
+    JobStore,
+    UrlSource,
+)
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
-from bot.transcript import Transcript, TranscriptListItem, TranscriptStatus
+from bot.transcript import Transcript, TranscriptListItem, TranscriptStatus, Translation
 from bot.urls import UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
@@ -60,8 +69,10 @@ class StepSettings:
     webhook_url: str | None = None
     webhook_secret: Secret | None = None
     delete_after_delivery: bool = False
-    ai_summary: bool = False
+    ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
+    #: transcript characters per summary request (long recordings: several, combined)
+    summary_part_chars: int = summary.PART_CHARS
     urls: UrlPolicy = field(default_factory=UrlPolicy)
     #: seconds of audio transcribed at most (MAX_DURATION_MINUTES); None: no limit
     max_duration: float | None = None
@@ -122,6 +133,9 @@ async def submit(ctx: StepContext, job: Job) -> None:
     transcript at AssemblyAI (`GET /v2/transcript`, newest first) and adopts it.
     """
     await ctx.feedback.announce(job)
+    reuse = job.options.reuse_transcript and job.redo_of is not None
+    if reuse and job.transcript_id is None and await _adopt(ctx, job):
+        return
     if job.submit_started_at is not None and job.audio_url is not None:
         found = await _recover(ctx, job)
         if found is not None:
@@ -135,10 +149,17 @@ async def submit(ctx: StepContext, job: Job) -> None:
         audio_url = await _upload(ctx, job)
     else:
         audio_url = marked(audio_url, job.id)
+    prefs = await _preferences(ctx, job)
+    people = await _people(ctx, job, prefs)
     job = await ctx.moved(
-        job, job.state, job.state, audio_url=audio_url, submit_started_at=ctx.store.now()
+        job,
+        job.state,
+        job.state,
+        audio_url=audio_url,
+        submit_started_at=ctx.store.now(),
+        people=[[p.id, p.name] for p in people],
     )
-    options = transcript_options(job, ctx.settings)
+    options = transcript_options(job, ctx.settings, prefs)
     with _timed(ctx, "submit"):
         try:
             transcript = await ctx.client.submit(audio_url, options)
@@ -146,6 +167,47 @@ async def submit(ctx: StepContext, job: Job) -> None:
             raise _judged(ctx, exc) from exc
     ctx.health.key_accepted()
     await _submitted(ctx, job, transcript.id, transcript.status)
+
+
+async def _adopt(ctx: StepContext, job: Job) -> bool:
+    """A redo that changes only how the transcript is shown takes over the transcript of
+    the job it redoes, instead of paying for a new one. False when there is none to take
+    (another redo took it): the job is then transcribed afresh."""
+    assert job.redo_of is not None
+    adopted = await ctx.store.queue.adopt_transcript(job.id, ctx.owner, job.redo_of)
+    if adopted is None:
+        current = await ctx.store.get(job.id)
+        if current is None or current.lease_owner != ctx.owner:
+            raise Lost(job.id)
+        log.info("job %s: nothing to take over from job %s; transcribing", job.id, job.redo_of)
+        return False
+    await ctx.feedback.status(adopted, messages.status_updating(), force=True)
+    await ctx.store.queue.transition(
+        adopted.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+    )
+    ctx.wake()
+    return True
+
+
+async def _preferences(ctx: StepContext, job: Job) -> ChannelPreferences:
+    channel = job.options.settings_channel or job.channel
+    return await ctx.store.preferences.get(job.platform, job.workspace, channel)
+
+
+async def _people(
+    ctx: StepContext, job: Job, prefs: ChannelPreferences
+) -> tuple[speakers.Person, ...]:
+    """The names to offer speaker identification: the platform's people for the thread,
+    as the API takes them. Names are a nicety: when the platform cannot say, the job goes
+    on without them."""
+    if prefs.names is False or not job.options.speaker_labels:
+        return ()
+    try:
+        found = await ctx.platform.people(ctx.feedback.where(job))
+    except PlatformError as exc:
+        log.info("job %s: no speaker names (%s)", job.id, exc.message)
+        return ()
+    return speakers.candidates(found)
 
 
 async def _submitted(
@@ -413,25 +475,39 @@ async def poll(ctx: StepContext, job: Job) -> Job:
 async def deliver(ctx: StepContext, job: Job) -> None:
     """Post the result, or what went wrong, then the final status and reaction, and mark
     the job delivered. Every post is recorded before the next, so a resumed delivery
-    skips what was posted already."""
+    skips what was posted already.
+
+    A redo's result replaces the result it redoes (an edit in place, under the redo's own
+    key); a redo that fails says so in a new reply and leaves that result as it was."""
     job = await ctx.feedback.announce(job)
     if job.step_posted(DeliveryStep.RESULT) is None:
         if job.state is JobState.COMPLETED:
             try:
-                post = await _result_post(ctx, job)
+                post, shown = await _result_post(ctx, job)
+                # Recorded before the post: a rename needs them after any restart.
+                job = await ctx.moved(job, JobState.COMPLETED, JobState.COMPLETED, speakers=shown)
             except Fail as failure:
                 job = await ctx.moved(
                     job, JobState.COMPLETED, JobState.FAILED, last_error=failure.message
                 )
-                post = Post(messages.failed(failure.message))
+                post = Post(_failure(job, failure.message))
         else:
-            post = Post(messages.failed(job.last_error or "unknown error"))
-        message_id = await ctx.feedback.post(job, DeliveryStep.RESULT, post)
+            post = Post(_failure(job, job.last_error or "unknown error"))
+        replaces = job.options.replaces if job.state is JobState.COMPLETED else None
+        if replaces is not None:
+            message_id = await ctx.feedback.replace(job, replaces, post)
+        else:
+            message_id = await ctx.feedback.post(job, DeliveryStep.RESULT, post)
         job = await ctx.store.queue.record_posted(job.id, DeliveryStep.RESULT, message_id) or job
     ok = job.state is JobState.COMPLETED
-    final = messages.status_done() if ok else messages.status_failed()
+    redo = job.redo_of is not None
+    if ok:
+        final = messages.status_redone() if redo else messages.status_done()
+    else:
+        final = messages.status_redo_failed() if redo else messages.status_failed()
     await ctx.feedback.status(job, final, force=True)
-    await ctx.feedback.react(job, Reaction.DONE if ok else Reaction.FAILED)
+    if ok or not redo:  # a failed redo leaves the result it would have replaced, and its ✅
+        await ctx.feedback.react(job, Reaction.DONE if ok else Reaction.FAILED)
     delivered = await ctx.store.queue.transition(
         job.id, ctx.owner, job.state, JobState.DELIVERED, release=True
     )
@@ -444,7 +520,12 @@ async def deliver(ctx: StepContext, job: Job) -> None:
         await _delete_transcript(ctx, job.transcript_id)
 
 
-async def _result_post(ctx: StepContext, job: Job) -> Post:
+def _failure(job: Job, reason: str) -> str:
+    return messages.redo_failed(reason) if job.redo_of is not None else messages.failed(reason)
+
+
+async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]]]:
+    """The result, and the speakers it shows ([speaker, label], in order)."""
     assert job.transcript_id is not None
     working = ctx.memory(job.id)
     formats = set(job.options.formats)
@@ -458,32 +539,83 @@ async def _result_post(ctx: StepContext, job: Job) -> Post:
         vtt = await ctx.client.vtt(job.transcript_id) if "vtt" in formats else None
     except AssemblyAIError as exc:
         raise classify(exc) from exc
-    wanted = ctx.settings.ai_summary and bool(transcript.words)  # else about nothing
-    summary = await _summary(ctx, transcript) if wanted else None
+    prefs = await _preferences(ctx, job)
+    people = tuple(speakers.Person(i, n) for i, n in job.people)
+    shown = speakers.Speakers.of(transcript, people, job.options.renames)
+    notes = (
+        [messages.redone(job.options.redo_note)] if job.redo_of and job.options.redo_note else []
+    )
+    if prefs.keyterms:
+        models = job.options.speech_models or ctx.settings.speech_models
+        _sent, left_out = vocabulary.for_request(prefs.keyterms, models)
+        if left_out:
+            notes.append(left_out)
+    translation = await _translation(ctx, job, transcript, notes)
+    wanted = ctx.settings.ai_summary if prefs.summary is None else prefs.summary
+    outcome = None
+    if wanted and transcript.words:  # else about nothing
+        language = render.language_name(translation.language) if translation else None
+        with _timed(ctx, "chat"):
+            outcome = await summary.summarise(
+                ctx.client,
+                conversation.lines(transcript, shown),
+                model=ctx.settings.llm_model,
+                language=language,
+                part_chars=ctx.settings.summary_part_chars,
+            )
     up_to = None
     limit = ctx.settings.max_duration
     if job.options.audio_end_at is None and limit is not None:
         # A recording longer than the limit got here only cut at it (see transcript_options).
         up_to = (job.options.audio_start_from or 0) / 1000 + limit
     try:
-        document = render.render(transcript, summary=summary, transcribed_up_to=up_to)
+        document = render.render(
+            transcript,
+            summary=outcome,
+            transcribed_up_to=up_to,
+            speakers=shown,
+            translation=translation,
+            notes=notes,
+        )
         rendered = render.fit(document, ctx.platform.message_limit, srt=srt, vtt=vtt)
     except Exception as exc:
         log.exception("job %s: rendering failed", job.id)
         raise Fail(messages.RENDER_FAILED) from exc
-    return Post(rendered.inline, rendered.files, document)
+    order = speakers.order(transcript)
+    controls = Controls(
+        job.id,
+        rename=bool(order) and not ctx.settings.delete_after_delivery,
+        redo=revisions.redo_menu(job, transcript.language_code, ctx.settings.speech_models),
+    )
+    post = Post(rendered.inline, rendered.files, document, controls)
+    return post, [[speaker, shown.label(speaker)] for speaker in order]
 
 
-async def _summary(ctx: StepContext, transcript: Transcript) -> render.Summary:
-    with _timed(ctx, "chat"):
-        try:
-            answer = await ctx.client.chat(
-                render.summary_prompt(transcript), model=ctx.settings.llm_model
-            )
-        except AssemblyAIError as exc:
-            log.warning("AI summary unavailable: %s", exc.message)
-            return render.Summary.unavailable(exc.message)
-    return render.Summary.from_llm(answer)
+async def _translation(
+    ctx: StepContext, job: Job, transcript: Transcript, notes: list[str]
+) -> Translation | None:
+    """The translation asked for (Speech Understanding on the LLM Gateway), or None with
+    a note saying why there is none: the transcript goes out either way."""
+    language = job.options.translate_to
+    if language is None or not transcript.words:
+        return None
+    if (transcript.language_code or "").split("_")[0] == language.split("_")[0]:
+        return None  # already in that language
+    assert job.transcript_id is not None
+    try:
+        with _timed(ctx, "understanding"):
+            translation = await ctx.client.translate(job.transcript_id, language, attempts=2)
+    except RequestTimeout:
+        notes.append(messages.translation_failed("the LLM Gateway did not answer in time"))
+        return None
+    except AssemblyAIError as exc:
+        log.warning("job %s: translation unavailable: %s", job.id, exc.message)
+        notes.append(messages.translation_failed(exc.message))
+        return None
+    if not translation.utterances and not translation.text:
+        notes.append(messages.translation_failed("AssemblyAI returned no translation"))
+        return None
+    return translation
 
 
 async def _delete_transcript(ctx: StepContext, transcript_id: str) -> None:
@@ -510,8 +642,15 @@ class _timed:
         self._histogram.observe(time.perf_counter() - self._started)
 
 
-def transcript_options(job: Job, settings: StepSettings) -> aai.TranscriptOptions:
+def transcript_options(
+    job: Job, settings: StepSettings, prefs: ChannelPreferences | None = None
+) -> aai.TranscriptOptions:
+    """The request for `job`: its options over the deployment's, with the channel's
+    vocabulary (when it fits the models' limits) and the people to name speakers by."""
     opts = job.options
+    prefs = prefs or ChannelPreferences()
+    models = opts.speech_models or settings.speech_models
+    keyterms, _note = vocabulary.for_request(prefs.keyterms, models)
     webhook = settings.webhook_url if settings.webhook_secret is not None else None
     end = opts.audio_end_at
     if end is None and job.audio_duration is None and settings.max_duration is not None:
@@ -519,12 +658,15 @@ def transcript_options(job: Job, settings: StepSettings) -> aai.TranscriptOption
         # platform did not measure): transcribe up to the limit, and bill no more.
         end = (opts.audio_start_from or 0) + round(settings.max_duration * 1000)
     return aai.TranscriptOptions(
-        speech_models=opts.speech_models or settings.speech_models,
+        speech_models=models,
         language_code=opts.language_code,
         speaker_labels=opts.speaker_labels,
         speakers_expected=opts.speakers_expected,
         audio_start_from=opts.audio_start_from,
         audio_end_at=end,
+        keyterms=keyterms,
+        spellings=prefs.spellings,
+        speaker_names=tuple(name for _id, name in job.people),
         webhook_url=webhook,
         webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
         webhook_auth_header_value=settings.webhook_secret if webhook else None,

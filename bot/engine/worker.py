@@ -57,8 +57,10 @@ class EngineConfig:
     webhook_url: str | None = None
     webhook_secret: Secret | None = field(default=None, repr=False)
     delete_after_delivery: bool = False
-    ai_summary: bool = False
+    ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
+    #: transcript characters per summary request (a long recording is summarised in parts)
+    summary_part_chars: int = 48_000
     lease: float = 30.0  # a job whose holder died is picked up again after this
     max_attempts: int = 6  # submission attempts before a job fails
     max_delivery_attempts: int = 40  # about three hours of backoff before giving up a thread
@@ -85,6 +87,7 @@ class EngineConfig:
             delete_after_delivery=self.delete_after_delivery,
             ai_summary=self.ai_summary,
             llm_model=self.llm_model,
+            summary_part_chars=self.summary_part_chars,
             urls=self.urls,
             max_duration=self.max_duration,
             transfer_floor=self.transfer_floor,

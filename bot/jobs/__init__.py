@@ -23,6 +23,7 @@ from bot.errors import (
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.records import (
     Admission,
+    ChannelPreferences,
     ChannelSettings,
     DeliveryStep,
     FileSource,
@@ -42,6 +43,7 @@ from bot.jobs.store import JobStore
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "Admission",
+    "ChannelPreferences",
     "ChannelSettings",
     "DatabaseUnavailable",
     "DeliveryStep",

@@ -188,7 +188,7 @@ def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, An
         "updated_at": now,
         "next_attempt_at": now,
         "audio_duration": record.audio_duration,
-        "posted": {},
+        "posted": dict(record.posted),
         "direct_failed": False,
         "lease_owner": None,
         "lease_expires_at": None,
@@ -197,4 +197,7 @@ def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, An
         "audio_url": None,
         "submit_started_at": None,
         "last_error": None,
+        "redo_of": record.redo_of,
+        "people": None,
+        "speakers": None,
     }

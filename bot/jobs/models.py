@@ -14,6 +14,7 @@ from sqlalchemy.sql.expression import false, text
 from sqlalchemy.types import TypeDecorator
 
 from bot.jobs.records import (
+    ChannelPreferences,
     ChannelSettings,
     Job,
     JobOptions,
@@ -104,12 +105,16 @@ class JobRow(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     audio_url: Mapped[str | None] = mapped_column(Text)
     submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redo_of: Mapped[str | None] = mapped_column(String(36))
+    people: Mapped[list[list[str]] | None] = mapped_column(JSONDocument)
+    speakers: Mapped[list[list[str]] | None] = mapped_column(JSONDocument)
 
     __table_args__ = (
         Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_requester", "platform", "workspace", "requester"),
         Index("ix_jobs_channel", "platform", "workspace", "channel"),
+        Index("ix_jobs_redo_of", "redo_of"),
     )
 
 
@@ -120,6 +125,24 @@ class ChannelSettingsRow(Base):
     workspace: Mapped[str] = mapped_column(ID, primary_key=True)
     channel: Mapped[str] = mapped_column(ID, primary_key=True)
     auto_transcribe: Mapped[bool]
+    updated_by: Mapped[str] = mapped_column(ID)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelPreferencesRow(Base):
+    """What a channel chose beyond auto-transcribe: speaker names, the summary, a
+    translation, its vocabulary. NULL: the deployment's default."""
+
+    __tablename__ = "channel_preferences"
+
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform), primary_key=True)
+    workspace: Mapped[str] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(ID, primary_key=True)
+    names: Mapped[bool | None]
+    summary: Mapped[bool | None]
+    translate_to: Mapped[str | None] = mapped_column(String(16))
+    keyterms: Mapped[list[str]] = mapped_column(JSONDocument)
+    spellings: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     updated_by: Mapped[str] = mapped_column(ID)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -163,6 +186,9 @@ def job_of(row: JobRow) -> Job:
         submitted_at=row.submitted_at,
         audio_url=row.audio_url,
         submit_started_at=row.submit_started_at,
+        redo_of=row.redo_of,
+        people=tuple((str(i), str(n)) for i, n in row.people or ()),
+        speakers=None if row.speakers is None else tuple((str(k), str(v)) for k, v in row.speakers),
     )
 
 
@@ -172,6 +198,20 @@ def channel_settings_of(row: ChannelSettingsRow) -> ChannelSettings:
         workspace=row.workspace,
         channel=row.channel,
         auto_transcribe=row.auto_transcribe,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+def channel_preferences_of(row: ChannelPreferencesRow) -> ChannelPreferences:
+    return ChannelPreferences(
+        names=row.names,
+        summary=row.summary,
+        translate_to=row.translate_to,
+        keyterms=tuple(row.keyterms or ()),
+        spellings=tuple(
+            (tuple(str(f) for f in item["from"]), str(item["to"])) for item in row.spellings or ()
+        ),
         updated_by=row.updated_by,
         updated_at=row.updated_at,
     )

@@ -182,6 +182,19 @@ class JobOptions:
     #: what to call the recording in replies (its file name, "voice message from Ada")
     title: str | None = None
     platform: Mapping[str, Any] = field(default_factory=dict)
+    #: translate the result into this language (Speech Understanding); None: do not
+    translate_to: str | None = None
+    #: the channel whose settings apply, when not the job's (a Discord thread: its parent)
+    settings_channel: str | None = None
+    #: a redo: speaker (as AssemblyAI has it) -> the name someone gave in the thread
+    renames: Mapping[str, str] = field(default_factory=dict)
+    #: a redo: the message its result replaces (the result it redoes)
+    replaces: str | None = None
+    #: a redo that needs no new transcription (renamed speakers, a translation): it takes
+    #: over the transcript of the job it redoes
+    reuse_transcript: bool = False
+    #: a redo: what changed, said over its result ("French instead of English")
+    redo_note: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.formats) - FORMATS
@@ -203,6 +216,12 @@ class JobOptions:
             "formats": list(self.formats),
             "title": self.title,
             "platform": dict(self.platform),
+            "translate_to": self.translate_to,
+            "settings_channel": self.settings_channel,
+            "renames": dict(self.renames),
+            "replaces": self.replaces,
+            "reuse_transcript": self.reuse_transcript or None,
+            "redo_note": self.redo_note,
         }
         return {k: v for k, v in data.items() if v not in (None, [], {})}
 
@@ -225,7 +244,22 @@ class JobOptions:
             formats=tuple(data.get("formats") or ()),
             title=title,
             platform=dict(platform or {}),
+            translate_to=data.get("translate_to"),
+            settings_channel=data.get("settings_channel"),
+            renames=dict(data.get("renames") or {}),
+            replaces=data.get("replaces"),
+            reuse_transcript=bool(data.get("reuse_transcript", False)),
+            redo_note=data.get("redo_note"),
         )
+
+    def redo_key(self) -> str:
+        """What tells one redo of a job from another: the options that shape its result."""
+        shaping = {
+            k: v
+            for k, v in self.to_json().items()
+            if k not in ("platform", "title", "replaces", "redo_note", "settings_channel")
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +283,10 @@ class IntakeRecord:
     event_id: str | None = None
     options: JobOptions = field(default_factory=JobOptions)
     audio_duration: float | None = None
+    #: the job this one redoes (a new job, in the same thread, whose result replaces it)
+    redo_of: str | None = None
+    #: messages already posted for this job (a redo shares its status message)
+    posted: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", Platform(self.platform))
@@ -258,9 +296,11 @@ class IntakeRecord:
     @property
     def dedupe_key(self) -> str:
         origin = self.message if self.message is not None else f"event:{self.event_id}"
-        key = ":".join(
-            (self.platform.value, self.workspace, self.channel, origin, self.source.identity)
-        )
+        parts = [self.platform.value, self.workspace, self.channel, origin, self.source.identity]
+        if self.redo_of is not None:
+            # A redo of the same job with the same options is the same redo.
+            parts += ["redo", self.redo_of, self.options.redo_key()]
+        key = ":".join(parts)
         if len(key) > 255:  # the column's width; ids this long are not expected
             key = f"{self.platform.value}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
         return key
@@ -303,6 +343,13 @@ class Job:
     #: submission began: while set and unanswered, a lost answer is looked for first
     audio_url: str | None = None
     submit_started_at: datetime | None = None
+    #: the job this one redoes
+    redo_of: str | None = None
+    #: the people offered to speaker identification: (member id, name as sent)
+    people: tuple[tuple[str, str], ...] = ()
+    #: the speakers its result shows: (speaker as AssemblyAI has it, label shown); None
+    #: until a result is delivered (a failure never has them)
+    speakers: tuple[tuple[str, str], ...] | None = None
 
     def step_posted(self, step: DeliveryStep) -> str | None:
         """The id of the message posted for `step`, None if it was not posted yet."""
@@ -322,6 +369,22 @@ class JobFields(TypedDict, total=False):
     next_attempt_at: datetime
     audio_duration: float | None
     direct_failed: bool
+    #: stored as JSON lists: [[member id, name], ...] and [[speaker, label], ...]
+    people: list[list[str]] | None
+    speakers: list[list[str]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPreferences:
+    """What a channel chose beyond auto-transcribe (None: the deployment's default)."""
+
+    names: bool | None = None  # speaker identification by the platform's names
+    summary: bool | None = None  # the AI summary (None: AI_SUMMARY)
+    translate_to: str | None = None  # translate every result into this language
+    keyterms: tuple[str, ...] = ()
+    spellings: tuple[tuple[tuple[str, ...], str], ...] = ()  # (from phrases, to)
+    updated_by: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from bot.jobs.database import (
     utcnow,
 )
 from bot.jobs.models import JobRow, job_of
+from bot.jobs.preferences import ChannelPreferencesStore
 from bot.jobs.queue import JobQueue
 from bot.jobs.records import Job, JobState, Platform
 from bot.jobs.settings import ChannelSettingsStore, DeploymentSecrets
@@ -55,6 +56,7 @@ class JobStore:
         self.queue = JobQueue(db)
         self.admission = Admissions(db)
         self.settings = ChannelSettingsStore(db)
+        self.preferences = ChannelPreferencesStore(db)
         self.secrets = DeploymentSecrets(db)
 
     @classmethod
@@ -127,6 +129,12 @@ class JobStore:
 
     async def get_by_transcript_id(self, transcript_id: str) -> Job | None:
         return await self._get_one(JobRow.transcript_id == transcript_id)
+
+    async def redos_of(self, job_id: str) -> list[Job]:
+        """The jobs that redo this one, oldest first."""
+        return await self._jobs(
+            select(JobRow).where(JobRow.redo_of == job_id).order_by(JobRow.created_at, JobRow.id)
+        )
 
     async def find(self, dedupe_key: str) -> Job | None:
         """The job made for this dedupe key, if any."""
