@@ -516,11 +516,11 @@ def redoing(what: str) -> str:
 
 
 def redone(note: str) -> str:
-    return f"Redone: {note}."
+    return f"Redone: {note[:1].upper()}{note[1:]}."
 
 
 def speakers_renamed() -> str:
-    return "Speakers renamed."
+    return "speakers renamed"
 
 
 def redo_failed(reason: str) -> str:

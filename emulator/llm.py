@@ -17,6 +17,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,8 @@ class _Fact:
     text: str
     #: "decision" or "action item", for notes that say what a line is
     tag: str | None = None
+    #: everything said on the line (`text` is its first sentence)
+    full: str = ""
 
 
 _TIMED_LINE = re.compile(
@@ -126,7 +129,8 @@ def _facts(text: str) -> list[_Fact]:
         tagged = _TAG.match(who)
         if tagged is not None:
             who, tag = tagged["who"].strip(), tagged["tag"].lower()
-        facts.append(_Fact(who, match["at"], _SENTENCE.split(match["text"].strip())[0], tag))
+        said = " ".join(match["text"].split())
+        facts.append(_Fact(who, match["at"], _SENTENCE.split(said)[0], tag, said))
     if facts:
         return facts
     facts = [
@@ -149,10 +153,20 @@ def _chosen(name: str, facts: list[_Fact]) -> list[_Fact]:
             return [f for f in facts if f.tag == "action item"]
         return [f for f in facts if f.tag is None]
     if "decision" in key:
-        return [f for f in facts if _DECISION.search(f.text)]
+        return _sentences(facts, lambda s: bool(_DECISION.search(s)))
     if "action" in key or "task" in key or "todo" in key:
-        return [f for f in facts if _ACTION.search(f.text) and not _DECISION.search(f.text)]
+        return _sentences(facts, lambda s: bool(_ACTION.search(s) and not _DECISION.search(s)))
     return facts
+
+
+def _sentences(facts: list[_Fact], wanted: Callable[[str], bool]) -> list[_Fact]:
+    """Each sentence said that `wanted` picks, as a fact of its own."""
+    out = []
+    for fact in facts:
+        for sentence in _SENTENCE.split(fact.full or fact.text):
+            if sentence and wanted(sentence):
+                out.append(_Fact(fact.who, fact.at, sentence, fact.tag, sentence))
+    return out
 
 
 def _types(schema: dict[str, Any]) -> list[str]:

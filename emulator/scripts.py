@@ -348,7 +348,8 @@ def keyed(words: list[Word], keyterms: Sequence[str]) -> list[Word]:
 def spelled(words: list[Word], spellings: Sequence[tuple[tuple[str, ...], str]]) -> list[Word]:
     out = list(words)
     for phrases, to in spellings:
-        for phrase in phrases:
+        # The longest phrase first: "the figures" before "figures".
+        for phrase in sorted(phrases, key=lambda p: -len(p.split())):
             wanted = [p.lower() for p in phrase.split()]
             if not wanted:
                 continue

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
 TEXT_TYPES = ("plain_text", "mrkdwn")
+BUTTON_STYLES = frozenset({"primary", "danger"})
 KNOWN_BLOCKS = frozenset(
     {
         "actions",
@@ -27,11 +29,11 @@ KNOWN_BLOCKS = frozenset(
 )
 
 
-def validate_blocks(blocks: list[Any]) -> list[str]:
+def validate_blocks(blocks: list[Any], *, limit: int = MAX_BLOCKS) -> list[str]:
     """Every problem found, or [] when Slack would accept the blocks."""
     errors: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(blocks) > limit:
+        errors.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
         at = f"/blocks/{i}"
@@ -84,6 +86,27 @@ def _check_block(block: dict[str, Any], at: str) -> list[str]:
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
             errors.append(f"must be a list of 1-25 items [json-pointer:{at}/elements]")
+        else:
+            seen: set[str] = set()
+            for j, element in enumerate(elements):
+                where = f"{at}/elements/{j}"
+                errors += _check_element(element, where)
+                action_id = element.get("action_id") if isinstance(element, dict) else None
+                if isinstance(action_id, str):
+                    if action_id in seen:
+                        errors.append(f"duplicate action_id [json-pointer:{where}/action_id]")
+                    seen.add(action_id)
+    elif kind == "input":
+        errors += _check_text(
+            block.get("label"), f"{at}/label", max_len=2000, types=("plain_text",)
+        )
+        element = block.get("element")
+        if not isinstance(element, dict) or element.get("type") != "plain_text_input":
+            errors.append(f"failed to match all allowed schemas [json-pointer:{at}/element]")
+        else:
+            errors += _check_input(element, f"{at}/element")
+        if "optional" in block and not isinstance(block["optional"], bool):
+            errors.append(f"expected boolean [json-pointer:{at}/optional]")
     elif kind == "image":
         alt = block.get("alt_text")
         if not isinstance(alt, str) or not 0 < len(alt) <= 2000:
@@ -108,3 +131,121 @@ def _check_text(
     if len(text) > max_len:
         return [f"must be less than {max_len + 1} characters [json-pointer:{at}/text]"]
     return []
+
+
+def _check_action_id(element: dict[str, Any], at: str) -> list[str]:
+    action_id = element.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or not 0 < len(action_id) <= 255):
+        return [f"must be 1-255 characters [json-pointer:{at}/action_id]"]
+    return []
+
+
+def _check_element(element: Any, at: str) -> list[str]:
+    """Interactive elements of an actions block: buttons and static selects."""
+    if not isinstance(element, dict):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    kind = element.get("type")
+    errors = _check_action_id(element, at)
+    if kind == "button":
+        errors += _check_text(element.get("text"), f"{at}/text", max_len=75, types=("plain_text",))
+        value = element.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > 2000):
+            errors.append(f"must be less than 2001 characters [json-pointer:{at}/value]")
+        style = element.get("style")
+        if style is not None and style not in BUTTON_STYLES:
+            errors.append(f"must be one of primary, danger [json-pointer:{at}/style]")
+    elif kind == "static_select":
+        placeholder = element.get("placeholder")
+        if placeholder is not None:
+            errors += _check_text(
+                placeholder, f"{at}/placeholder", max_len=150, types=("plain_text",)
+            )
+        options, groups = element.get("options"), element.get("option_groups")
+        if (options is None) == (groups is None):
+            errors.append(f"must provide either options or option_groups [json-pointer:{at}]")
+        if options is not None:
+            errors += _check_options(options, f"{at}/options")
+        if groups is not None:
+            if not isinstance(groups, list) or not 1 <= len(groups) <= 100:
+                errors.append(f"must be a list of 1-100 items [json-pointer:{at}/option_groups]")
+            else:
+                for g, group in enumerate(groups):
+                    where = f"{at}/option_groups/{g}"
+                    if not isinstance(group, dict):
+                        errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
+                        continue
+                    errors += _check_text(
+                        group.get("label"), f"{where}/label", max_len=75, types=("plain_text",)
+                    )
+                    errors += _check_options(group.get("options"), f"{where}/options")
+    else:
+        errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
+    return errors
+
+
+def _check_options(options: Any, at: str) -> list[str]:
+    if not isinstance(options, list) or not 1 <= len(options) <= 100:
+        return [f"must be a list of 1-100 items [json-pointer:{at}]"]
+    errors: list[str] = []
+    values: set[str] = set()
+    for k, option in enumerate(options):
+        where = f"{at}/{k}"
+        if not isinstance(option, dict):
+            errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
+            continue
+        errors += _check_text(
+            option.get("text"), f"{where}/text", max_len=75, types=("plain_text",)
+        )
+        value = option.get("value")
+        if not isinstance(value, str) or not 0 < len(value) <= 150:
+            errors.append(f"must be 1-150 characters [json-pointer:{where}/value]")
+        elif value in values:
+            errors.append(f"duplicate option value [json-pointer:{where}/value]")
+        else:
+            values.add(value)
+    return errors
+
+
+def _check_input(element: dict[str, Any], at: str) -> list[str]:
+    errors = _check_action_id(element, at)
+    high = element.get("max_length", 3000)
+    if not isinstance(high, int) or not 1 <= high <= 3000:
+        errors.append(f"must be 1-3000 [json-pointer:{at}/max_length]")
+        high = 3000
+    initial = element.get("initial_value")
+    if initial is not None and (not isinstance(initial, str) or len(initial) > high):
+        errors.append(f"must be at most max_length characters [json-pointer:{at}/initial_value]")
+    placeholder = element.get("placeholder")
+    if placeholder is not None:
+        errors += _check_text(placeholder, f"{at}/placeholder", max_len=150, types=("plain_text",))
+    return errors
+
+
+def validate_view(view: Any) -> list[str]:
+    """A modal as views.open takes it (the published limits), or what is wrong with it."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return ["failed to match all allowed schemas [json-pointer:/view/type]"]
+    errors: list[str] = []
+    errors += _check_text(view.get("title"), "/view/title", max_len=24, types=("plain_text",))
+    for key in ("submit", "close"):
+        if key in view:
+            errors += _check_text(view[key], f"/view/{key}", max_len=24, types=("plain_text",))
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return [*errors, "must be a list [json-pointer:/view/blocks]"]
+    if (
+        any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+        and "submit" not in view
+    ):
+        errors.append("a modal with inputs needs a submit button [json-pointer:/view/submit]")
+    errors += [
+        e.replace("[json-pointer:", "[json-pointer:/view")
+        for e in validate_blocks(blocks, limit=MAX_VIEW_BLOCKS)
+    ]
+    callback = view.get("callback_id")
+    if callback is not None and (not isinstance(callback, str) or len(callback) > 255):
+        errors.append("must be less than 256 characters [json-pointer:/view/callback_id]")
+    meta = view.get("private_metadata")
+    if meta is not None and (not isinstance(meta, str) or len(meta) > 3000):
+        errors.append("must be less than 3001 characters [json-pointer:/view/private_metadata]")
+    return errors

@@ -413,6 +413,29 @@ class Ephemeral:
 
 
 @dataclass
+class TriggerId:
+    """A trigger id the fake handed to the app (with a command, a shortcut, a click):
+    views.open takes it once, within TRIGGER_LIFETIME seconds."""
+
+    team_id: str
+    user: str
+    issued_at: float = field(default_factory=time.monotonic)
+    used: bool = False
+
+
+@dataclass
+class OpenedView:
+    """A modal the app opened (views.open), and what was done with it."""
+
+    id: str
+    team_id: str
+    user: str
+    view: JSON
+    trigger_id: str
+    submitted: int = 0
+
+
+@dataclass
 class ResponseUrl:
     url: str
     team_id: str
@@ -460,6 +483,10 @@ class SlackState:
         self.downloads: list[Download] = []
         self.ephemerals: list[Ephemeral] = []
         self.response_posts: list[ResponseUrlPost] = []
+        self.triggers: dict[str, TriggerId] = {}
+        self.views: dict[str, OpenedView] = {}
+        #: seconds a trigger id can open a view (Slack: 3)
+        self.trigger_lifetime = 3.0
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self._changed = asyncio.Event()

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.slack_blocks import validate_blocks
+from tests.fakes.slack_blocks import validate_blocks, validate_view
 from tests.fakes.slack_state import (
     JSON,
     ApiCall,
@@ -30,6 +30,7 @@ from tests.fakes.slack_state import (
     Ephemeral,
     Grant,
     Message,
+    OpenedView,
     PendingUpload,
     ResponseUrlPost,
     SlackFile,
@@ -248,6 +249,8 @@ class WebApi:
             "conversations.replies": MethodSpec(self.conversations_replies, conv_history),
             "conversations.history": MethodSpec(self.conversations_history, conv_history),
             "conversations.join": MethodSpec(self.conversations_join, ("channels:join",)),
+            "conversations.members": MethodSpec(self.conversations_members, conv_read),
+            "views.open": MethodSpec(self.views_open),
             "users.info": MethodSpec(self.users_info, ("users:read",)),
             "files.info": MethodSpec(self.files_info, ("files:read",)),
             "files.getUploadURLExternal": MethodSpec(self.files_get_upload_url, ("files:write",)),
@@ -535,7 +538,54 @@ class WebApi:
     async def conversations_info(self, req: ApiRequest) -> JSON:
         ch = req.channel()
         req.require_for(ch, "read")
-        return {"channel": ch.to_dict(req.actor)}
+        data = ch.to_dict(req.actor)
+        if req.flag("include_num_members") and not ch.is_im:
+            data["num_members"] = len(ch.members)
+        return {"channel": data}
+
+    async def conversations_members(self, req: ApiRequest) -> JSON:
+        """A conversation's member ids (a private one only for its members), paged."""
+        ch = req.channel()
+        req.require_for(ch, "read")
+        if (ch.is_private or ch.is_im) and req.actor not in ch.members:
+            raise SlackError("channel_not_found")
+        members = sorted(ch.members)
+        return self._page(req, members, "members")  # type: ignore[arg-type]
+
+    async def views_open(self, req: ApiRequest) -> JSON:
+        """Open a modal for the user a trigger id came from: once per trigger id, within
+        its lifetime, for a view Block Kit accepts."""
+        trigger_id = req.need("trigger_id", "invalid_arguments")
+        trigger = self.state.triggers.get(trigger_id)
+        if trigger is None or trigger.team_id != req.team.id:
+            raise SlackError("invalid_trigger_id")
+        if trigger.used or time.monotonic() - trigger.issued_at > self.state.trigger_lifetime:
+            raise SlackError("expired_trigger_id")
+        view = req.structured("view", error="invalid_arguments")
+        problems = validate_view(view)
+        if problems:
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+            )
+        trigger.used = True
+        view_id = self.state.new_id("V")
+        opened = OpenedView(view_id, req.team.id, trigger.user, dict(view), trigger_id)
+        self.state.views[view_id] = opened
+        body = {
+            "id": view_id,
+            "team_id": req.team.id,
+            "app_id": req.team.app_id,
+            "bot_id": req.team.bot_id,
+            "state": {"values": {}},
+            "hash": uuid.uuid4().hex[:16],
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            **view,
+        }
+        return {"view": body}
 
     @staticmethod
     def _page(req: ApiRequest, items: list[JSON], key: str) -> JSON:
