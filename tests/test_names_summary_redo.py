@@ -240,7 +240,7 @@ async def test_a_gateway_that_errors_or_times_out_still_delivers_the_transcript(
         assert slow.state is JobState.DELIVERED
         # The emulator answers the requests the client gave up on: let it, before it stops.
         async with asyncio.timeout(5):
-            while h.chat_calls() < 4:
+            while h.chat_calls() < 4:  # noqa: ASYNC110 - its log is on another thread
                 await asyncio.sleep(0.05)
 
 
@@ -256,6 +256,52 @@ async def test_an_unsure_language_suggests_the_redo(
     assert (
         note
         == "Not sure this is English (41% sure): if it is not, redo it with the right language."
+    )
+
+
+# -- long meetings ---------------------------------------------------------------------
+
+
+def long_meeting(turns: int) -> list[Any]:
+    from bot.conversation import Line
+
+    said = (
+        "We looked at the quarterly numbers in some detail. We decided to keep the budget. "
+        "Then I will write the report for the board."
+    )
+    return [Line("Ada" if i % 2 else "Grace", i * 30_000, f"{i}: {said}") for i in range(turns)]
+
+
+async def test_a_long_meeting_is_summarised_in_parts_then_combined(harness: Harness) -> None:
+    from bot import summary
+
+    lines = long_meeting(24)
+    outcome = await summary.summarise(harness.client, lines, model="gpt-5", part_chars=1_500)
+    assert isinstance(outcome, summary.Summary) and outcome.parts > 2
+    assert harness.chat_calls() == outcome.parts + 1  # each part, then the combination
+    assert len(outcome.points) <= 6
+    assert outcome.decisions and outcome.action_items  # from every part, kept
+    assert {d.at for d in outcome.decisions} >= {0, lines[-1].start}
+
+
+async def test_an_answer_cut_at_max_tokens_is_asked_again_then_given_up(harness: Harness) -> None:
+    from bot import summary
+
+    # Each line becomes a point, a decision and an action item: this answer outgrows the
+    # first max_tokens (cut, then asked again with more room) ...
+    grown = await summary.summarise(harness.client, long_meeting(40), model="gpt-5")
+    assert isinstance(grown, summary.Summary)
+    assert harness.chat_calls() == 2
+    # ... and this one outgrows the second too: no summary rather than a cut one.
+    cut = await summary.summarise(harness.client, long_meeting(120), model="gpt-5")
+    assert cut == summary.SummaryFailed(
+        "the model's answer did not fit in 4,000 tokens, so no summary is shown"
+    )
+    too_long = await summary.summarise(
+        harness.client, long_meeting(120), model="gpt-5", part_chars=500, max_parts=3
+    )
+    assert too_long == summary.SummaryFailed(
+        "the recording is too long to summarise (40 parts; at most 3)"
     )
 
 

@@ -81,6 +81,8 @@ class User:
     bot_id: str | None = None
     deleted: bool = False
     tz: str = "Europe/London"
+    #: what the profile's display name is (None: the user name; "": none set, as many have)
+    display_name: str | None = None
 
     def to_dict(self) -> JSON:
         real_name = self.real_name or self.name
@@ -102,7 +104,7 @@ class User:
             "updated": 1_700_000_000,
             "profile": {
                 "real_name": real_name,
-                "display_name": self.name,
+                "display_name": self.name if self.display_name is None else self.display_name,
                 "team": self.team_id,
                 **({"bot_id": self.bot_id} if self.bot_id else {}),
             },
