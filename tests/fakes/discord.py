@@ -583,8 +583,9 @@ class FakeDiscord:
             text = row["components"][0]
             known.add(text["custom_id"])
             value = values.get(text["custom_id"], text.get("value") or "")
-            if len(value) > text.get("max_length", 4000):
-                raise ValueError(f"{text['custom_id']} takes {text['max_length']} characters")
+            high = text.get("max_length", 4000)
+            if len(value) > high:
+                raise ValueError(f"{text['custom_id']} takes {high} characters")
             if text.get("required", True) and not value:
                 raise ValueError(f"{text['custom_id']} is required")
             rows.append(
