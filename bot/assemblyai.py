@@ -43,7 +43,14 @@ from bot.errors import (
     TransportError,
 )
 from bot.models import DEFAULT_SPEECH_MODELS
-from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus, Translation
+from bot.transcript import (
+    Span,
+    Transcript,
+    TranscriptPage,
+    TranscriptStatus,
+    Translation,
+    WordSearch,
+)
 
 __all__ = [
     "APIError",
@@ -102,6 +109,9 @@ class ChatAnswer:
 
     content: str
     finish_reason: str | None = None
+    #: tokens the gateway counted (its `usage`): the prompt's and the answer's
+    input_tokens: int = 0
+    output_tokens: int = 0
 
     @property
     def cut(self) -> bool:
@@ -427,9 +437,24 @@ class AssemblyAIClient:
         )
         try:
             choice = data["choices"][0]
-            return ChatAnswer(str(choice["message"]["content"]), choice.get("finish_reason"))
+            content = str(choice["message"]["content"])
         except (KeyError, IndexError, TypeError) as exc:
             raise APIError("the LLM Gateway answered without a message") from exc
+        usage = data.get("usage") if isinstance(data, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        return ChatAnswer(
+            content,
+            choice.get("finish_reason") if isinstance(choice, dict) else None,
+            _count(usage, "input_tokens", "prompt_tokens"),
+            _count(usage, "output_tokens", "completion_tokens"),
+        )
+
+    async def word_search(self, transcript_id: str, words: Sequence[str]) -> WordSearch:
+        """`GET /v2/transcript/{id}/word-search`: where each word or phrase (up to five
+        words) is said in a completed transcript."""
+        params = {"words": ",".join(words)}
+        data = await self._json("GET", f"/v2/transcript/{transcript_id}/word-search", params=params)
+        return WordSearch.from_json(data)
 
     async def translate(
         self, transcript_id: str, language: str, *, attempts: int | None = None
@@ -522,6 +547,14 @@ class AssemblyAIClient:
             # ValueError: a body that is not JSON where JSON was promised.
             host = urlsplit(url).netloc
             raise TransportError(f"could not reach {host} ({type(exc).__name__})") from exc
+
+
+def _count(usage: Mapping[str, Any], *names: str) -> int:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return 0
 
 
 def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:

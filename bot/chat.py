@@ -32,6 +32,7 @@ from bot.speakers import Person
 __all__ = [
     "Adapter",
     "Answer",
+    "Answered",
     "Attachment",
     "ChannelRef",
     "ChatPlatform",
@@ -53,9 +54,13 @@ __all__ = [
     "PlatformUnavailable",
     "Post",
     "Progress",
+    "Question",
+    "Quote",
     "Reaction",
     "RenameField",
     "RenameForm",
+    "SearchHit",
+    "SearchResults",
     "Source",
     "Taken",
     "ThreadRef",
@@ -230,6 +235,80 @@ class Controls:
     redo: tuple[MenuGroup, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Question:
+    """Someone asking about a recording in its thread (bot/ask.py answers).
+
+    `thread`: where it was asked (Slack: the thread's ts; Discord: the channel or thread
+    it was posted in). `replied_to`: the message it replies to (Discord's
+    message_reference), when it is one. `text` is the question, the bot's mention taken
+    out, other people mentioned as `<@member id>` (both platforms' own form: the core
+    puts the names the recording knows them by in their place). `channel` is the channel
+    the thread is in (a Discord thread: its parent too, in `settings_channel`)."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    requester: str
+    text: str
+    thread: str | None = None
+    replied_to: str | None = None
+    settings_channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One utterance an answer relies on, as the transcript has it."""
+
+    speaker: str | None
+    at: int  # ms into the recording
+    text: str
+    #: the recording runs past an hour (timestamps as h:mm:ss)
+    hours: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The core's answer to a `Question`: the text, and the quotes it rests on. `ok`
+    False: no answer (a deleted transcript, the gateway failing, a limit): `text` says
+    why. `private`: for the asker only (a rate limit)."""
+
+    text: str
+    quotes: tuple[Quote, ...] = ()
+    ok: bool = True
+    private: bool = False
+    job_id: str = ""
+    #: the answer rests on part of a long recording only, chosen by the question's words
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A recording of the channel where the words are said: where its result is (to link
+    to), and when in it (ms), at most a few."""
+
+    title: str
+    where: ThreadRef
+    result_message: str | None
+    at: tuple[int, ...]
+    count: int
+    delivered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """`/transcribe search <words>`: the hits, newest first, and what to say besides
+    (nothing found, recordings that could not be searched)."""
+
+    words: tuple[str, ...]
+    hits: tuple[SearchHit, ...] = ()
+    searched: int = 0
+    notes: tuple[str, ...] = ()
+    #: what went wrong instead (bad words, a limit): the whole answer
+    refused: str | None = None
+    days: int = 0
+
+
 @runtime_checkable
 class Core(Protocol):
     """What an adapter may ask of the core: take a trigger in, the per-channel switch,
@@ -279,6 +358,26 @@ class Core(Protocol):
     async def redo(self, ref: JobRef, choice: str, *, by: str) -> Answer:
         """Redo a job with one option changed (a `MenuItem.value`): a new job whose
         result replaces the old one in the same thread."""
+        ...
+
+    # -- questions and search (bot/ask.py) -------------------------------------------------
+
+    async def about_a_transcript(self, question: Question) -> bool:
+        """Whether the question is in a transcript's thread (or replies to its result):
+        one read of the store, quick enough to decide before acknowledging the platform,
+        while the answer itself (`ask`) may take the LLM's while."""
+        ...
+
+    async def ask(self, question: Question) -> Answered | None:
+        """Answer a question asked in a transcript's thread, grounded in its transcript;
+        None when the thread (or the message replied to) is no transcript's: the adapter
+        then treats the message as it would otherwise. Never raises for a failing gateway
+        or a deleted transcript: the answer says so."""
+        ...
+
+    async def search(self, where: ChannelRef, words: str, *, by: str) -> SearchResults:
+        """Find `words` in the channel's delivered transcripts of the last SEARCH_DAYS
+        days, newest first (only that channel's)."""
         ...
 
 

@@ -146,6 +146,10 @@ class Settings:
     job_retention_days: int = 30
     #: how long a platform connection may be down before /readyz says not ready
     readiness_grace_seconds: int = 60
+    #: questions one person may ask in an hour, in transcripts' threads
+    questions_per_hour: int = 20
+    #: how many days back `/transcribe search` looks
+    search_days: int = 30
     #: the variables that were given a value (the rest took their defaults), for a caller
     #: whose own defaults differ: `threadscribe transcribe` applies MAX_FILE_MB only if set
     given: frozenset[str] = frozenset()
@@ -270,6 +274,8 @@ class Settings:
             allow_private_urls=reader.parse("ALLOW_PRIVATE_URLS", False, _boolean),
             job_retention_days=reader.parse("JOB_RETENTION_DAYS", 30, _bounded(1, 3650)),
             readiness_grace_seconds=reader.parse("READINESS_GRACE_SECONDS", 60, _bounded(1, 3600)),
+            questions_per_hour=reader.parse("QUESTIONS_PER_HOUR", 20, _bounded(1, 1000)),
+            search_days=reader.parse("SEARCH_DAYS", 30, _bounded(1, 3650)),
         )
         settings = dataclasses.replace(settings, given=frozenset(reader.given))
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):

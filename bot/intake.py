@@ -30,13 +30,17 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from bot import messages
+from bot.ask import Questions
 from bot.chat import (
     Answer,
+    Answered,
     Attachment,
     ChannelRef,
     JobRef,
     Progress,
+    Question,
     RenameForm,
+    SearchResults,
     Taken,
     Trigger,
 )
@@ -275,6 +279,7 @@ class Intake:
         from bot.revisions import Revisions  # it needs this module's parser
 
         self.revisions = Revisions(engine, store)
+        self.questions = Questions(engine, store)
 
     @property
     def accepting(self) -> bool:
@@ -398,6 +403,15 @@ class Intake:
 
     async def redo(self, ref: JobRef, choice: str, *, by: str) -> Answer:
         return await self.revisions.redo(ref, choice, by=by)
+
+    async def about_a_transcript(self, question: Question) -> bool:
+        return await self.questions.about_a_transcript(question)
+
+    async def ask(self, question: Question) -> Answered | None:
+        return await self.questions.ask(question)
+
+    async def search(self, where: ChannelRef, words: str, *, by: str) -> SearchResults:
+        return await self.questions.search(where, words, by=by)
 
     # -- the pieces ----------------------------------------------------------------------
 

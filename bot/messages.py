@@ -533,3 +533,80 @@ def translation_failed(reason: str) -> str:
 
 def names_skipped(reason: str) -> str:
     return f"Speaker names not looked up ({reason})."
+
+
+# -- questions in a transcript's thread, search (bot/ask.py) --------------------------------
+
+NOT_SAID = "The recording does not say."
+EMPTY_QUESTION = (
+    "Ask me a question about the recording, e.g. “what did we decide about the budget?”"
+)
+TRANSCRIPT_DELETED = (
+    "I can't answer questions about this recording any more: its transcript was deleted "
+    "at AssemblyAI (this workspace's privacy settings delete transcripts after delivery)."
+)
+NO_WORDS_TO_ANSWER = "There is no speech in this recording to answer from."
+QUOTES_NOT_FOUND = (
+    "(The model quoted words the transcript does not hold, so no quote is shown: check "
+    "the transcript above.)"
+)
+PARTIAL_ANSWER = (
+    "(The recording is long: this answer rests on the parts of it that share words with "
+    "your question.)"
+)
+
+
+def question_limit(limit: int, minutes: int) -> str:
+    return (
+        f"You have asked {limit} question{'s' if limit != 1 else ''} in the last hour, as "
+        f"many as this workspace allows: ask again in {minutes} minute"
+        f"{'s' if minutes != 1 else ''}."
+    )
+
+
+def answer_failed(reason: str) -> str:
+    return f"I could not answer that: {reason}. Ask again in a minute."
+
+
+def transcript_unavailable(reason: str) -> str:
+    return f"I could not read the transcript from AssemblyAI: {reason}. Ask again in a minute."
+
+
+SEARCH_USAGE = "Usage: /transcribe search <words> (words or phrases, separated by commas)"
+
+
+def search_too_many(limit: int) -> str:
+    return f"Search for at most {limit} words or phrases at a time."
+
+
+def search_phrase_too_long(phrase: str, limit: int) -> str:
+    return f"A phrase may have at most {limit} words (AssemblyAI's word search): “{phrase}”."
+
+
+def search_nothing(words: Sequence[str], searched: int, days: int) -> str:
+    what = ", ".join(f"“{w}”" for w in words)
+    if searched == 0:
+        return f"No recording of this channel was transcribed in the last {days} days."
+    return (
+        f"{what} is not said in this channel's {searched} recording"
+        f"{'s' if searched != 1 else ''} of the last {days} days."
+    )
+
+
+def search_found(words: Sequence[str], hits: int, searched: int, days: int) -> str:
+    what = ", ".join(f"“{w}”" for w in words)
+    return (
+        f"{what}: found in {hits} of this channel's {searched} recording"
+        f"{'s' if searched != 1 else ''} of the last {days} days, newest first."
+    )
+
+
+def search_skipped(count: int) -> str:
+    return (
+        f"{count} recording{'s' if count != 1 else ''} could not be searched (deleted at "
+        "AssemblyAI, or AssemblyAI did not answer)."
+    )
+
+
+def search_capped(limit: int) -> str:
+    return f"Only the newest {limit} recordings were searched."

@@ -46,3 +46,18 @@ class Metrics:
         self.webhooks = Counter(
             "threadscribe_webhooks", "AssemblyAI webhooks that woke a waiting job", registry=r
         )
+        self.questions = Counter(
+            "threadscribe_questions",
+            "Questions asked in a transcript's thread, by outcome",
+            ["platform", "outcome"],
+            registry=r,
+        )
+        self.searches = Counter(
+            "threadscribe_searches", "/transcribe search commands", ["platform"], registry=r
+        )
+        self.llm_tokens = Counter(
+            "threadscribe_llm_tokens",
+            "Tokens the LLM Gateway counted, by purpose and direction (input, output)",
+            ["purpose", "direction"],
+            registry=r,
+        )

@@ -123,6 +123,8 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         lease=float(settings.job_lease_seconds),
         urls=UrlPolicy(allow_private=settings.allow_private_urls),
         retention=timedelta(days=settings.job_retention_days),
+        questions_per_hour=settings.questions_per_hour,
+        search_days=settings.search_days,
     )
 
 

@@ -95,6 +95,12 @@ class Span:
         )
 
 
+#: What a deleted transcript says instead of its audio URL and its text (openapi.yml's
+#: DeleteTranscriptResponse example).
+DELETED_AUDIO_URL = "http://deleted_by_user"
+DELETED_TEXT = "Deleted by user."
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     id: str
@@ -116,6 +122,12 @@ class Transcript:
     #: speaker identification's answer: the original label ("A") -> the name it found
     speaker_mapping: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def deleted(self) -> bool:
+        """Whether it was deleted at AssemblyAI (`DELETE /v2/transcript/{id}`: the record
+        stays, scrubbed, its audio_url `http://deleted_by_user`)."""
+        return self.audio_url == DELETED_AUDIO_URL or (self.text == DELETED_TEXT and not self.words)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transcript:
@@ -223,3 +235,34 @@ class TranscriptPage:
             prev_url=page.get("prev_url"),
             next_url=page.get("next_url"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WordMatch:
+    """One word or phrase searched for: how often it is said, and where ([start, end] in
+    ms, one per time)."""
+
+    text: str
+    count: int
+    timestamps: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WordSearch:
+    """`GET /v2/transcript/{id}/word-search` (openapi.yml's WordSearchResponse)."""
+
+    id: str
+    total_count: int
+    matches: tuple[WordMatch, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WordSearch:
+        matches = []
+        for item in data.get("matches") or ():
+            stamps = tuple(
+                (int(pair[0]), int(pair[1]))
+                for pair in item.get("timestamps") or ()
+                if isinstance(pair, list | tuple) and len(pair) == 2
+            )
+            matches.append(WordMatch(str(item.get("text", "")), int(item.get("count", 0)), stamps))
+        return cls(str(data.get("id", "")), int(data.get("total_count", 0)), tuple(matches))

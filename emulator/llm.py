@@ -8,6 +8,16 @@ their first sentences back as bullets. A `json_schema` response format (refused 
 gpt-oss models, as the spec says) gets a JSON document valid against the requested
 schema, its content taken from what the prompt says (`_instance`). Streaming and tool
 calls are not emulated.
+
+A question about a transcript (a user message opening with `Transcript:` and holding
+`[mm:ss] Who: what` lines, later messages asking) is answered from that transcript alone:
+the line sharing the most words with the last question (speaker names count; filler
+words do not; the earliest wins a tie), else, for a follow-up with no words of its own
+such as "by when?", the line sharing the most with the previous question and answer
+(then the one before...), else "The recording does not say." The answer quotes that line
+whole, with its speaker and timestamp (as the schema's `speaker`, `at` and `text`
+properties where a schema is asked for), so tests can check that an answer is grounded
+and that a follow-up was sent its history.
 """
 
 from __future__ import annotations
@@ -34,6 +44,16 @@ CHARS_PER_TOKEN = 4
 POINTS_PER_SPEAKER = 2
 _SPEAKER_LINE = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(Speaker\s+[\w-]+)\s*:\s*(\S.*)$", re.M)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+NOT_SAID = "The recording does not say."
+_WORDS = re.compile(r"[\w']+")
+_FILLER = frozenset(
+    "a an the and or but of to in on at for with about from by is are was were be been "
+    "do does did what who whom whose when where why how which that this these those it "
+    "its he she they we you i me my our your their them his her us said say says tell "
+    "there here any some not no yes".split()
+)
 
 
 def _tokens(text: str) -> int:
@@ -226,6 +246,40 @@ def _value(schema: Any, name: str, text: str, facts: list[_Fact], fact: _Fact | 
     return {"integer": 0, "number": 0, "boolean": False, "null": None}.get(kind, text)
 
 
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORDS.findall(text.lower()) if w not in _FILLER}
+
+
+def _question(messages: list[tuple[str, str]]) -> tuple[str, list[_Fact]] | None:
+    """A question about a transcript, answered: the answer, and the line it quotes (none
+    when the transcript does not say). None when the request is not one."""
+    opening = next(
+        (
+            i
+            for i, (role, text) in enumerate(messages)
+            if role == "user" and text.lstrip().startswith("Transcript:")
+        ),
+        None,
+    )
+    if opening is None or opening == len(messages) - 1 or messages[-1][0] != "user":
+        return None
+    lines = [_Fact(f.who, f.at, f.full, None, f.full) for f in _facts(messages[opening][1]) if f.at]
+    if not lines:
+        return NOT_SAID, []
+    # A follow-up goes by the conversation, its latest exchange first.
+    earlier = [text for _role, text in messages[opening + 1 : -1]]
+    exchanges = [" ".join(earlier[i : i + 2]) for i in range(0, len(earlier), 2)]
+    asked = _content_words(messages[-1][1])
+    for said in (messages[-1][1], *(() if asked else reversed(exchanges))):
+        words = _content_words(said)
+        scores = [len(words & _content_words(f"{f.who} {f.full}")) for f in lines]
+        best = max(scores)
+        if best > 0:
+            line = lines[scores.index(best)]
+            return f"{line.who} said at {line.at}: {line.full}", [line]
+    return NOT_SAID, []
+
+
 def _response_format(value: Any, model: str, request_id: str) -> dict[str, Any] | None:
     """The JSON schema asked for, checked as llm-gateway.yml's `ResponseFormat` says."""
     if value is None:
@@ -280,11 +334,16 @@ async def chat_completions(request: web.Request) -> web.Response:
         raise GatewayError(400, "stream is not supported by the emulator", request_id)
 
     schema = _response_format(body.get("response_format"), model, request_id)
-    prompt = "\n".join(text for role, text in messages if role in ("user", "system"))
-    answer = summarize(prompt)
-    if schema is not None:
-        user = "\n".join(text for role, text in messages if role == "user")
-        answer = json.dumps(_instance(schema, answer, _facts(user)))
+    asked = _question(messages)
+    if asked is not None:
+        said, grounds = asked
+        answer = json.dumps(_instance(schema, said, grounds)) if schema is not None else said
+    else:
+        prompt = "\n".join(text for role, text in messages if role in ("user", "system"))
+        answer = summarize(prompt)
+        if schema is not None:
+            user = "\n".join(text for role, text in messages if role == "user")
+            answer = json.dumps(_instance(schema, answer, _facts(user)))
     finish = "stop"
     if _tokens(answer) > max_tokens:
         answer, finish = answer[: max_tokens * CHARS_PER_TOKEN], "length"

@@ -152,7 +152,7 @@ class SlackAdapter:
             client=self._client,
             signing_secret=secret.value if secret else "",
             triggers=events,
-            commands=Commands(core=core, chat=self.chat, admins=admins),
+            commands=Commands(core=core, chat=self.chat, admins=admins, tasks=self.tasks),
             actions=Actions(core=core, tasks=self.tasks),
             oauth=oauth,
         )

@@ -12,9 +12,11 @@ from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.answers import SHOWN_HITS, search_message
 from adapters.slack.blocks import escape
 from adapters.slack.chat import SlackChat
 from adapters.slack.errors import CALL_ERRORS, error_code
@@ -24,8 +26,23 @@ from bot import messages
 from bot.chat import ChannelRef, Core, JobState, Platform
 from bot.errors import OptionsError
 from bot.intake import parse_request
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+
+
+async def _permalink(client: AsyncWebClient, channel: str, ts: str | None) -> str | None:
+    """A link to a message (a search hit's result), None when Slack gives none."""
+    if ts is None:
+        return None
+    try:
+        found = await client.chat_getPermalink(channel=channel, message_ts=ts)
+    except CALL_ERRORS as exc:
+        log.info("chat.getPermalink: %s", error_code(exc))
+        return None
+    link = found.get("permalink")
+    return link if isinstance(link, str) and link.startswith("https://") else None
+
 
 COMMAND: Final = "/transcribe"
 #: `/transcribe <word> …` that are a channel's settings (bot/revisions.py reads them).
@@ -35,17 +52,32 @@ SETTINGS_WORDS: Final = frozenset(
 
 
 class Commands:
-    def __init__(self, *, core: Core, chat: SlackChat, admins: Collection[str]) -> None:
+    def __init__(
+        self,
+        *,
+        core: Core,
+        chat: SlackChat,
+        admins: Collection[str],
+        tasks: TaskSet | None = None,
+    ) -> None:
         self._core = core
         self._chat = chat
         self._admins = frozenset(admins)
+        self._tasks = tasks or TaskSet("slack-commands")
 
     async def transcribe(
-        self, ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient
+        self,
+        ack: AsyncAck,
+        body: Mapping[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
     ) -> None:
         text = str(body.get("text") or "").strip()
         word = text.lower()
         first = word.split(None, 1)[0] if word else ""
+        if first == "search":
+            await self._search(ack, body, text[len("search") :].strip(), client, respond)
+            return
         if word in ("", "help"):
             answer = texts.HELP
         elif first in SETTINGS_WORDS:
@@ -57,6 +89,44 @@ class Commands:
         else:
             answer = await self._link(body, text, client)
         await ack(text=escape(answer), response_type="ephemeral")
+
+    async def _search(
+        self,
+        ack: AsyncAck,
+        body: Mapping[str, Any],
+        words: str,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        """`/transcribe search <words>`: this channel's recordings only, for the asker
+        only. Acknowledged at once (the word searches take a moment), answered through
+        the command's response_url, ephemeral."""
+        if not words:
+            await ack(text=escape(messages.SEARCH_USAGE), response_type="ephemeral")
+            return
+        await ack(text=escape(texts.searching(words)), response_type="ephemeral")
+        where = ChannelRef(Platform.SLACK, body["team_id"], body["channel_id"])
+        self._tasks.spawn(self._search_answer(where, words, body, client, respond), "search")
+
+    async def _search_answer(
+        self,
+        where: ChannelRef,
+        words: str,
+        body: Mapping[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        results = await self._core.search(where, words, by=body["user_id"])
+        links: dict[int, str | None] = {}
+        for index, hit in enumerate(results.hits[:SHOWN_HITS]):
+            links[index] = await _permalink(client, hit.where.channel, hit.result_message)
+        message = search_message(results, links)
+        await respond(
+            text=message.text,
+            blocks=message.blocks,
+            response_type="ephemeral",
+            replace_original=True,
+        )
 
     async def _link(self, body: Mapping[str, Any], text: str, client: AsyncWebClient) -> str:
         try:

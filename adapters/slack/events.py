@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,12 +20,13 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.answers import answer_message
 from adapters.slack.blocks import escape
 from adapters.slack.chat import SlackChat
 from adapters.slack.errors import CALL_ERRORS, error_code
 from adapters.slack.incoming import TRIGGER_SUBTYPES, SlackMessage, needs_file_info
 from bot import messages
-from bot.chat import Core, Taken
+from bot.chat import Core, JobOptions, Platform, Question, Taken
 from bot.errors import OptionsError
 from bot.intake import parse_request
 from bot.tasks import TaskSet
@@ -32,6 +34,11 @@ from bot.tasks import TaskSet
 log = logging.getLogger(__name__)
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+#: What assistant.threads.setStatus answers where there is no assistant thread to show
+#: a status in, or the app may not: not asked again in that channel.
+STATUS_UNAVAILABLE = frozenset(
+    {"channel_not_found", "invalid_thread_ts", "not_allowed", "missing_scope", "no_permission"}
+)
 
 
 class Events:
@@ -39,6 +46,10 @@ class Events:
         self._core = core
         self._chat = chat
         self._tasks = tasks
+        #: questions being answered (a retried event must not answer twice)
+        self._asked: OrderedDict[str, None] = OrderedDict()
+        #: channels where Slack shows no assistant status (not an assistant thread)
+        self._no_status: set[str] = set()
 
     # -- messages people post ------------------------------------------------------------
 
@@ -69,11 +80,13 @@ class Events:
         msg = SlackMessage.of(event, team=_team(event, context), channel=event["channel"])
         if not msg.from_person(context.bot_user_id, context.bot_id):
             return
-        text = _MENTION.sub(" ", msg.text)
+        text = _mention_removed(msg.text, context.bot_user_id)
         try:
             request = parse_request(text, words=True)
         except OptionsError as exc:
             self._tasks.spawn(self._whisper(client, msg, str(exc)), "options")
+            return
+        if await self._question(msg, text, request.options, client):
             return
         target, own_text = msg, text
         if not msg.files and not _has_links(text) and msg.thread_ts is not None:
@@ -103,6 +116,85 @@ class Events:
             note = _reply(await self._take(msg.trigger(files, requester=user, explicit=True)))
         if note is not None:
             self._tasks.spawn(_respond(respond, note), "shortcut")
+
+    # -- questions in a transcript's thread ------------------------------------------------
+
+    async def _question(
+        self, msg: SlackMessage, text: str, options: JobOptions, client: AsyncWebClient
+    ) -> bool:
+        """A mention in a transcript's thread asking something (no recording, no link, no
+        options: those ask for a transcript or a redo): answered in the thread, after
+        Slack has its acknowledgement. False when it is not one."""
+        if msg.thread_ts is None or msg.files or _has_links(text) or not text.strip():
+            return False
+        if options != JobOptions() or msg.ts is None:
+            return False
+        question = Question(
+            platform=Platform.SLACK,
+            workspace=msg.team,
+            channel=msg.channel,
+            requester=msg.user or "",
+            text=text,
+            thread=msg.thread_ts,
+        )
+        if not await self._core.about_a_transcript(question):
+            return False
+        if not self._first_time(f"{msg.channel}:{msg.ts}"):
+            return True  # Slack delivered the event again: it is being answered
+        self._tasks.spawn(self._answer(client, msg, question), "question")
+        return True
+
+    async def _answer(self, client: AsyncWebClient, msg: SlackMessage, question: Question) -> None:
+        await self._thinking(client, msg, texts.THINKING)
+        answered = await self._core.ask(question)  # never raises for the gateway or AssemblyAI
+        if answered is None:
+            await self._thinking(client, msg, "")  # Slack clears it when the answer is posted
+            return
+        message = answer_message(answered)
+        try:
+            if answered.private:
+                await client.chat_postEphemeral(
+                    channel=msg.channel,
+                    user=msg.user or "",
+                    thread_ts=msg.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                )
+            else:
+                await client.chat_postMessage(
+                    channel=msg.channel,
+                    thread_ts=msg.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+        except CALL_ERRORS as exc:
+            log.warning("could not post the answer: %s", error_code(exc))
+
+    async def _thinking(self, client: AsyncWebClient, msg: SlackMessage, status: str) -> None:
+        """The "is thinking…" status under the thread's composer, where Slack shows one
+        (an assistant thread); elsewhere Slack refuses it and the answer is all there is."""
+        if msg.thread_ts is None or msg.channel in self._no_status:
+            return
+        try:
+            await client.assistant_threads_setStatus(
+                channel_id=msg.channel, thread_ts=msg.thread_ts, status=status
+            )
+        except CALL_ERRORS as exc:
+            code = error_code(exc)
+            if code in STATUS_UNAVAILABLE:
+                self._no_status.add(msg.channel)  # bounded by the bot's channels
+            else:
+                log.info("assistant.threads.setStatus: %s", code)
+
+    def _first_time(self, key: str) -> bool:
+        if key in self._asked:
+            return False
+        self._asked[key] = None
+        while len(self._asked) > 10_000:
+            self._asked.popitem(last=False)
+        return True
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -180,6 +272,13 @@ def _reply(taken: Taken) -> str | None:
     if taken.existing:
         return messages.ALREADY
     return messages.not_media(taken.other_files) if taken.other_files else messages.NO_MEDIA
+
+
+def _mention_removed(text: str, bot_user_id: str | None) -> str:
+    """A mention's text without the bot's own mention (other people's stay)."""
+    if not bot_user_id:
+        return _MENTION.sub(" ", text)
+    return re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
 
 
 def _has_links(text: str) -> bool:

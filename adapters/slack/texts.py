@@ -17,6 +17,10 @@ HELP: Final = (
     "• /transcribe on | off: transcribe every audio or video file shared in this channel "
     "(workspace admins)\n"
     "• /transcribe status: your transcriptions in progress\n"
+    "• /transcribe search <words>: where this channel's recordings of the last days say "
+    "them (only you see the answer)\n"
+    "• In a transcript's thread, mention me with a question: “@threadscribe what did Ada "
+    "decide?”\n"
     "• /transcribe vocab add Kubernetes, Thessaloniki | remove … | spell di carlo as DiCarlo "
     "| list: words this channel's transcripts should get right\n"
     "• /transcribe names on|off, summary on|off, translate es|off, settings: this "
@@ -79,3 +83,11 @@ def unreachable(api_url: str, exc: BaseException) -> str:
     """The start-up line when the Web API does not answer."""
     reason = str(exc) or type(exc).__name__
     return f"cannot reach Slack at {api_url} ({reason}): check SLACK_API_URL and the network"
+
+
+#: The assistant status while a question is answered (Slack shows it as "<app> is …").
+THINKING: Final = "is reading the transcript…"
+
+
+def searching(words: str) -> str:
+    return f"Searching this channel's recordings for “{words}”…"

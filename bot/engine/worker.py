@@ -77,6 +77,10 @@ class EngineConfig:
     #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
     retention: timedelta | None = timedelta(days=30)
     prune_every: float = 3600.0  # seconds between looks for jobs past their retention
+    #: questions one person may ask in an hour (QUESTIONS_PER_HOUR)
+    questions_per_hour: int = 20
+    #: how far back `/transcribe search` looks (SEARCH_DAYS)
+    search_days: int = 30
 
     def step_settings(self) -> StepSettings:
         return StepSettings(

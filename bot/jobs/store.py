@@ -16,6 +16,7 @@ transaction that happens whole or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -159,6 +160,30 @@ class JobStore:
                 JobRow.state != JobState.DELIVERED,
             )
             .order_by(JobRow.created_at, JobRow.id)
+        )
+
+    async def delivered_in(
+        self,
+        platform: Platform,
+        workspace: str,
+        channels: Sequence[str],
+        *,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Job]:
+        """Delivered jobs with a transcript in these channels (created since `since`),
+        newest first, at most `limit`: the recordings a question or a search is about."""
+        query = select(JobRow).where(
+            JobRow.platform == platform,
+            JobRow.workspace == workspace,
+            JobRow.channel.in_(list(channels)),
+            JobRow.state == JobState.DELIVERED,
+            JobRow.transcript_id.is_not(None),
+        )
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        return await self._jobs(
+            query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         )
 
     async def recent(self, limit: int = 50) -> list[Job]:

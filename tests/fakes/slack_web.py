@@ -242,6 +242,10 @@ class WebApi:
             "chat.delete": MethodSpec(self.chat_delete, ("chat:write",)),
             "chat.postEphemeral": MethodSpec(self.chat_post_ephemeral, ("chat:write",)),
             "chat.getPermalink": MethodSpec(self.chat_get_permalink),
+            # Slack accepts either scope "for the time being" (its reference page).
+            "assistant.threads.setStatus": MethodSpec(
+                self.assistant_threads_set_status, ("assistant:write", "chat:write")
+            ),
             "reactions.add": MethodSpec(self.reactions_add, ("reactions:write",)),
             "reactions.remove": MethodSpec(self.reactions_remove, ("reactions:write",)),
             "reactions.get": MethodSpec(self.reactions_get, ("reactions:read",)),
@@ -491,6 +495,22 @@ class WebApi:
             Ephemeral(ch.id, user, ts, text or "", blocks or None, req.arg("thread_ts"))
         )
         return {"message_ts": ts}
+
+    async def assistant_threads_set_status(self, req: ApiRequest) -> JSON:
+        """The status under a thread's composer: a thread of a conversation the app is in
+        (`channel_id`, the parent's `thread_ts`), `status` required (empty clears it)."""
+        ch = req.channel("channel_id")
+        req.member_of(ch)
+        thread_ts = req.arg("thread_ts")
+        parent = self.state.message(ch, thread_ts) if thread_ts else None
+        if parent is None or parent.is_reply:
+            raise SlackError("invalid_thread_ts")
+        if not isinstance(req.params.get("status"), str):
+            raise SlackError("invalid_arguments")
+        loading = req.params.get("loading_messages")
+        if isinstance(loading, list) and len(loading) > 10:
+            raise SlackError("invalid_arguments")
+        return {}
 
     async def chat_get_permalink(self, req: ApiRequest) -> JSON:
         ch = req.channel()
