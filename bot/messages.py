@@ -543,7 +543,7 @@ EMPTY_QUESTION = (
 )
 TRANSCRIPT_DELETED = (
     "I can't answer questions about this recording any more: its transcript was deleted "
-    "at AssemblyAI (this workspace's privacy settings delete transcripts after delivery)."
+    "at AssemblyAI (for privacy), and threadscribe keeps no copy."
 )
 NO_WORDS_TO_ANSWER = "There is no speech in this recording to answer from."
 QUOTES_NOT_FOUND = (

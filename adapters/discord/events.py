@@ -21,16 +21,28 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 from typing import Literal
 
 import discord
 
 from adapters.discord import texts
+from adapters.discord.answers import answer_content, search_content
 from adapters.discord.delivery import Hints, Interactions, Reply, reply_mode
 from adapters.discord.files import attachment_of
 from adapters.discord.format import NO_MENTIONS, nonce
 from bot import messages
-from bot.chat import Attachment, Core, JobOptions, Platform, Taken, Trigger, UrlSource
+from bot.chat import (
+    Attachment,
+    ChannelRef,
+    Core,
+    JobOptions,
+    Platform,
+    Question,
+    Taken,
+    Trigger,
+    UrlSource,
+)
 from bot.errors import OptionsError
 from bot.intake import find_links, is_media, language_code
 from bot.tasks import TaskSet
@@ -80,7 +92,11 @@ class Events:
         if message.type not in _USER_MESSAGES:
             return  # system messages: pins, thread starters, joins
         if not message.attachments and "http" not in message.content:
-            return  # nothing to look at
+            question = _question(message, me)
+            if question is not None:
+                async with self._running.holding():
+                    await self._ask(message, question)
+            return  # nothing else to look at
         async with self._running.holding():
             taken = await self._core.take(
                 message_trigger(message, requester=message.author.id, explicit=False)
@@ -94,6 +110,53 @@ class Events:
             len(taken.existing),
             extra={"discord_message": message.id},
         )
+
+    # -- questions in a transcript's thread ------------------------------------------------
+
+    async def _ask(self, message: discord.Message, question: Question) -> None:
+        """A reply to a result, or a mention in a transcript's thread: answered in reply,
+        the typing indicator showing meanwhile."""
+        if not await self._core.about_a_transcript(question):
+            return
+        try:
+            await message.channel.typing()  # "threadscribe is typing…" for ten seconds
+        except discord.HTTPException as exc:
+            log.info("typing indicator not shown: %s", exc)
+        answered = await self._core.ask(question)  # never raises for the gateway or AssemblyAI
+        if answered is None:
+            return
+        try:
+            await message.channel.send(
+                answer_content(answered),
+                reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=NO_MENTIONS,
+                nonce=nonce(f"answer:{message.channel.id}:{message.id}"),
+                suppress_embeds=True,
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not post the answer to %s: %s", message.id, exc)
+
+    # -- /transcribe search:<words> -------------------------------------------------------
+
+    async def search_command(self, interaction: discord.Interaction, words: str) -> None:
+        """This channel's recordings only, answered to the asker only (ephemeral)."""
+        async with self._running.holding():
+            if not self._accepting or not self._core.accepting:
+                await _say(interaction, texts.SHUTTING_DOWN)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            where = ChannelRef(
+                Platform.DISCORD,
+                str(interaction.guild_id or DM_WORKSPACE),
+                str(interaction.channel_id or 0),
+            )
+            results = await self._core.search(where, words, by=str(interaction.user.id))
+            await interaction.followup.send(
+                search_content(results),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+            )
 
     async def _reply_refused(self, message: discord.Message, taken: Taken) -> None:
         try:
@@ -267,6 +330,34 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
         options=JobOptions(platform=hints.extra()),
         # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
         settings_channel=str(settings_channel(channel)),
+    )
+
+
+def _question(message: discord.Message, me: discord.abc.User) -> Question | None:
+    """The question a message asks, if it is one: a reply to one of the bot's messages,
+    or a message mentioning the bot inside a thread (the core then decides whether it is
+    a transcript's). The bot's mention is taken out; other people's stay `<@id>`."""
+    reference = message.reference
+    replied_to = None
+    if reference is not None and reference.message_id is not None:
+        resolved = reference.resolved
+        if isinstance(resolved, discord.Message) and resolved.author.id != me.id:
+            return None  # a reply to someone else
+        replied_to = str(reference.message_id)
+    mentioned = any(user.id == me.id for user in message.mentions)
+    if replied_to is None and not (mentioned and isinstance(message.channel, discord.Thread)):
+        return None
+    text = re.sub(rf"<@!?{me.id}>", " ", message.content)
+    guild = message.guild
+    return Question(
+        platform=Platform.DISCORD,
+        workspace=str(guild.id) if guild is not None else DM_WORKSPACE,
+        channel=str(message.channel.id),
+        requester=str(message.author.id),
+        text=" ".join(text.split()),
+        thread=str(message.channel.id),
+        replied_to=replied_to,
+        settings_channel=str(settings_channel(message.channel)),
     )
 
 
