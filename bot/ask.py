@@ -288,10 +288,8 @@ class Questions:
         except RequestTimeout:
             return self._failed(job, "the LLM Gateway did not answer in time")
         except AssemblyAIError as exc:
-            status = getattr(exc, "status", None)
-            where = f"the LLM Gateway answered {status}" if status else "the LLM Gateway failed"
             log.warning("question unanswered: %s", exc.message, extra={"job": job.id})
-            return self._failed(job, f"{where}: {exc.message}")
+            return self._failed(job, _gateway_said(exc))
         if answer is None:
             return self._failed(job, "the model's answer did not fit in its token limit")
         self._count(answer, job)
@@ -312,7 +310,8 @@ class Questions:
         if found is None:
             try:
                 found = await self._engine.client.get(job.transcript_id)
-            except NotFoundError:
+            except (NotFoundError, BadRequestError):
+                # AssemblyAI answers an id it no longer knows with 400 (or 404).
                 return Answered(messages.TRANSCRIPT_DELETED, ok=False, job_id=job.id)
             except RequestTimeout:
                 reason = "AssemblyAI did not answer in time"
@@ -423,6 +422,17 @@ class Questions:
             extra={"searched": len(jobs), "hits": len(hits), "skipped": skipped, "by": by},
         )
         return SearchResults(terms, hits, len(jobs), tuple(notes), days=days)
+
+
+def _gateway_said(exc: AssemblyAIError) -> str:
+    """What the gateway answered, in one line: its status and its own message (an edge's
+    page without one is named by its status alone)."""
+    status = getattr(exc, "status", None)
+    if status is None:  # no connection, or an answer that was not one
+        return exc.message
+    if exc.message.startswith("HTTP "):
+        return f"the LLM Gateway answered {exc.message}"
+    return f"the LLM Gateway answered {status}: {exc.message}"
 
 
 _PERSON: Final = re.compile(r"<@!?([A-Za-z0-9]+)(?:\|[^>]*)?>")

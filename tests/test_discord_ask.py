@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from bot.assemblyai import AssemblyAIClient, RetryPolicy, Timeouts
+from bot.config import Secret
 from bot.jobs import JobStore
 from bot.render import format_timestamp
 from tests.audio import AudioSample
@@ -190,3 +192,31 @@ async def starts_in(bot: Harness, channel: int) -> list[str]:
     assert jobs and jobs[0].transcript_id is not None
     transcript = await bot.engine.client.get(jobs[0].transcript_id)
     return [format_timestamp(u.start) for u in transcript.utterances]
+
+
+async def test_a_slow_gateway_and_an_edge_error_page_get_a_clear_reply(
+    fake_discord: FakeDiscord, store: JobStore, emulator: EmulatorServer, meeting: AudioSample
+) -> None:
+    client = AssemblyAIClient(
+        Secret(emulator.api_key),
+        base_url=emulator.base_url,
+        llm_base_url=emulator.base_url,
+        retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.1),
+        timeouts=Timeouts(llm=0.5),
+    )
+    async with client, running_bot(fake_discord, store, client) as bot:
+        message = await share(bot, meeting)
+        [_status, result] = bot.in_thread(message)
+        thread = int(message["id"])
+        emulator.inject(*[{"delay": 2.0, "path": "/v1/chat"}] * 2)
+        said = await ask(bot, thread, "What did Alice decide?", reply_to=result)
+        assert said == (
+            "I could not answer that: the LLM Gateway did not answer in time. "
+            "Ask again in a minute."
+        )
+        emulator.inject(*[{"status": 502, "path": "/v1/chat"}] * 2)  # an edge: no JSON
+        said = await ask(bot, thread, "What did Alice decide?", reply_to=result)
+        assert said == (
+            "I could not answer that: the LLM Gateway answered HTTP 502 Bad Gateway. "
+            "Ask again in a minute."
+        )
