@@ -282,3 +282,14 @@ async def test_search_finds_the_words_in_this_channels_recordings_only(
         .payload["text"]
         .startswith("A phrase may have at most 5 words")
     )
+
+
+async def test_without_the_assistant_status_the_answer_still_comes(
+    bot: SlackBot, meeting: AudioSample
+) -> None:
+    thread = await shared_in_a_thread(bot, meeting)
+    bot.fake.fail("assistant.threads.setStatus", "not_allowed", times=5)
+    assert await ask(bot, thread, "what did Ada decide?") is not None
+    assert await ask(bot, thread, "what will Grace send?") is not None
+    # Refused once: not asked again in that channel.
+    assert [c.ok for c in bot.fake.calls("assistant.threads.setStatus")] == [False]
