@@ -29,6 +29,7 @@ from bot import render
 from bot.chat import Post
 from bot.jobs import JobState, JobStore
 from bot.render import NO_SPEECH
+from bot.summary import Point, Summary, SummaryFailed
 from bot.transcript import Transcript
 from emulator.processing import NO_SPOKEN_AUDIO
 from tests.audio import make_silence
@@ -97,11 +98,11 @@ def empty_transcript(**extra: Any) -> Transcript:
 @pytest.mark.parametrize("utterances", [[], None], ids=["speaker-labels", "no-labels"])
 @pytest.mark.parametrize(
     "summary",
-    [None, render.Summary.from_llm("- Nothing."), render.Summary.unavailable("down")],
+    [None, Summary((Point(None, "Nothing.", None),)), SummaryFailed("down")],
     ids=["no-summary", "summary", "summary-failed"],
 )
 def test_every_renderer_says_no_speech_once(
-    utterances: list[Any] | None, summary: render.Summary | None
+    utterances: list[Any] | None, summary: Summary | SummaryFailed | None
 ) -> None:
     document = render.render(empty_transcript(utterances=utterances), summary=summary)
     plain = f"{HEADER}\n\n{NO_SPEECH}"
@@ -166,8 +167,10 @@ def assert_slack_no_speech(status: Message, result: Message, header: str = HEADE
     assert status.text == "✅ Transcribed"
     assert result.text == f"{header}\n\n{NO_SPEECH}"
     blocks = result.blocks or []
-    assert [b["type"] for b in blocks] == ["header", "context", "section"]
+    # The result's actions close it: Redo (a language, say) works on silence too.
+    assert [b["type"] for b in blocks] == ["header", "context", "section", "actions"]
     assert blocks[2]["text"]["text"] == NO_SPEECH
+    assert [e["type"] for e in blocks[3]["elements"]] == ["static_select"]  # nobody to rename
     assert all(b["text"]["text"].strip() for b in blocks if "text" in b)  # nothing empty
 
 

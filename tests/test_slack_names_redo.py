@@ -242,3 +242,24 @@ async def test_a_large_channel_and_a_long_name_fit_speaker_identifications_limit
         m for m in bot.fake.bot_messages(channel.id, thread_ts=root.ts) if m.metadata
     ]
     assert f"<@{ADA}> `00:00`" in text_of(result)
+
+
+async def test_a_mention_with_options_on_a_transcribed_recording_redoes_it(
+    bot: SlackBot, meeting: AudioSample
+) -> None:
+    file = bot.fake.add_file("standup.mp3", meeting.path.read_bytes(), user=ADA)
+    shared = bot.fake.events.file_share("C0STANDUP1", ADA, [file], "standup")
+    await send_event(bot, shared)
+    await drain(bot)
+    ts = shared["event"]["ts"]
+    before = result_of(bot, ts)
+    asked = bot.fake.events.post("C0STANDUP1", GRACE, f"<@{BOT_USER_ID}> lang=de", thread_ts=ts)
+    await send_event(bot, bot.fake.events.app_mention(asked))
+    await drain(bot)
+
+    [told] = bot.fake.ephemerals("C0STANDUP1")
+    assert told.user == GRACE and told.text.startswith("Redoing it with German")
+    after = result_of(bot, ts)
+    assert after.ts == before.ts and after.edit_count == 1
+    assert "German" in text_of(after).split("\n")[1]  # the header's facts
+    assert "Redone: German." in text_of(after)
