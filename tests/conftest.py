@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.emulator_server", "tests.pg"]
+pytest_plugins = ["tests.helpers.emulator_server", "tests.helpers.pg"]
 
 # scripts/test installs every tool the suite needs and sets this, so that in CI a test can
 # never pass by skipping itself for want of espeak-ng, ffmpeg or PostgreSQL.

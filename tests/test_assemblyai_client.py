@@ -14,8 +14,8 @@ from aiohttp import web
 from bot import assemblyai as aai
 from bot.config import Secret
 from bot.transcript import TranscriptStatus
-from tests.audio import make_dialogue
-from tests.emulator_server import EmulatorServer
+from tests.helpers.audio import make_dialogue
+from tests.helpers.emulator_server import EmulatorServer
 
 FAST = aai.RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 

@@ -14,9 +14,9 @@ import pytest
 from bot import models
 from bot.cli import _timestamp
 from emulator import params
-from tests import openapi_schema
-from tests.audio import make_tone
-from tests.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers import openapi_schema
+from tests.helpers.audio import make_tone
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.test_cli_transcribe import assert_one_line_error, run_cli, spent
 
 

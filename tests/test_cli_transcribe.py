@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.audio import make_dialogue, make_tone
-from tests.emulator_server import EmulatorServer
+from tests.helpers.audio import make_dialogue, make_tone
+from tests.helpers.emulator_server import EmulatorServer
 
 COMMAND = [sys.executable, "-m", "bot.cli"]
 # AssemblyAI's SDK asks every 3 s; the tests ask a fast emulator every 50 ms instead.

@@ -2,7 +2,7 @@
 delivered exactly once. Also a graceful SIGTERM mid-job, and the webhook route of the
 running server (forged, missing and replayed secrets).
 
-The bot is a child process on the recorder platform (tests/recorder.py), the AssemblyAI
+The bot is a child process on the recorder platform (tests/fakes/recorder.py), the AssemblyAI
 emulator and a SQLite file, configured from its environment as in production. PUBLIC_URL
 points at the bot, so the emulator calls its webhook for real; the secret is the one the
 bot made for this deployment, read back from its database.
@@ -25,10 +25,10 @@ from bot.engine import WEBHOOK_HEADER, EngineConfig
 from bot.jobs import IntakeRecord, JobState
 from bot.run import WEBHOOK_SECRET_NAME
 from bot.web import WEBHOOK_PATH
-from tests.audio import AudioSample
-from tests.emulator_server import AudioLibrary, EmulatorServer, start_emulator
-from tests.recorder import BotProcess, Recorder, bot_env, free_port
-from tests.recording import file_intake, url_intake
+from tests.fakes.recorder import BotProcess, Recorder, bot_env, free_port
+from tests.fakes.recording import file_intake, url_intake
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 
 T = TypeVar("T")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from bot.jobs import JobState, JobStore
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_gateway import Session
 from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from bot.jobs import JobState, JobStore, Platform
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord, Permission, Upload
 from tests.fakes.discord_harness import (
     FAST_ENGINE,
@@ -18,6 +17,7 @@ from tests.fakes.discord_harness import (
     running_bot,
     store_fixture,  # noqa: F401
 )
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 pytestmark = pytest.mark.timeout(40)
 

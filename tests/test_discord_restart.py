@@ -15,7 +15,6 @@ from bot.chat import Core
 from bot.config import Settings
 from bot.jobs import JobState, JobStore
 from bot.run import compose
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
     FAST_ENGINE,
@@ -25,6 +24,7 @@ from tests.fakes.discord_harness import (
     fake_discord_fixture,  # noqa: F401
     store_fixture,  # noqa: F401
 )
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -17,7 +17,6 @@ from adapters.slack import BOT_SCOPES
 from bot.config import Secret, Settings
 from bot.doctor import run_doctor
 from bot.run import platform_checks
-from tests.emulator_server import EmulatorServer
 from tests.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -25,6 +24,7 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import slack_bot, slack_settings
+from tests.helpers.emulator_server import EmulatorServer
 
 
 def settings_for(

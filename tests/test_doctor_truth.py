@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import BOT_SCOPES
-from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.fakes.discord_model import Intent
@@ -24,6 +23,7 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers.emulator_server import EmulatorServer
 from tests.test_first_hour import (
     assemblyai_lines,
     env_file,

@@ -20,8 +20,8 @@ from bot.models import (
     LISTED_SPEECH_MODELS,
     REJECTED_SPEECH_MODELS,
 )
-from tests import openapi_schema
-from tests.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
+from tests.helpers import openapi_schema
+from tests.helpers.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
 
 MODELS = ["assemblyai-stt-3-7", "universal-2"]
 UNAUTHORIZED = {"error": "Authentication error, API token missing/invalid"}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from emulator import FaultConfig
-from tests import openapi_schema
-from tests.emulator_server import FAST, EmulatorServer, start_emulator
+from tests.helpers import openapi_schema
+from tests.helpers.emulator_server import FAST, EmulatorServer, start_emulator
 
 
 def client_for(server: EmulatorServer) -> httpx.Client:

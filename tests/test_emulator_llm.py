@@ -11,8 +11,8 @@ import httpx
 import jsonschema
 import pytest
 
-from tests import openapi_schema
-from tests.emulator_server import EmulatorServer
+from tests.helpers import openapi_schema
+from tests.helpers.emulator_server import EmulatorServer
 
 MODEL = "claude-sonnet-4-5-20250929"
 TRANSCRIPT = """Summarize this meeting as bullet points.

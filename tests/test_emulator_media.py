@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from emulator.media import NotAudioError, probe, sniff, webm_duration
-from tests import openapi_schema
-from tests.audio import make_tone, probe_duration, require_tools
-from tests.emulator_server import EmulatorServer, local_server, wait_done
+from tests.helpers import openapi_schema
+from tests.helpers.audio import make_tone, probe_duration, require_tools
+from tests.helpers.emulator_server import EmulatorServer, local_server, wait_done
 
 FORMATS = ["wav", "mp3", "ogg", "m4a", "webm"]
 MODELS = ["universal-2"]

@@ -19,7 +19,7 @@ from emulator.params import parse_transcript_request
 from emulator.processing import model_used
 from emulator.scripts import Options, Script, ScriptError, Word, load_script, transcribe
 from emulator.store import JobStatus, TranscriptStore
-from tests.emulator_server import EmulatorServer, wait_done
+from tests.helpers.emulator_server import EmulatorServer, wait_done
 
 SHA = "0" * 64
 SCRIPT = Script("en_us", (("A", "Hello there. How are you?"), ("B", "Fine, thanks!")))

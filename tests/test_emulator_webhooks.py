@@ -14,8 +14,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests import openapi_schema
-from tests.emulator_server import (
+from tests.helpers import openapi_schema
+from tests.helpers.emulator_server import (
     FAST,
     EmulatorServer,
     local_server,

@@ -16,9 +16,9 @@ from bot.config import Secret
 from bot.engine import Engine, EngineConfig
 from bot.errors import PlatformUnavailable
 from bot.jobs import JobOptions, JobState, JobStore, Platform
-from tests.audio import make_dialogue, make_tone
-from tests.emulator_server import EmulatorServer
-from tests.recording import RecordingPlatform, file_intake, url_intake
+from tests.fakes.recording import RecordingPlatform, file_intake, url_intake
+from tests.helpers.audio import make_dialogue, make_tone
+from tests.helpers.emulator_server import EmulatorServer
 
 FAST = aai.RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 

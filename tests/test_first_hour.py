@@ -24,7 +24,6 @@ import aiohttp
 import pytest
 
 from adapters.slack import BOT_SCOPES
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.fakes.slack import (
@@ -36,6 +35,7 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".env.example"

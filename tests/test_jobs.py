@@ -1,4 +1,4 @@
-"""The job store, on SQLite and on a real throwaway PostgreSQL server (tests/pg.py).
+"""The job store, on SQLite and on a real throwaway PostgreSQL server (tests/helpers/pg.py).
 
 "Replicas" are separate JobStore instances, each with its own engine and connection
 pool, on one database: what two `threadscribe run` processes would be.
@@ -45,7 +45,7 @@ from bot.jobs import (
 )
 from bot.jobs.database import head_revision
 from bot.jobs.models import Base
-from tests.pg import PostgresServer
+from tests.helpers.pg import PostgresServer
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RECEIVED, SUBMITTED, COMPLETED, FAILED, DELIVERED = (

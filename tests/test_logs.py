@@ -27,8 +27,8 @@ from bot.engine import Engine, EngineConfig
 from bot.errors import PlatformUnavailable
 from bot.jobs import JobState, JobStore, Platform
 from bot.logs import LogFormat
-from tests.emulator_server import AudioLibrary, EmulatorServer
-from tests.recording import RecordingPlatform, file_intake
+from tests.fakes.recording import RecordingPlatform, file_intake
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 # A line break or a terminal control in each of the ways one can be written.
 BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]

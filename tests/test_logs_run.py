@@ -22,7 +22,6 @@ import aiohttp
 import pytest
 
 from adapters.slack import BOT_SCOPES
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.slack import (
     ALICE,
     APP_TOKEN,
@@ -31,6 +30,7 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT_LINE = re.compile(

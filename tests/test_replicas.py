@@ -3,7 +3,7 @@ killed with SIGKILL mid-run; every job is delivered exactly once, none is lost.
 
 Both replicas take intakes from the same recorder inbox (every trigger reaches both, as
 a retried event might), so the dedupe key decides which intake makes the job. The
-server is the private throwaway one from tests/pg.py: without PostgreSQL binaries the
+server is the private throwaway one from tests/helpers/pg.py: without PostgreSQL binaries the
 test skips locally and fails in CI (THREADSCRIBE_NO_SKIPS=1, see tests/conftest.py).
 """
 
@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot import messages
 from bot.jobs import Job, JobState, JobStore
 from bot.jobs.models import JobRow
-from tests.emulator_server import AudioLibrary, EmulatorServer, start_emulator
-from tests.recorder import BotProcess, Recorder, bot_env, free_port
-from tests.recording import url_intake
+from tests.fakes.recorder import BotProcess, Recorder, bot_env, free_port
+from tests.fakes.recording import url_intake
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 
 JOBS = 200
 KILL_AFTER = 60  # results delivered before one replica is killed

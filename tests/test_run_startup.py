@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.fakes.slack import (
@@ -23,6 +22,7 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers.emulator_server import EmulatorServer
 from tests.test_first_hour import (
     assemblyai_lines,
     bare_environment,

@@ -14,9 +14,9 @@ import assemblyai as aai
 import pytest
 
 from emulator.processing import NO_SPOKEN_AUDIO
-from tests import openapi_schema
-from tests.audio import make_silence, make_tone
-from tests.emulator_server import FAST, AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers import openapi_schema
+from tests.helpers.audio import make_silence, make_tone
+from tests.helpers.emulator_server import FAST, AudioLibrary, EmulatorServer, start_emulator
 
 SETTINGS = ("api_key", "base_url", "llm_gateway_base_url", "polling_interval")
 

@@ -31,8 +31,6 @@ from bot.jobs import JobState, JobStore
 from bot.render import NO_SPEECH
 from bot.transcript import Transcript
 from emulator.processing import NO_SPOKEN_AUDIO
-from tests.audio import make_silence
-from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
     FAST_ENGINE as DISCORD_ENGINE,
@@ -56,6 +54,8 @@ from tests.fakes.slack import (
 from tests.fakes.slack_harness import FAST_ENGINE as SLACK_ENGINE
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
+from tests.helpers.audio import make_silence
+from tests.helpers.emulator_server import EmulatorServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """Audio without speech, as the emulator hears it: ffmpeg finds where speech is, and audio
 with none (silence, a tone, noise) gives no words, as AssemblyAI's does. All audio is made
-by the tests (tests/audio.py); ffmpeg is the real one."""
+by the tests (tests/helpers/audio.py); ffmpeg is the real one."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from emulator.speech import (
     Parser,
     find_speech,
 )
-from tests import openapi_schema
-from tests.audio import (
+from tests.helpers import openapi_schema
+from tests.helpers.audio import (
     SpokenSequence,
     make_noise,
     make_silence,
@@ -38,7 +38,7 @@ from tests.audio import (
     require_tools,
     speak_wav,
 )
-from tests.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
+from tests.helpers.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
 
 MODELS = ["assemblyai-stt-3-7", "universal-2"]
 TOLERANCE = 0.1  # seconds: three 32 ms frames
@@ -283,7 +283,7 @@ async def test_placeholder_words_follow_the_speech(
 async def test_a_script_for_silent_audio_is_still_followed(
     api: httpx.AsyncClient, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    from tests.audio import sha256_file
+    from tests.helpers.audio import sha256_file
 
     silence = make_silence(tmp_path / "silence.wav", 4.0)
     script = {"utterances": [{"speaker": "A", "text": "Nothing was said, but the script says so."}]}

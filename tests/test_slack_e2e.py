@@ -14,8 +14,6 @@ import pytest
 from adapters.slack import BOT_SCOPES
 from adapters.slack.chat import POST_EVENT
 from bot.jobs import JobState
-from tests.audio import AudioSample
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.slack import (
     ALICE,
     BOB,
@@ -27,6 +25,8 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
 from tests.fakes.slack_state import Message
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 FULL = replace(FAST_ENGINE, ai_summary=True)
 

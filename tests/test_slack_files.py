@@ -15,7 +15,6 @@ from adapters.slack.incoming import attachment
 from bot.chat import ThreadRef
 from bot.errors import FileUnavailable, PlatformError
 from bot.jobs import FileSource, IntakeRecord, Job, Platform
-from tests.emulator_server import local_server
 from tests.fakes.slack import (
     ALICE,
     BOT_TOKEN,
@@ -25,6 +24,7 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import ChunkedSource, GeneratedBytes
+from tests.helpers.emulator_server import local_server
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 256
 

@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 
 from bot.jobs import FileSource, UrlSource
-from tests.emulator_server import local_server
 from tests.fakes.slack import (
     ALICE,
     GENERAL,
@@ -23,6 +22,7 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_events import SignedRequest
 from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.helpers.emulator_server import local_server
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
 

@@ -21,8 +21,6 @@ import aiohttp
 import pytest
 
 from adapters.slack.chat import POST_EVENT
-from tests.audio import AudioSample
-from tests.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 from tests.fakes.slack import (
     ALICE,
     BOT_TOKEN,
@@ -33,6 +31,8 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_state import Message
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 20.0

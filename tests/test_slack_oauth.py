@@ -14,14 +14,14 @@ import aiohttp
 import pytest
 
 from adapters.slack import BOT_SCOPES
-from tests.audio import AudioSample
-from tests.emulator_server import AudioLibrary, EmulatorServer
 from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Team
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
 OTHER = "T0OTHER001"
 CAROL = "U0CAROL001"

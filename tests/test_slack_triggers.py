@@ -15,7 +15,6 @@ from aiohttp import web
 from bot import messages
 from bot.chat import JobOptions
 from bot.jobs import FileSource, Platform, UrlSource
-from tests.emulator_server import local_server
 from tests.fakes.slack import (
     ALICE,
     BOB,
@@ -28,6 +27,7 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
 from tests.fakes.slack_state import Ephemeral
+from tests.helpers.emulator_server import local_server
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
 

@@ -15,7 +15,7 @@ from bot.config import Secret
 from bot.engine import WEBHOOK_HEADER, Engine, EngineConfig
 from bot.jobs import JobState, JobStore, Platform
 from bot.web import create_app
-from tests.recording import RecordingPlatform, url_intake
+from tests.fakes.recording import RecordingPlatform, url_intake
 
 SECRET = "s3cret-webhook-value"
 

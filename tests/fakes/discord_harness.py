@@ -31,9 +31,9 @@ from bot.engine import Engine, EngineConfig
 from bot.jobs import Job, JobState, JobStore
 from bot.polling import PollSchedule
 from bot.run import compose
-from tests.emulator_server import EmulatorServer
 from tests.fakes.discord import FakeDiscord, fake_discord_fixture
 from tests.fakes.discord_model import JSON
+from tests.helpers.emulator_server import EmulatorServer
 
 __all__ = [
     "FAST_ENGINE",

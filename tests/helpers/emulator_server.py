@@ -32,8 +32,8 @@ import pytest
 from aiohttp import web
 
 from emulator import EmulatorConfig, RunningEmulator, start
-from tests import openapi_schema
-from tests.audio import AudioSample, make_dialogue
+from tests.helpers import openapi_schema
+from tests.helpers.audio import AudioSample, make_dialogue
 
 API_KEY = "emulator-test-key"
 FAST = {"processing_time": 0.2, "webhook_retry_interval": 0.05, "webhook_timeout": 2.0}

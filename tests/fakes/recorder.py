@@ -14,7 +14,7 @@ Two halves, one on each side of a socket:
   post after it was recorded (the gap between the platform having the message and the
   bot knowing its id). A held request whose client dies (a killed bot) is dropped.
 
-- `create(settings, store)`, the `THREADSCRIBE_ADAPTERS=tests.recorder:create` factory
+- `create(settings, store)`, the `THREADSCRIBE_ADAPTERS=tests.fakes.recorder:create` factory
   that `threadscribe run` loads: a `RecorderAdapter` that implements the ChatPlatform
   calls as HTTP calls to the recorder found at `THREADSCRIBE_RECORDER_URL`, and takes
   intakes from its inbox in a task that `start(engine)` begins and `stop()` ends.
@@ -56,6 +56,7 @@ from bot.config import Settings
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
 from bot.jobs import FileSource, IntakeRecord, JobOptions, Platform
 from bot.jobs.records import source_from_json
+from tests.helpers import REPO
 
 if TYPE_CHECKING:
     pass
@@ -64,9 +65,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 URL_ENV: Final = "THREADSCRIBE_RECORDER_URL"
-FACTORY: Final = "tests.recorder:create"
+FACTORY: Final = "tests.fakes.recorder:create"
 PID_HEADER: Final = "X-Recorder-Pid"
-REPO: Final = Path(__file__).resolve().parents[1]
 
 
 # == the platform side ==================================================================

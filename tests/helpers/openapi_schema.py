@@ -22,6 +22,8 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.helpers import REPO
+
 SPECS = {"openapi": "openapi.yml", "llm-gateway": "llm-gateway.yml"}
 
 
@@ -42,8 +44,8 @@ _Yaml12Loader.add_implicit_resolver(
 def spec_dir() -> Path:
     candidates = [
         os.environ.get("ASSEMBLYAI_SPEC_DIR"),
-        Path(__file__).parent / "assemblyai",
-        Path(__file__).resolve().parents[2] / "shared" / "assemblyai",
+        REPO / "tests" / "assemblyai",
+        REPO.parent / "shared" / "assemblyai",
     ]
     for candidate in candidates:
         if candidate and (Path(candidate) / SPECS["openapi"]).is_file():
