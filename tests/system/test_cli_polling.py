@@ -17,7 +17,7 @@ import pytest
 from bot.models import DEFAULT_SPEECH_MODELS
 from bot.polling import SdkPace, sleep_until
 from tests.helpers.emulator_server import FAST, AudioLibrary, start_emulator
-from tests.test_cli_transcribe import COMMAND, cli_env
+from tests.system.test_cli_transcribe import COMMAND, cli_env
 
 INTERVAL = 3.0
 

@@ -31,10 +31,10 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_state import Message
+from tests.helpers import REPO
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
 
-REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 20.0
 
 

@@ -30,9 +30,9 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers import REPO
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
-REPO = Path(__file__).resolve().parents[1]
 TEXT_LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+( |$)"
 )

@@ -29,7 +29,7 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_blocks import validate_blocks
 from tests.fakes.slack_harness import SlackBot, slack_bot, slack_settings
-from tests.test_slack_format import posted, transcript
+from tests.unit.test_slack_format import posted, transcript
 
 
 @pytest.fixture

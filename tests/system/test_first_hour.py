@@ -35,9 +35,9 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
+from tests.helpers import REPO
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 
-REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".env.example"
 
 pytestmark = pytest.mark.timeout(90)

@@ -1,7 +1,6 @@
 """Starting and stopping the adapter: login, command registration, the gateway, and the
 one-line errors an operator gets for a bad token or a missing intent."""
 
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -26,6 +25,7 @@ from tests.fakes.discord_harness import (
     store_fixture,  # noqa: F401
 )
 from tests.fakes.discord_model import BOT_PERMISSIONS
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -154,7 +154,7 @@ class discord_urls_restored:
 
 
 def test_the_documented_invite_asks_for_exactly_what_the_code_uses() -> None:
-    docs = (Path(__file__).parent.parent / "docs" / "discord.md").read_text()
+    docs = (REPO / "docs" / "discord.md").read_text()
     wanted = INVITE_PERMISSIONS.value
     assert wanted == int(BOT_PERMISSIONS)  # what the fake's bot role holds, and tests use
     assert f"permissions={wanted}" in docs

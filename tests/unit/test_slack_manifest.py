@@ -27,8 +27,9 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.helpers import REPO
 
-MANIFEST = Path(__file__).resolve().parents[1] / "slack-manifest.yml"
+MANIFEST = REPO / "slack-manifest.yml"
 #: Slack's scope for each event the manifest may subscribe to (None: no scope needed).
 EVENT_SCOPES = {
     "app_mention": "app_mentions:read",

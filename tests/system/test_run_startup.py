@@ -23,7 +23,7 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import EmulatorServer
-from tests.test_first_hour import (
+from tests.system.test_first_hour import (
     assemblyai_lines,
     bare_environment,
     env_file,
