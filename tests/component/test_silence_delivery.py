@@ -1,6 +1,7 @@
 """A recording without speech, end to end: the emulator answers as AssemblyAI does, and the
-bot says "no speech detected" once, with no empty sections or embeds, in Slack, in
-Discord and on the command line. The audio is real digital silence made by ffmpeg.
+bot says "no speech detected" once, with no empty sections or embeds, in Slack and in
+Discord. The audio is real digital silence made by ffmpeg. (The renderers alone:
+tests/unit/test_silence_rendering.py; the command line: tests/system/test_cli_transcribe.py.)
 
 AssemblyAI (and so the emulator) completes such a job with `text` "" only when the
 request names the language; with automatic language detection, the bot's default, it
@@ -13,23 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.discord import format as discord_format
 from adapters.slack import BOT_SCOPES
-from adapters.slack import blocks as slack_format
-from bot import render
-from bot.chat import Post
 from bot.jobs import JobState, JobStore
 from bot.render import NO_SPEECH
-from bot.transcript import Transcript
 from emulator.processing import NO_SPOKEN_AUDIO
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
@@ -54,78 +47,20 @@ from tests.fakes.slack import (
 from tests.fakes.slack_harness import FAST_ENGINE as SLACK_ENGINE
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
-from tests.helpers.audio import make_silence
 from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.silence import HEADER, SECONDS, UNDETECTED, silent_mp3
 
 pytestmark = pytest.mark.timeout(60)
-
-SECONDS = 4.0
-HEADER = "Transcript · 0:04 · English · assemblyai-stt-3-7"
-UNDETECTED = "Transcript · 0:04"  # language detection found no language to name
 
 
 @pytest.fixture(scope="module")
 def silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_silence(tmp_path_factory.mktemp("silence") / "silence.mp3", SECONDS, fmt="mp3")
+    return silent_mp3(tmp_path_factory.mktemp("silence"))
 
 
 @pytest.fixture(scope="module")
 def silence_data(silence: Path) -> bytes:
     return silence.read_bytes()
-
-
-def empty_transcript(**extra: Any) -> Transcript:
-    """What the emulator (and AssemblyAI) answers for silence with a language given."""
-    body = {
-        "id": "t-silence",
-        "status": "completed",
-        "text": "",
-        "words": [],
-        "utterances": [],
-        "audio_duration": int(SECONDS),
-        "language_code": "en_us",
-        "speech_model_used": "assemblyai-stt-3-7",
-        "confidence": None,
-    }
-    return Transcript.from_json(body | extra)
-
-
-# --- the renderers, without a platform --------------------------------------------------
-
-
-@pytest.mark.parametrize("utterances", [[], None], ids=["speaker-labels", "no-labels"])
-@pytest.mark.parametrize(
-    "summary",
-    [None, render.Summary.from_llm("- Nothing."), render.Summary.unavailable("down")],
-    ids=["no-summary", "summary", "summary-failed"],
-)
-def test_every_renderer_says_no_speech_once(
-    utterances: list[Any] | None, summary: render.Summary | None
-) -> None:
-    document = render.render(empty_transcript(utterances=utterances), summary=summary)
-    plain = f"{HEADER}\n\n{NO_SPEECH}"
-    assert document.text == plain
-
-    for limit in (render.SLACK_MESSAGE_LIMIT, render.DISCORD_MESSAGE_LIMIT):
-        assert render.fit(document, limit) == render.Rendered(plain)
-
-    slack = slack_format.result(Post(plain, (), document))
-    assert [b["type"] for b in slack.blocks] == ["header", "context", "section"]
-    assert slack.blocks[0]["text"]["text"] == "Transcript"
-    assert slack.blocks[1]["elements"][0]["text"] == "0:04 · English · assemblyai-stt-3-7"
-    assert slack.blocks[2]["text"]["text"] == NO_SPEECH
-    assert slack.text == plain  # the notification text
-
-    for embeds in (True, False):
-        message = discord_format.outgoing(Post(plain, (), document), embeds=embeds)
-        assert message.content.endswith(NO_SPEECH)
-        assert message.content.count("no speech") == 1 and message.files == ()
-        if embeds:
-            (embed,) = message.embeds
-            assert (embed.title, embed.description, embed.fields) == (HEADER, None, [])
-            assert message.content == NO_SPEECH
-        else:
-            assert message.embeds == () and message.content == plain
 
 
 # --- Slack -----------------------------------------------------------------------------
@@ -248,42 +183,3 @@ async def test_discord_silent_voice_message_says_no_speech(
     assert NO_SPOKEN_AUDIO not in result["content"]
     assert_discord_no_speech(status, result, UNDETECTED)
     assert [r.emoji for r in discord_bot.fake.reactions(voice)] == ["✅"]
-
-
-# --- the command line ------------------------------------------------------------------
-
-
-def run_cli(
-    *args: str | Path, server: EmulatorServer, cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    """`python -m bot.cli ARGS` against the emulator, as a user runs it."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSEMBLYAI_")}
-    environment |= {
-        "ASSEMBLYAI_API_KEY": server.api_key,
-        "ASSEMBLYAI_BASE_URL": server.base_url,
-        "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *map(str, args)],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_cli_with_a_language_prints_no_speech(
-    emulator: EmulatorServer, silence: Path, tmp_path: Path
-) -> None:
-    result = run_cli("transcribe", silence, "--language", "en", server=emulator, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{HEADER}\n\n{NO_SPEECH}\n"
-
-
-def test_cli_prints_no_speech(emulator: EmulatorServer, silence: Path, tmp_path: Path) -> None:
-    result = run_cli("transcribe", silence, server=emulator, cwd=tmp_path)
-    assert NO_SPOKEN_AUDIO not in result.stderr
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{UNDETECTED}\n\n{NO_SPEECH}\n"

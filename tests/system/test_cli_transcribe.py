@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.render import NO_SPEECH
+from emulator.processing import NO_SPOKEN_AUDIO
 from tests.helpers.audio import make_dialogue, make_tone
 from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.silence import HEADER, UNDETECTED, silent_mp3
 
 COMMAND = [sys.executable, "-m", "bot.cli"]
 # AssemblyAI's SDK asks every 3 s; the tests ask a fast emulator every 50 ms instead.
@@ -157,6 +160,29 @@ def test_ai_summary(emulator, tmp_path):
     result = run_cli("transcribe", sample.path, "--ai-summary", server=emulator, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Summary" in result.stdout
+
+
+# -- a recording without speech (tests/component/test_silence_delivery.py for the bot) -----
+
+
+@pytest.fixture(scope="module")
+def silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return silent_mp3(tmp_path_factory.mktemp("silence"))
+
+
+def test_silence_with_a_language_prints_no_speech(
+    emulator: EmulatorServer, silence: Path, tmp_path: Path
+) -> None:
+    result = run_cli("transcribe", silence, "--language", "en", server=emulator, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{HEADER}\n\n{NO_SPEECH}\n"
+
+
+def test_silence_prints_no_speech(emulator: EmulatorServer, silence: Path, tmp_path: Path) -> None:
+    result = run_cli("transcribe", silence, server=emulator, cwd=tmp_path)
+    assert NO_SPOKEN_AUDIO not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{UNDETECTED}\n\n{NO_SPEECH}\n"
 
 
 # -- bad input: one clear line, non-zero exit, no traceback ---------------------------

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from emulator import EmulatorConfig, FaultConfig
@@ -19,7 +17,6 @@ from emulator.params import parse_transcript_request
 from emulator.processing import model_used
 from emulator.scripts import Options, Script, ScriptError, Word, load_script, transcribe
 from emulator.store import JobStatus, TranscriptStore
-from tests.helpers.emulator_server import EmulatorServer, wait_done
 
 SHA = "0" * 64
 SCRIPT = Script("en_us", (("A", "Hello there. How are you?"), ("B", "Fine, thanks!")))
@@ -189,29 +186,3 @@ def test_fault_config_and_injector() -> None:
     assert injector.next_for("/v2/upload") == Fault(drop=True, path="/v2/upload")
     injector.clear()
     assert injector.next_for("/v2/upload") is None
-
-
-@pytest.fixture
-async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=emulator.base_url, headers={"authorization": emulator.api_key}, timeout=10
-    ) as client:
-        yield client
-
-
-async def test_an_unusable_script_fails_the_job_with_a_clear_error(
-    api: httpx.AsyncClient,
-    emulator: EmulatorServer,
-    audio_library: Any,
-) -> None:
-    sample = audio_library.dialogue("wav")
-    (emulator.scripts_dir / f"{sample.sha256}.json").write_text('{"utterances": "oops"}')
-    url = (await api.post("/v2/upload", content=sample.path.read_bytes())).json()["upload_url"]
-    created = await api.post(
-        "/v2/transcript", json={"audio_url": url, "speech_models": ["universal-2"]}
-    )
-    done = await wait_done(api, created.json()["id"])
-    assert done["status"] == "error"
-    assert done["error"] == (
-        f'Emulator script error: {sample.sha256}.json: expected an object with an "utterances" list'
-    )

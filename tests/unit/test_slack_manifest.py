@@ -1,10 +1,9 @@
 """slack-manifest.yml grants exactly what the code uses and subscribes exactly what it
-listens to; and the small pieces of translation the triggers are made of."""
+listens to; and the small pieces of translation the triggers are made of. (That the app
+answers each subscribed event: tests/component/slack/test_http.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +20,7 @@ from tests.fakes.slack import (
     ALICE,
     BOT_ID,
     BOT_USER_ID,
-    GENERAL,
-    SECRET,
-    FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.helpers import REPO
 
 MANIFEST = REPO / "slack-manifest.yml"
@@ -68,29 +62,6 @@ def test_every_event_has_its_scope_and_the_command_and_shortcut_match(
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"]
     assert features["app_home"]["messages_tab_enabled"] is True  # files sent to the bot
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    fake_slack.set_scopes("xoxb-1-T0TEAM0001-fakebottoken", BOT_SCOPES)
-    async with slack_bot(fake_slack, tmp_path) as running:
-        yield running
-
-
-async def test_the_app_handles_every_subscribed_event(bot: SlackBot) -> None:
-    events = bot.fake.events
-    private = events.post(SECRET, ALICE, "hello")
-    bodies = [
-        events.message(events.post(GENERAL, ALICE, "hi")),
-        events.message(private),
-        events.app_mention(events.post(GENERAL, ALICE, f"<@{BOT_USER_ID}> hi")),
-        events.envelope({"type": "app_uninstalled", "event_ts": "1700000000.000001"}),
-        events.envelope({"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}),
-    ]
-
-    answers = [await bot.fake.send_to_app(bot.events_url, events.http_event(b)) for b in bodies]
-
-    assert [a.status for a in answers] == [200] * len(bodies)  # Bolt answers 404 if unhandled
 
 
 # -- translation -------------------------------------------------------------------------

@@ -13,10 +13,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from adapters.slack import BOT_SCOPES
 from bot.jobs import FileSource, UrlSource
 from tests.fakes.slack import (
     ALICE,
+    BOT_TOKEN,
+    BOT_USER_ID,
     GENERAL,
+    SECRET,
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
@@ -156,3 +160,24 @@ async def test_stop_lets_the_events_being_taken_in_finish(
 
     assert answer.status == 200
     assert [job.source for job in jobs] == [UrlSource(f"{media}/talk")]
+
+
+async def test_the_app_handles_every_subscribed_event(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Each event slack-manifest.yml subscribes to (tests/unit/test_slack_manifest.py)."""
+    fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)
+    async with slack_bot(fake_slack, tmp_path) as bot:
+        events = bot.fake.events
+        private = events.post(SECRET, ALICE, "hello")
+        bodies = [
+            events.message(events.post(GENERAL, ALICE, "hi")),
+            events.message(private),
+            events.app_mention(events.post(GENERAL, ALICE, f"<@{BOT_USER_ID}> hi")),
+            events.envelope({"type": "app_uninstalled", "event_ts": "1700000000.000001"}),
+            events.envelope({"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}),
+        ]
+
+        answers = [await bot.fake.send_to_app(bot.events_url, events.http_event(b)) for b in bodies]
+
+    assert [a.status for a in answers] == [200] * len(bodies)  # Bolt answers 404 if unhandled

@@ -520,6 +520,24 @@ async def test_jobs_over_the_concurrency_limit_wait_throttled(
     assert [(b["status"], b["throttled"]) for b in finals] == [("completed", None)] * 4
 
 
+async def test_an_unusable_script_fails_the_job_with_a_clear_error(
+    api: httpx.AsyncClient,
+    emulator: EmulatorServer,
+    audio_library: Any,
+) -> None:
+    sample = audio_library.dialogue("wav")
+    (emulator.scripts_dir / f"{sample.sha256}.json").write_text('{"utterances": "oops"}')
+    url = (await api.post("/v2/upload", content=sample.path.read_bytes())).json()["upload_url"]
+    created = await api.post(
+        "/v2/transcript", json={"audio_url": url, "speech_models": ["universal-2"]}
+    )
+    done = await wait_done(api, created.json()["id"])
+    assert done["status"] == "error"
+    assert done["error"] == (
+        f'Emulator script error: {sample.sha256}.json: expected an object with an "utterances" list'
+    )
+
+
 # --- reads of one transcript ---------------------------------------------------------
 
 
