@@ -19,8 +19,7 @@ Two halves, one on each side of a socket:
   calls as HTTP calls to the recorder found at `THREADSCRIBE_RECORDER_URL`, and takes
   intakes from its inbox in a task that `start(engine)` begins and `stop()` ends.
 
-Also here, for the tests that drive such a bot: `bot_env` and `BotProcess`
-(`threadscribe run` as a child process).
+tests/helpers/processes.py starts such a bot (`bot_env`, `BotProcess`).
 
     POST /post    {where, text, key, files: [{name, data (base64)}]} -> {id}
     POST /edit    {where, message_id, text}                        -> {} | 404
@@ -34,18 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import enum
 import itertools
 import logging
 import os
-import signal
-import socket
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import aiohttp
@@ -56,7 +49,6 @@ from bot.config import Settings
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
 from bot.jobs import FileSource, IntakeRecord, JobOptions, Platform
 from bot.jobs.records import source_from_json
-from tests.helpers import REPO
 
 if TYPE_CHECKING:
     pass
@@ -621,108 +613,3 @@ class RecorderAdapter:
             kind = PlatformUnavailable if response.status >= 500 else PlatformRefused
             raise kind(f"recorder: {error}")
         return body
-
-
-# == running the bot ====================================================================
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def bot_env(
-    *,
-    assemblyai_url: str,
-    api_key: str,
-    recorder_url: str,
-    database_url: str,
-    port: int,
-    **extra: str,
-) -> dict[str, str]:
-    """The environment of a `threadscribe run` on the recorder: built from scratch, so no
-    Slack or Discord variable of the caller's leaks in."""
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO),
-        "ASSEMBLYAI_API_KEY": api_key,
-        "ASSEMBLYAI_BASE_URL": assemblyai_url,
-        "ASSEMBLYAI_LLM_GATEWAY_URL": assemblyai_url,
-        "DATABASE_URL": database_url,
-        "PORT": str(port),
-        "THREADSCRIBE_ADAPTERS": FACTORY,
-        URL_ENV: recorder_url,
-        "LOG_LEVEL": "INFO",
-        **extra,
-    }
-
-
-class BotProcess:
-    """`threadscribe run` as a child process; each start logs to `<name>-<run>.log`."""
-
-    def __init__(self, env: Mapping[str, str], workdir: Path, name: str = "bot") -> None:
-        self.env = dict(env)
-        self.workdir = workdir
-        self.name = name
-        self.port = int(env["PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
-        self.runs = 0
-        self.pids: list[int] = []
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def start(self, timeout: float = 20.0) -> None:
-        """Start and wait until /healthz answers."""
-        self.runs += 1
-        with (self.workdir / f"{self.name}-{self.runs}.log").open("wb") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.cli", "run",
-                cwd=self.workdir, env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
-        self.pids.append(self.process.pid)
-        async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
-            while True:
-                if self.process.returncode is not None:
-                    raise AssertionError(f"{self.name} exited at start-up:\n{self.log()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.url}/healthz") as answer:
-                        if answer.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self, timeout: float = 30.0) -> tuple[int, float]:
-        """SIGTERM; returns the exit code and how long the shutdown took."""
-        assert self.process is not None
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(timeout):
-            code = await self.process.wait()
-        return code, time.monotonic() - started
-
-    async def close(self) -> None:
-        if self.running:
-            await self.kill()
-
-    def log(self, run: int | None = None, tail: int = 6000) -> str:
-        path = self.workdir / f"{self.name}-{run or self.runs}.log"
-        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {self.name} run {run} ---\n{self.log(run)}" for run in range(1, self.runs + 1)
-        )

@@ -26,7 +26,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from tests.helpers.processes import free_port
 
 REQUIRE_ENV = "THREADSCRIBE_REQUIRE_POSTGRES"
 SERVER_USER = "postgres"  # the system user the server runs as when the tests run as root
@@ -58,12 +59,6 @@ def find_bindir() -> Path | None:
         if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres", "psql")):
             return bindir
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -92,7 +87,7 @@ class PostgresServer:
         try:
             server._initdb()
             for _ in range(3):  # the free port may be taken before the server binds it
-                server.port = _free_port()
+                server.port = free_port()
                 if server._start():
                     return server
             raise RuntimeError(f"PostgreSQL did not start:\n{server.log_tail()}")

@@ -16,8 +16,8 @@ from bot.cli import _timestamp
 from emulator import params
 from tests.helpers import openapi_schema
 from tests.helpers.audio import make_tone
+from tests.helpers.cli import assert_one_line_error, run_cli, spent
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.system.test_cli_transcribe import assert_one_line_error, run_cli, spent
 
 
 def assert_refused(

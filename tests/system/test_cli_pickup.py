@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import COMMAND, cli_args, cli_env, run_cli
 from tests.helpers.emulator_server import FAST, AudioLibrary, EmulatorServer, start_emulator
-from tests.system.test_cli_transcribe import COMMAND, cli_args, cli_env, run_cli
 
 # Long enough that the job is still processing when the pickup starts (a fresh Python
 # process: well under a second), short enough that the pickup's wait is brief.

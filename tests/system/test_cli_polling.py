@@ -16,8 +16,8 @@ import pytest
 
 from bot.models import DEFAULT_SPEECH_MODELS
 from bot.polling import SdkPace, sleep_until
+from tests.helpers.cli import COMMAND, cli_env
 from tests.helpers.emulator_server import FAST, AudioLibrary, start_emulator
-from tests.system.test_cli_transcribe import COMMAND, cli_env
 
 INTERVAL = 3.0
 

@@ -13,8 +13,8 @@ import pytest
 
 from bot.sources import FileSource, UrlSource, file_stem
 from bot.transcribe import save_new
+from tests.helpers.cli import run_cli
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.system.test_cli_transcribe import run_cli
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ real socket, real audio made by espeak-ng and encoded by ffmpeg."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -16,67 +13,9 @@ import pytest
 from bot.render import NO_SPEECH
 from emulator.processing import NO_SPOKEN_AUDIO
 from tests.helpers.audio import make_dialogue, make_tone
+from tests.helpers.cli import assert_one_line_error, run_cli, spent
 from tests.helpers.emulator_server import EmulatorServer
 from tests.helpers.silence import HEADER, UNDETECTED, silent_mp3
-
-COMMAND = [sys.executable, "-m", "bot.cli"]
-# AssemblyAI's SDK asks every 3 s; the tests ask a fast emulator every 50 ms instead.
-FAST_POLL = ("--poll-interval", "0.05")
-
-
-def cli_env(server: EmulatorServer | None = None, **more: str) -> dict[str, str]:
-    """A clean environment: what the command needs (PATH for ffprobe), the emulator's
-    address and key when given, and `more`; nothing else leaks in from the test run."""
-    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"}
-    if server is not None:
-        environment |= {
-            "ASSEMBLYAI_API_KEY": server.api_key,
-            "ASSEMBLYAI_BASE_URL": server.base_url,
-            "ASSEMBLYAI_LLM_GATEWAY_URL": server.base_url,
-        }
-    return environment | more
-
-
-def cli_args(*args: str | Path) -> list[str]:
-    argv = [str(a) for a in args]
-    return [*argv, *FAST_POLL] if argv[:1] == ["transcribe"] else argv
-
-
-def run_cli(
-    *args: str | Path,
-    server: EmulatorServer | None = None,
-    cwd: Path,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*COMMAND, *cli_args(*args)],
-        cwd=cwd,
-        env=cli_env(server, **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def spent(server: EmulatorServer) -> list[dict[str, object]]:
-    """Requests that cost something: an upload or a transcript submitted."""
-    return [
-        r
-        for r in server.requests()
-        if r["method"] == "POST" and r["path"] in ("/v2/upload", "/v2/transcript")
-    ]
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode != 0
-    assert result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("threadscribe: error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg", "m4a"])

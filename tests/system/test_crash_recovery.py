@@ -25,10 +25,11 @@ from bot.engine import WEBHOOK_HEADER, EngineConfig
 from bot.jobs import IntakeRecord, JobState
 from bot.run import WEBHOOK_SECRET_NAME
 from bot.web import WEBHOOK_PATH
-from tests.fakes.recorder import BotProcess, Recorder, bot_env, free_port
+from tests.fakes.recorder import Recorder
 from tests.fakes.recording import file_intake, url_intake
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.processes import BotProcess, bot_env, free_port, until
 
 T = TypeVar("T")
 
@@ -122,14 +123,6 @@ async def bot(
 def dialogue(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
     # WAV: large enough that a file stream can be held after its first chunk.
     return audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
-
-
-async def until(condition: Callable[[], T], seconds: float = 20.0) -> T:
-    """Poll `condition` (it reads another process's database) until it is truthy."""
-    async with asyncio.timeout(seconds):
-        while not (value := condition()):  # noqa: ASYNC110 - nothing to wait on but time
-            await asyncio.sleep(0.02)
-        return value
 
 
 def transcript_posts(emulator: EmulatorServer) -> list[dict[str, Any]]:

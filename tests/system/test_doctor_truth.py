@@ -24,7 +24,7 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import EmulatorServer
-from tests.system.test_first_hour import (
+from tests.helpers.processes import (
     assemblyai_lines,
     env_file,
     free_port,

@@ -11,12 +11,6 @@ Slack must stay in single-workspace mode (Bolt switches to OAuth mode when it se
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import socket
-import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,105 +29,17 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.helpers import REPO
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-
-TEMPLATE = REPO / ".env.example"
+from tests.helpers.processes import (
+    assemblyai_lines,
+    env_file,
+    free_port,
+    running,
+    threadscribe,
+    until,
+)
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def env_file(folder: Path, **values: str) -> Path:
-    """`cp .env.example .env`, then edit each named line as a person would: fill in an
-    empty `NAME=` line, or uncomment `# NAME=default` and change its value. A name the
-    template does not show fails the test: the template must list what people set."""
-    lines = TEMPLATE.read_text().splitlines()
-    for name, value in values.items():
-        matches = [
-            i
-            for i, line in enumerate(lines)
-            if line.startswith(f"{name}=") or line.startswith(f"# {name}=")
-        ]
-        assert len(matches) == 1, f"{name} appears {len(matches)} times in .env.example"
-        lines[matches[0]] = f"{name}={value}"
-    path = folder / ".env"
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return path
-
-
-def bare_environment() -> dict[str, str]:
-    """What a shell gives a fresh process, plus the empty OAuth variables of the trap."""
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(REPO),
-        "SLACK_CLIENT_ID": "",
-        "SLACK_CLIENT_SECRET": "",
-    }
-
-
-async def threadscribe(*args: str, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args,
-        cwd=cwd, env=bare_environment(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(timeout):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-@contextlib.asynccontextmanager
-async def running(folder: Path, port: int) -> AsyncIterator[Callable[[], str]]:
-    """`threadscribe run` from `folder` until /healthz answers; yields a reader of its log."""
-    log_path = folder / "run.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run",
-            cwd=folder, env=bare_environment(), stdout=log, stderr=log,
-        )  # fmt: skip
-
-    def log_text() -> str:
-        return log_path.read_text(errors="replace")
-
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                if process.returncode is not None:
-                    raise AssertionError(f"threadscribe run exited:\n{log_text()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                await asyncio.sleep(0.1)
-        yield log_text
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            async with asyncio.timeout(30):
-                await process.wait()
-    assert process.returncode == 0, log_text()
-    assert "Traceback" not in log_text(), log_text()
-
-
-async def until(condition: Callable[[], Any], seconds: float = 45.0) -> Any:
-    for _ in range(int(seconds / 0.05)):
-        if value := condition():
-            return value
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"still false after {seconds} s")
-
-
-def assemblyai_lines(emulator: EmulatorServer) -> dict[str, str]:
-    return {"ASSEMBLYAI_API_KEY": emulator.api_key, "ASSEMBLYAI_BASE_URL": emulator.base_url}
 
 
 async def test_slack_http_mode_from_the_template(

@@ -6,19 +6,12 @@ lines about the job must carry its id and platform, and no secret may be anywher
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
 import re
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from adapters.slack import BOT_SCOPES
@@ -30,8 +23,8 @@ from tests.fakes.slack import (
     FakeSlack,
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.helpers import REPO
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.processes import BotProcess, environment, free_port, threadscribe, until
 
 TEXT_LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+( |$)"
@@ -43,66 +36,32 @@ WEBHOOK_SECRET = "webhook-secret-never-logged"
 pytestmark = pytest.mark.timeout(90)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def environment(emulator: EmulatorServer, fake_slack: FakeSlack, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(REPO),
-        "ASSEMBLYAI_API_KEY": emulator.api_key,
-        "ASSEMBLYAI_BASE_URL": emulator.base_url,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_APP_TOKEN": APP_TOKEN,
-        "SLACK_API_URL": fake_slack.api_url,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+def bot_environment(
+    emulator: EmulatorServer, fake_slack: FakeSlack, **extra: str
+) -> dict[str, str]:
+    return environment(
+        ASSEMBLYAI_API_KEY=emulator.api_key,
+        ASSEMBLYAI_BASE_URL=emulator.base_url,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_URL=fake_slack.api_url,
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
         **extra,
-    }
+    )
 
 
 @contextlib.asynccontextmanager
 async def running(env: dict[str, str], folder: Path) -> AsyncIterator[Callable[[], str]]:
     """`threadscribe run` until /healthz answers; yields a reader of its stderr, which is
     complete once the block has ended (the process stopped on SIGTERM, exit 0)."""
-    port = free_port()
-    log_path = folder / "stderr.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run",
-            cwd=folder, env={**env, "PORT": str(port)}, stdout=log, stderr=log,
-        )  # fmt: skip
-
-    def stderr() -> str:
-        return log_path.read_text(errors="replace")
-
+    bot = BotProcess({**env, "PORT": str(free_port())}, folder, "stderr")
+    await bot.start()
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while process.returncode is None:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                await asyncio.sleep(0.1)
-        assert process.returncode is None, stderr()
-        yield stderr
+        yield lambda: bot.log(tail=None)
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(30):
-                await process.wait()
-    assert process.returncode == 0, stderr()
-
-
-async def until(condition: Callable[[], Any], seconds: float = 45.0) -> Any:
-    for _ in range(int(seconds / 0.05)):
-        if value := condition():
-            return value
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"still false after {seconds} s")
+        if bot.running:
+            await bot.terminate()
+    assert bot.process is not None and bot.process.returncode == 0, bot.log()
 
 
 async def transcribe_one_file(
@@ -118,7 +77,7 @@ async def transcribe_one_file(
         delivery = await fake_slack.socket.deliver_event(envelope)
         await delivery.acknowledged()
         ts = envelope["event"]["ts"]
-        await until(lambda: fake_slack.reactions(GENERAL, ts).get("white_check_mark"))
+        await until(lambda: fake_slack.reactions(GENERAL, ts).get("white_check_mark"), 45)
     thread = [m.text for m in fake_slack.bot_messages(GENERAL, thread_ts=ts)]
     assert any("Good morning." in text for text in thread), thread
     return stderr()
@@ -133,7 +92,7 @@ async def test_json_lines_carry_the_job_and_every_field(
     fake_slack: FakeSlack, emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
 ) -> None:
     sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
-    env = environment(emulator, fake_slack, LOG_FORMAT="json", LOG_LEVEL="DEBUG")
+    env = bot_environment(emulator, fake_slack, LOG_FORMAT="json", LOG_LEVEL="DEBUG")
     stderr = await transcribe_one_file(env, tmp_path, fake_slack, sample.path.read_bytes())
 
     lines = [json.loads(line) for line in stderr.splitlines()]  # every line is a record
@@ -161,7 +120,7 @@ async def test_text_lines_carry_the_job_and_every_field(
     fake_slack: FakeSlack, emulator: EmulatorServer, audio_library: AudioLibrary, tmp_path: Path
 ) -> None:
     sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
-    env = environment(emulator, fake_slack, LOG_LEVEL="DEBUG")  # text is the default
+    env = bot_environment(emulator, fake_slack, LOG_LEVEL="DEBUG")  # text is the default
     stderr = await transcribe_one_file(env, tmp_path, fake_slack, sample.path.read_bytes())
 
     lines = stderr.splitlines()
@@ -180,15 +139,8 @@ async def test_text_lines_carry_the_job_and_every_field(
 async def test_a_bad_log_format_is_one_line_naming_it(
     fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    env = environment(emulator, fake_slack, LOG_FORMAT="xml", PORT=str(free_port()))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        out, err = await process.communicate()
-    assert process.returncode == 2
-    assert out == b""
-    assert err.decode().splitlines() == [
-        "threadscribe: error: LOG_FORMAT must be text or json (got 'xml')"
-    ]
+    env = bot_environment(emulator, fake_slack, LOG_FORMAT="xml", PORT=str(free_port()))
+    status, out, err = await threadscribe("run", cwd=tmp_path, env=env, timeout=30)
+    assert status == 2
+    assert out == ""
+    assert err.splitlines() == ["threadscribe: error: LOG_FORMAT must be text or json (got 'xml')"]

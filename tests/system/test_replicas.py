@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot import messages
 from bot.jobs import Job, JobState, JobStore
 from bot.jobs.models import JobRow
-from tests.fakes.recorder import BotProcess, Recorder, bot_env, free_port
+from tests.fakes.recorder import Recorder
 from tests.fakes.recording import url_intake
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.processes import BotProcess, bot_env, free_port
 
 JOBS = 200
 KILL_AFTER = 60  # results delivered before one replica is killed

@@ -6,9 +6,7 @@ Real processes, started from a folder with a `.env` made from the template."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -23,9 +21,8 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import EmulatorServer
-from tests.system.test_first_hour import (
+from tests.helpers.processes import (
     assemblyai_lines,
-    bare_environment,
     env_file,
     free_port,
     running,
@@ -176,12 +173,7 @@ async def test_a_deprecated_model_is_a_warning_and_an_unknown_one_an_error(
 
 async def test_no_platform_lists_what_to_set(emulator: EmulatorServer, tmp_path: Path) -> None:
     env_file(tmp_path, **assemblyai_lines(emulator))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", cwd=tmp_path, env=bare_environment(),
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await process.communicate()
-    assert process.returncode == 2
-    text = err.decode()
+    status, _out, text = await threadscribe("run", cwd=tmp_path)
+    assert status == 2
     assert "no chat platform is configured" in text
     assert "SLACK_BOT_TOKEN" in text and "DISCORD_TOKEN" in text

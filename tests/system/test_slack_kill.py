@@ -7,17 +7,9 @@ test over loopback, exactly as configured from the environment in production.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from adapters.slack.chat import POST_EVENT
@@ -31,11 +23,9 @@ from tests.fakes.slack import (
     fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_state import Message
-from tests.helpers import REPO
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
-
-START_TIMEOUT = 20.0
+from tests.helpers.processes import BotProcess, environment, free_port, until
 
 
 @pytest.fixture
@@ -45,82 +35,27 @@ def slow_emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
         yield server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Bot:
-    """`threadscribe run` as a child process."""
-
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env = env
-        self.workdir = workdir
-        self.port = int(env["PORT"])
-        self.process: asyncio.subprocess.Process | None = None
-        self.runs = 0
-
-    @property
-    def events_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/slack/events"
-
-    async def start(self) -> None:
-        self.runs += 1
-        log = (self.workdir / f"run{self.runs}.log").open("wb")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run",
-            cwd=self.workdir, env=self.env, stdout=log, stderr=log,
-        )  # fmt: skip
-        log.close()
-        async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
-            while True:
-                if self.process.returncode is not None:
-                    raise AssertionError(f"threadscribe run exited:\n{self.log()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as answer:
-                        if answer.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-
-    def log(self) -> str:
-        return (self.workdir / f"run{self.runs}.log").read_text(errors="replace")[-4000:]
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(15):
-                await self.process.wait()
-
-
 @pytest.fixture
 async def bot(
     fake_slack: FakeSlack, slow_emulator: EmulatorServer, tmp_path: Path
-) -> AsyncIterator[Bot]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO),
-        "ASSEMBLYAI_API_KEY": slow_emulator.api_key,
-        "ASSEMBLYAI_BASE_URL": slow_emulator.base_url,
-        "ASSEMBLYAI_LLM_GATEWAY_URL": slow_emulator.base_url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
-        "PORT": str(free_port()),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.api_url,
-        "LOG_LEVEL": "INFO",
-        "JOB_LEASE_SECONDS": "3",  # a killed holder's jobs are taken over after this
-    }
-    running = Bot(env, tmp_path)
+) -> AsyncIterator[BotProcess]:
+    env = environment(
+        ASSEMBLYAI_API_KEY=slow_emulator.api_key,
+        ASSEMBLYAI_BASE_URL=slow_emulator.base_url,
+        ASSEMBLYAI_LLM_GATEWAY_URL=slow_emulator.base_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
+        PORT=str(free_port()),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        LOG_LEVEL="INFO",
+        JOB_LEASE_SECONDS="3",  # a killed holder's jobs are taken over after this
+    )
+    running = BotProcess(env, tmp_path, "run")
     try:
         yield running
     finally:
-        await running.stop()
+        await running.close()
 
 
 @pytest.fixture
@@ -138,19 +73,10 @@ def keyed(messages: list[Message], suffix: str) -> list[Message]:
     ]
 
 
-async def until(condition: Any, seconds: float = 30.0) -> Any:
-    """condition()'s first truthy value, looked at every 50 ms (the bot is another process)."""
-    for _ in range(int(seconds / 0.05)):
-        if value := condition():
-            return value
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"still false after {seconds} s")
-
-
 @pytest.mark.parametrize("stage", ["after intake", "while transcribing", "during delivery"])
 async def test_kill_9_then_restart_delivers_exactly_once(
     stage: str,
-    bot: Bot,
+    bot: BotProcess,
     fake_slack: FakeSlack,
     slow_emulator: EmulatorServer,
     dialogue: AudioSample,
@@ -165,7 +91,9 @@ async def test_kill_9_then_restart_delivers_exactly_once(
 
     if stage == "during delivery":
         fake_slack.slow("files.getUploadURLExternal", 60)  # the result is posted, its file hangs
-    answer = await fake_slack.send_to_app(bot.events_url, fake_slack.events.http_event(mention))
+    answer = await fake_slack.send_to_app(
+        f"{bot.url}/slack/events", fake_slack.events.http_event(mention)
+    )
     assert answer.status == 200
     if stage == "while transcribing":
         await until(lambda: any(r["path"] == "/v2/transcript" for r in slow_emulator.requests()))
@@ -177,7 +105,7 @@ async def test_kill_9_then_restart_delivers_exactly_once(
 
     await until(lambda: fake_slack.reactions(GENERAL, msg.ts).get("white_check_mark"))
     await until(lambda: [u for u in fake_slack.uploaded_files() if u.thread_ts == msg.ts])
-    await bot.stop()
+    await bot.terminate()
 
     thread = fake_slack.bot_messages(GENERAL, thread_ts=msg.ts)
     assert len(keyed(thread, ":status")) == 1, bot.log()
