@@ -1,4 +1,10 @@
-"""Shared pytest configuration; fixtures live in the modules named in `pytest_plugins`."""
+"""Shared pytest configuration for every layer (unit/, component/, system/, conformance/).
+
+Fixtures for all of them live in the modules named in `pytest_plugins`: the emulator and
+the audio library (tests/helpers/emulator_server.py), PostgreSQL (tests/helpers/pg.py),
+`fake_slack` and `fake_discord` (tests/fakes/slack.py, discord.py). Each layer's own
+conftest.py adds what only its tests use.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.helpers.emulator_server", "tests.helpers.pg"]
+pytest_plugins = [
+    "tests.helpers.emulator_server",
+    "tests.helpers.pg",
+    "tests.fakes.slack",
+    "tests.fakes.discord",
+]
 
 # scripts/test installs every tool the suite needs and sets this, so that in CI a test can
 # never pass by skipping itself for want of espeak-ng, ffmpeg or PostgreSQL.

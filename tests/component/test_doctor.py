@@ -21,7 +21,6 @@ from tests.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import slack_bot, slack_settings
 from tests.helpers.emulator_server import EmulatorServer

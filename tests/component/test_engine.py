@@ -5,73 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot import assemblyai as aai
 from bot.chat import Reaction
 from bot.config import Secret
-from bot.engine import Engine, EngineConfig
+from bot.engine import EngineConfig
 from bot.errors import PlatformUnavailable
-from bot.jobs import JobOptions, JobState, JobStore, Platform
-from tests.fakes.recording import RecordingPlatform, file_intake, url_intake
+from bot.jobs import JobOptions, JobState
+from bot.polling import PollSchedule
+from tests.fakes.recording import file_intake, url_intake
 from tests.helpers.audio import make_dialogue, make_tone
 from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.engine import EngineHarness, running_engine
 
 FAST = aai.RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
-
-
-def config(**overrides: object) -> EngineConfig:
-    base: dict[str, object] = {
-        "retry_base": 0.01,
-        "retry_cap": 0.05,
-        "status_interval": 0.0,
-        "idle": 0.2,
-        "lease": 10.0,
-    }
-    base.update(overrides)
-    return EngineConfig(**base)  # type: ignore[arg-type]
-
-
-class Harness:
-    def __init__(self, engine: Engine, platform: RecordingPlatform, emulator: EmulatorServer):
-        self.engine = engine
-        self.platform = platform
-        self.emulator = emulator
-        self.store = engine.store
-
-    async def drain(self, timeout: float = 30.0) -> None:
-        async with asyncio.timeout(timeout):
-            await self.engine.run_until_idle()
-
-
-@contextlib.asynccontextmanager
-async def make_harness(
-    tmp_path: Path, emulator: EmulatorServer, **overrides: object
-) -> AsyncIterator[Harness]:
-    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    client = aai.AssemblyAIClient(
-        Secret(emulator.api_key),
-        base_url=emulator.base_url,
-        llm_base_url=emulator.base_url,
-        retry=FAST,
-    )
-    platform = RecordingPlatform()
-    engine = Engine(store, client, {Platform.SLACK: platform}, config(**overrides))
-    try:
-        yield Harness(engine, platform, emulator)
-    finally:
-        await engine.stop()
-        await client.close()
-        await store.close()
+#: This module's engine: quicker retries than FAST_ENGINE's, a longer lease.
+CONFIG = EngineConfig(retry_base=0.01, retry_cap=0.05, status_interval=0.0, idle=0.2, lease=10.0)
 
 
 @pytest.fixture
-async def harness(tmp_path, emulator):
-    async with make_harness(tmp_path, emulator) as h:
-        yield h
+def engine_options() -> dict[str, Any]:
+    return {"config": CONFIG, "retry": FAST, "schedule": PollSchedule()}
+
+
+def make_harness(
+    tmp_path: Path, emulator: EmulatorServer, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[EngineHarness]:
+    return running_engine(
+        tmp_path, emulator, CONFIG, retry=FAST, schedule=PollSchedule(), **overrides
+    )
 
 
 @pytest.fixture

@@ -26,14 +26,8 @@ from bot.render import NO_SPEECH
 from emulator.processing import NO_SPOKEN_AUDIO
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
-    FAST_ENGINE as DISCORD_ENGINE,
-)
-from tests.fakes.discord_harness import (
     Harness,
-    assemblyai_fixture,  # noqa: F401
-    fake_discord_fixture,  # noqa: F401
     running_bot,
-    store_fixture,  # noqa: F401
 )
 from tests.fakes.slack import (
     ALICE,
@@ -42,12 +36,11 @@ from tests.fakes.slack import (
     BOT_USER_ID,
     GENERAL,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import FAST_ENGINE as SLACK_ENGINE
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
 from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.engine import FAST_ENGINE
 from tests.helpers.silence import HEADER, SECONDS, UNDETECTED, silent_mp3
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,7 +64,7 @@ async def slack(
     fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
 ) -> AsyncIterator[SlackBot]:
     fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)
-    config = dataclasses.replace(SLACK_ENGINE, ai_summary=True)
+    config = dataclasses.replace(FAST_ENGINE, ai_summary=True)
     async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=config) as running:
         yield running
 
@@ -138,7 +131,7 @@ async def test_slack_shared_silent_recording_says_no_speech(
 async def discord_bot(
     fake_discord: FakeDiscord, store: JobStore, assemblyai: Any
 ) -> AsyncIterator[Harness]:
-    config = dataclasses.replace(DISCORD_ENGINE, ai_summary=True)
+    config = dataclasses.replace(FAST_ENGINE, ai_summary=True)
     async with running_bot(fake_discord, store, assemblyai, config=config) as harness:
         yield harness
 

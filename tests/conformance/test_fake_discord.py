@@ -23,7 +23,6 @@ from tests.fakes.discord import (
     Intent,
     Permission,
     Upload,
-    fake_discord_fixture,  # noqa: F401 - provides the fake_discord fixture
     run_client,
 )
 

@@ -44,7 +44,6 @@ from tests.fakes.slack import (
     SIGNING_SECRET,
     TEAM_ID,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_events import SignedRequest, sign
 from tests.fakes.slack_state import DEFAULT_BOT_SCOPES, ChunkedSource, GeneratedBytes

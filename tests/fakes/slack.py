@@ -432,9 +432,7 @@ class FakeSlack:
 
 @pytest.fixture(name="fake_slack")
 async def fake_slack_fixture() -> AsyncIterator[FakeSlack]:
-    """`fake_slack`: a started FakeSlack with the seeded workspace, closed after the test.
-
-    Import `fake_slack_fixture` into a test module to use it.
-    """
+    """`fake_slack`: a started FakeSlack with the seeded workspace, closed after the test
+    (a plugin of tests/conftest.py, so every test may ask for it)."""
     async with FakeSlack() as fake:
         yield fake

@@ -30,10 +30,7 @@ from bot.jobs import Job, JobStore
 from bot.run import builtin_factories, compose
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.helpers.emulator_server import EmulatorServer, local_server
-
-FAST_ENGINE = EngineConfig(
-    lease=5.0, retry_base=0.05, retry_cap=0.2, status_interval=0.0, idle=0.05, shutdown_grace=2.0
-)
+from tests.helpers.engine import FAST_ENGINE
 
 
 def slack_settings(

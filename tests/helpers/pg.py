@@ -16,7 +16,7 @@ Fixtures:
     pg_url            postgresql+asyncpg URL of a new, empty database for one test
     database_url      parametrised "sqlite" / "postgres": run a test on both backends
 
-Import the fixtures into the test module that uses them.
+tests/conftest.py loads them as a plugin, for every test.
 """
 
 from __future__ import annotations

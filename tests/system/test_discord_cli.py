@@ -13,7 +13,6 @@ import pytest
 from bot.jobs import JobState, JobStore
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_gateway import Session
-from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import BotProcess, environment, free_port, threadscribe
 

@@ -19,7 +19,6 @@ import pytest
 
 from adapters.slack import BOT_SCOPES
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.fakes.slack import (
     ALICE,
     APP_TOKEN,
@@ -27,7 +26,6 @@ from tests.fakes.slack import (
     GENERAL,
     SIGNING_SECRET,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import (

@@ -21,7 +21,6 @@ from tests.fakes.slack import (
     BOT_TOKEN,
     GENERAL,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import BotProcess, environment, free_port, threadscribe, until

@@ -13,12 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_harness import fake_discord_fixture  # noqa: F401
 from tests.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.helpers.emulator_server import EmulatorServer
 from tests.helpers.processes import (

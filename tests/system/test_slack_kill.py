@@ -20,7 +20,6 @@ from tests.fakes.slack import (
     GENERAL,
     SIGNING_SECRET,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample

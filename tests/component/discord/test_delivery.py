@@ -3,7 +3,6 @@ how a result looks (embed, escaped transcript, transcript.txt), idempotent posti
 nonces, status edits and reactions. Driven through the adapter's own methods, with the
 thread references the engine would build."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,15 +10,10 @@ import pytest
 from adapters.discord.delivery import Hints, Reply
 from bot import render
 from bot.chat import Platform, Post, Reaction, ThreadRef
-from bot.jobs import JobStore
 from bot.transcript import Transcript
-from tests.fakes.discord import FakeDiscord, Permission, Upload
+from tests.fakes.discord import Permission, Upload
 from tests.fakes.discord_harness import (
     Harness,
-    assemblyai_fixture,  # noqa: F401
-    fake_discord_fixture,  # noqa: F401
-    running_bot,
-    store_fixture,  # noqa: F401
 )
 from tests.fakes.discord_model import default_world
 
@@ -30,11 +24,8 @@ GUILD, DM = _WORLD.guild.id, _WORLD.dm.id
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, store: JobStore, assemblyai) -> AsyncIterator[Harness]:
-    async with running_bot(
-        fake_discord, store, assemblyai, discord_auto_transcribe=False
-    ) as harness:
-        yield harness
+def bot_options() -> dict[str, Any]:
+    return {"discord_auto_transcribe": False}
 
 
 def transcript(*turns: tuple[str, str], seconds: float = 60.0) -> Transcript:

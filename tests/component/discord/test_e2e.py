@@ -2,22 +2,19 @@
 the AssemblyAI emulator transcribing real two-voice recordings to their scripts."""
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.jobs import JobState, JobStore, Platform
-from tests.fakes.discord import FakeDiscord, Permission, Upload
+from bot.jobs import JobState, Platform
+from tests.fakes.discord import Permission, Upload
 from tests.fakes.discord_harness import (
-    FAST_ENGINE,
     Harness,
-    assemblyai_fixture,  # noqa: F401
-    fake_discord_fixture,  # noqa: F401
-    running_bot,
-    store_fixture,  # noqa: F401
 )
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.engine import FAST_ENGINE
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -28,10 +25,8 @@ LINES = [
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, store: JobStore, assemblyai) -> AsyncIterator[Harness]:
-    config = dataclasses.replace(FAST_ENGINE, ai_summary=True)
-    async with running_bot(fake_discord, store, assemblyai, config=config) as harness:
-        yield harness
+def bot_options() -> dict[str, Any]:
+    return {"config": dataclasses.replace(FAST_ENGINE, ai_summary=True)}
 
 
 @pytest.fixture

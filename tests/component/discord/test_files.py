@@ -2,7 +2,7 @@
 has expired, and a clear FileUnavailable when the file is really gone."""
 
 import hashlib
-from collections.abc import AsyncIterator
+from typing import Any
 
 import discord
 import pytest
@@ -13,10 +13,7 @@ from bot.jobs import IntakeRecord, Job, JobStore
 from tests.fakes.discord import FakeDiscord, GeneratedBytes, Upload
 from tests.fakes.discord_harness import (
     Harness,
-    assemblyai_fixture,  # noqa: F401
-    fake_discord_fixture,  # noqa: F401
     running_bot,
-    store_fixture,  # noqa: F401
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -25,12 +22,9 @@ GET_MESSAGE = "GET /channels/{channel_id}/messages/{message_id}"
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, store: JobStore, assemblyai) -> AsyncIterator[Harness]:
-    # Auto-transcribe off: these tests make their jobs themselves.
-    async with running_bot(
-        fake_discord, store, assemblyai, discord_auto_transcribe=False
-    ) as harness:
-        yield harness
+def bot_options() -> dict[str, Any]:
+    """Auto-transcribe off: these tests make their jobs themselves."""
+    return {"discord_auto_transcribe": False}
 
 
 async def file_job(bot: Harness, upload: Upload) -> tuple[Job, discord.Message]:

@@ -17,15 +17,12 @@ from bot.jobs import JobStore
 from bot.run import compose
 from tests.fakes.discord import FakeDiscord, Intent, Upload
 from tests.fakes.discord_harness import (
-    FAST_ENGINE,
-    assemblyai_fixture,  # noqa: F401
     discord_settings,
-    fake_discord_fixture,  # noqa: F401
     running_bot,
-    store_fixture,  # noqa: F401
 )
 from tests.fakes.discord_model import BOT_PERMISSIONS
 from tests.helpers import REPO
+from tests.helpers.engine import FAST_ENGINE
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,14 +17,10 @@ from bot.jobs import JobState, JobStore
 from bot.run import compose
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.discord_harness import (
-    FAST_ENGINE,
-    FAST_POLLS,
-    assemblyai_fixture,  # noqa: F401
     discord_settings,
-    fake_discord_fixture,  # noqa: F401
-    store_fixture,  # noqa: F401
 )
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.engine import FAST_ENGINE, fast_polls
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -48,7 +44,7 @@ class Process:
 
         settings = discord_settings(fake, discord_dev_guild=fake.world.guild.id)
         self.engine, self.core, [adapter] = compose(
-            settings, store, client, [make], config=CRASHY, schedule=FAST_POLLS
+            settings, store, client, [make], config=CRASHY, schedule=fast_polls()
         )
         assert isinstance(adapter, DiscordAdapter)
         self.adapter = adapter

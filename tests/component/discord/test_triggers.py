@@ -17,14 +17,10 @@ from bot.chat import FileSource, UrlSource
 from bot.jobs import Job, JobStore, Platform
 from tests.fakes.discord import FakeDiscord, GeneratedBytes, Permission, Upload
 from tests.fakes.discord_harness import (
-    FAST_ENGINE,
     Harness,
-    assemblyai_fixture,  # noqa: F401
-    bot_fixture,  # noqa: F401
-    fake_discord_fixture,  # noqa: F401
     running_bot,
-    store_fixture,  # noqa: F401
 )
+from tests.helpers.engine import FAST_ENGINE
 
 pytestmark = pytest.mark.timeout(30)
 

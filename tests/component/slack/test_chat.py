@@ -3,7 +3,6 @@ and text), files in the thread, edits, reactions, idempotent keys, and Slack's e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,17 +24,10 @@ from tests.fakes.slack import (
     RANDOM,
     TEAM_ID,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_blocks import validate_blocks
 from tests.fakes.slack_harness import SlackBot, slack_bot, slack_settings
 from tests.unit.test_slack_format import posted, transcript
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path) as running:
-        yield running
 
 
 async def new_job(bot: SlackBot, *, message: str | None, channel: str = GENERAL) -> Job:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,15 +23,14 @@ from tests.fakes.slack import (
     RANDOM,
     TEAM_ID,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
+from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.helpers.engine import FAST_ENGINE
 
 
 @pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path, slack_admin_users=(BOB,)) as running:
-        yield running
+def bot_options() -> dict[str, Any]:
+    return {"slack_admin_users": (BOB,)}
 
 
 async def command(bot: SlackBot, text: str, *, user: str = ALICE, channel: str = GENERAL) -> str:

@@ -4,7 +4,6 @@ and real two-voice audio. Every job ends with exactly one result in its thread."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from tests.fakes.slack import (
     BOT_USER_ID,
     GENERAL,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
+from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.engine import FAST_ENGINE
 
 FULL = replace(FAST_ENGINE, ai_summary=True)
 
@@ -37,12 +36,9 @@ def dialogue(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSamp
 
 
 @pytest.fixture
-async def bot(
-    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
-) -> AsyncIterator[SlackBot]:
+def bot_options(fake_slack: FakeSlack, emulator: EmulatorServer) -> dict[str, Any]:
     fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)  # exactly what slack-manifest.yml grants
-    async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=FULL) as running:
-        yield running
+    return {"emulator": emulator, "config": FULL}
 
 
 async def drain(bot: SlackBot) -> None:

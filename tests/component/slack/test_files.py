@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -19,20 +18,12 @@ from tests.fakes.slack import (
     ALICE,
     BOT_TOKEN,
     GENERAL,
-    FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.fakes.slack_harness import SlackBot
 from tests.fakes.slack_state import ChunkedSource, GeneratedBytes
 from tests.helpers.emulator_server import local_server
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 256
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path) as running:
-        yield running
 
 
 async def job_for(bot: SlackBot, ref: dict[str, object]) -> Job:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from adapters.slack import BOT_SCOPES
@@ -22,19 +20,12 @@ from tests.fakes.slack import (
     GENERAL,
     SECRET,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_events import SignedRequest
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.helpers.emulator_server import local_server
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path) as running:
-        yield running
 
 
 async def test_a_signed_file_share_is_taken_in_before_the_answer(bot: SlackBot) -> None:

@@ -16,7 +16,6 @@ import pytest
 from adapters.slack import BOT_SCOPES
 from tests.fakes.slack import (
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Team

@@ -16,7 +16,6 @@ from tests.fakes.slack import (
     BOT_TOKEN,
     GENERAL,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
 from tests.fakes.slack_harness import slack_bot
 

@@ -23,19 +23,13 @@ from tests.fakes.slack import (
     RANDOM,
     TEAM_ID,
     FakeSlack,
-    fake_slack_fixture,  # noqa: F401 - provides the fake_slack fixture
 )
-from tests.fakes.slack_harness import FAST_ENGINE, SlackBot, slack_bot
+from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Ephemeral
 from tests.helpers.emulator_server import local_server
+from tests.helpers.engine import FAST_ENGINE
 
 AUDIO = b"ID3\x04\x00" + bytes(range(256)) * 64
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path) as running:
-        yield running
 
 
 @pytest.fixture
