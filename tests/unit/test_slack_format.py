@@ -15,35 +15,8 @@ from adapters.slack import blocks as fmt
 from bot import render
 from bot.chat import Post
 from bot.render import SLACK_SECTION_LIMIT, Summary
-from bot.transcript import Transcript
 from tests.fakes.slack_blocks import validate_blocks
-
-
-def transcript(turns: list[tuple[str, str]], *, seconds_each: float = 4.0) -> Transcript:
-    utterances: list[dict[str, Any]] = []
-    for i, (speaker, text) in enumerate(turns):
-        start, end = int(i * seconds_each * 1000), int((i + 1) * seconds_each * 1000)
-        utterances.append(
-            {"speaker": speaker, "text": text, "start": start, "end": end, "confidence": 0.9}
-        )
-    return Transcript.from_json(
-        {
-            "id": "t1",
-            "status": "completed",
-            "language_code": "en_us",
-            "audio_duration": len(turns) * seconds_each,
-            "text": " ".join(t for _, t in turns),
-            "utterances": utterances,
-            "words": [],
-        }
-    )
-
-
-def posted(t: Transcript, summary: Summary | None = None) -> Post:
-    """What the engine posts for a transcript (render + the ladder at Slack's limit)."""
-    document = render.render(t, summary=summary)
-    fitted = render.fit(document, SLACK_SECTION_LIMIT)
-    return Post(fitted.inline, fitted.files, document)
+from tests.helpers.transcripts import posted, transcript
 
 
 def all_text(blocks: list[dict[str, Any]]) -> str:

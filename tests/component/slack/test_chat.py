@@ -27,7 +27,7 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_blocks import validate_blocks
 from tests.fakes.slack_harness import SlackBot, slack_bot, slack_settings
-from tests.unit.test_slack_format import posted, transcript
+from tests.helpers.transcripts import posted, transcript
 
 
 async def new_job(bot: SlackBot, *, message: str | None, channel: str = GENERAL) -> Job:
