@@ -62,7 +62,9 @@ def media_server() -> Generator[Callable[[Path], str], None, None]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever looks for shutdown() every poll_interval: 0.5 s by default, which each
+    # test using this fixture would sit out at its end.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
 
     def publish(path: Path) -> str:
