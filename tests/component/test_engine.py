@@ -16,7 +16,6 @@ from bot.config import Secret
 from bot.engine import EngineConfig
 from bot.errors import PlatformUnavailable
 from bot.jobs import JobOptions, JobState
-from bot.polling import PollSchedule
 from tests.fakes.recording import file_intake, url_intake
 from tests.helpers.audio import make_dialogue, make_tone
 from tests.helpers.emulator_server import EmulatorServer
@@ -29,15 +28,13 @@ CONFIG = EngineConfig(retry_base=0.01, retry_cap=0.05, status_interval=0.0, idle
 
 @pytest.fixture
 def engine_options() -> dict[str, Any]:
-    return {"config": CONFIG, "retry": FAST, "schedule": PollSchedule()}
+    return {"config": CONFIG, "retry": FAST}
 
 
 def make_harness(
     tmp_path: Path, emulator: EmulatorServer, **overrides: Any
 ) -> contextlib.AbstractAsyncContextManager[EngineHarness]:
-    return running_engine(
-        tmp_path, emulator, CONFIG, retry=FAST, schedule=PollSchedule(), **overrides
-    )
+    return running_engine(tmp_path, emulator, CONFIG, retry=FAST, **overrides)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from bot.jobs import Job, JobStore
 from bot.run import builtin_factories, compose
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.helpers.emulator_server import EmulatorServer, local_server
-from tests.helpers.engine import FAST_ENGINE
+from tests.helpers.engine import FAST_ENGINE, fast_polls
 
 
 def slack_settings(
@@ -113,7 +113,9 @@ async def slack_bot(
     client = assemblyai(settings)
     # The composition root's own wiring (OAuth tables included), for the settings given.
     factories = builtin_factories(settings)
-    engine, core, [adapter] = compose(settings, store, client, factories, config=config)
+    engine, core, [adapter] = compose(
+        settings, store, client, factories, config=config, schedule=fast_polls()
+    )
     assert isinstance(adapter, SlackAdapter)
     web_app = web.Application()
     web_app.add_routes(adapter.routes())
