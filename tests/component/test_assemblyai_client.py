@@ -14,7 +14,6 @@ from aiohttp import web
 from bot import assemblyai as aai
 from bot.config import Secret
 from bot.transcript import TranscriptStatus
-from tests.helpers.audio import make_dialogue
 from tests.helpers.emulator_server import EmulatorServer
 
 FAST = aai.RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
@@ -32,8 +31,8 @@ def api_requests(server: EmulatorServer, path_prefix: str) -> list[dict]:
 
 
 @pytest.fixture
-def dialogue(tmp_path, emulator):
-    return make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+def dialogue(audio_library, emulator):
+    return audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
 
 
 async def test_upload_submit_wait_and_exports(emulator, dialogue):

@@ -38,8 +38,8 @@ def make_harness(
 
 
 @pytest.fixture
-def dialogue(tmp_path, emulator):
-    return make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+def dialogue(audio_library, emulator):
+    return audio_library.dialogue("mp3", scripts_dir=emulator.scripts_dir)
 
 
 async def test_link_is_transcribed_and_delivered_once(harness, dialogue, media_server):

@@ -12,15 +12,17 @@ import pytest
 
 from bot.render import NO_SPEECH
 from emulator.processing import NO_SPOKEN_AUDIO
-from tests.helpers.audio import make_dialogue, make_tone
+from tests.helpers.audio import make_tone
 from tests.helpers.cli import assert_one_line_error, run_cli, spent
 from tests.helpers.emulator_server import EmulatorServer
 from tests.helpers.silence import HEADER, UNDETECTED, silent_mp3
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg", "m4a"])
-def test_two_speaker_recording_prints_the_script_with_labels_and_summary(emulator, tmp_path, fmt):
-    sample = make_dialogue(tmp_path / "audio", fmt, emulator.scripts_dir)
+def test_two_speaker_recording_prints_the_script_with_labels_and_summary(
+    emulator, audio_library, tmp_path, fmt
+):
+    sample = audio_library.dialogue(fmt, scripts_dir=emulator.scripts_dir)
     out = tmp_path / "out"
     out.mkdir()
     result = run_cli(
@@ -66,8 +68,8 @@ def test_two_speaker_recording_prints_the_script_with_labels_and_summary(emulato
     assert (out / "t.vtt").read_text().startswith("WEBVTT")
 
 
-def test_url_source_is_passed_through(emulator, tmp_path, media_server):
-    sample = make_dialogue(tmp_path / "audio", "mp3", emulator.scripts_dir)
+def test_url_source_is_passed_through(emulator, audio_library, tmp_path, media_server):
+    sample = audio_library.dialogue("mp3", scripts_dir=emulator.scripts_dir)
     url = media_server(sample.path)
     result = run_cli("transcribe", url, server=emulator, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -77,8 +79,8 @@ def test_url_source_is_passed_through(emulator, tmp_path, media_server):
     assert uploads == []
 
 
-def test_language_and_no_speaker_labels(emulator, tmp_path):
-    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+def test_language_and_no_speaker_labels(emulator, audio_library, tmp_path):
+    sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
     result = run_cli(
         "transcribe",
         sample.path,
@@ -94,8 +96,8 @@ def test_language_and_no_speaker_labels(emulator, tmp_path):
         assert utterance["text"] in result.stdout
 
 
-def test_ai_summary(emulator, tmp_path):
-    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+def test_ai_summary(emulator, audio_library, tmp_path):
+    sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
     result = run_cli("transcribe", sample.path, "--ai-summary", server=emulator, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Summary" in result.stdout
@@ -133,8 +135,8 @@ def test_missing_key(tmp_path):
     assert_one_line_error(result, "ASSEMBLYAI_API_KEY")
 
 
-def test_key_from_dotenv_file(emulator, tmp_path):
-    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+def test_key_from_dotenv_file(emulator, audio_library, tmp_path):
+    sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
     (tmp_path / ".env").write_text(
         f"ASSEMBLYAI_API_KEY={emulator.api_key}\nASSEMBLYAI_BASE_URL={emulator.base_url}\n"
     )
@@ -142,8 +144,8 @@ def test_key_from_dotenv_file(emulator, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_wrong_key(emulator, tmp_path):
-    sample = make_dialogue(tmp_path / "audio", "wav", emulator.scripts_dir)
+def test_wrong_key(emulator, audio_library, tmp_path):
+    sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
     result = run_cli(
         "transcribe",
         sample.path,
