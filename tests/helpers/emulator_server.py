@@ -7,7 +7,8 @@
 
 The server runs its own event loop on its own thread, listening on 127.0.0.1 with a free
 port, so AssemblyAI's (synchronous) SDK and async tests in pytest's loop can both call
-it. The `emulator` fixture gives one with timings tuned for fast tests.
+it. The `emulator` fixture gives one with timings tuned for fast tests, which a test or a
+module changes with `@pytest.mark.emulator(**settings)`.
 
 Also here: `audio_library` (session-wide generated recordings, made once per format),
 `wait_done` (poll a transcript until it finishes) and `local_server` (serve an aiohttp
@@ -120,8 +121,14 @@ def start_emulator(scripts_dir: Path, **overrides: Any) -> Iterator[EmulatorServ
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with start_emulator(tmp_path / "scripts", **FAST) as server:
+def emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatorServer]:
+    """An emulator with FAST's timings, or with other EmulatorConfig settings for a test or
+    a module marked `@pytest.mark.emulator(processing_time=1.5, ...)` (the nearest marker
+    wins, setting by setting)."""
+    settings: dict[str, Any] = dict(FAST)
+    for marker in reversed(list(request.node.iter_markers("emulator"))):
+        settings |= marker.kwargs
+    with start_emulator(tmp_path / "scripts", **settings) as server:
         yield server
 
 

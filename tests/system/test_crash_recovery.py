@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,26 +28,21 @@ from bot.web import WEBHOOK_PATH
 from tests.fakes.recorder import Recorder
 from tests.fakes.recording import file_intake, url_intake
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import BotProcess, bot_env, free_port, until
 
 T = TypeVar("T")
 
-#: Long enough to kill the bot while AssemblyAI works, short enough for a quick suite.
-PROCESSING = 1.5
+#: For the tests that act while AssemblyAI still works on the job (kill the bot, send it
+#: webhooks): long enough for that, short enough for a quick suite. The others get the
+#: emulator's quick 0.2 s.
+SLOW = pytest.mark.emulator(processing_time=1.5)
 #: Seconds a job stays with a bot between heartbeats: how long a killed bot's jobs wait.
-LEASE = 3
+#: The shortest JOB_LEASE_SECONDS accepts.
+LEASE = 2
 
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with start_emulator(
-        tmp_path / "scripts",
-        processing_time=PROCESSING,
-        webhook_retry_interval=0.2,
-        webhook_timeout=2.0,
-    ) as server:
-        yield server
+# AssemblyAI's webhook retried for 2 s: until the killed bot is back.
+pytestmark = pytest.mark.emulator(webhook_retry_interval=0.2, webhook_timeout=2.0)
 
 
 @pytest.fixture
@@ -161,13 +156,19 @@ STAGES = [
     ("unacknowledged", "link"),  # engine.intake() returned; the ack is held
     ("after intake", "link"),  # acknowledged; the status post is held, nothing submitted
     ("before submit", "file"),  # fetching: the private file's stream held mid-upload
-    ("after submit", "link"),  # submitted: AssemblyAI is processing it
+    ("after submit", "link"),  # submitted: AssemblyAI is processing it (SLOW)
     ("before delivery", "file"),  # completed: the result post held before it is recorded
     ("during delivery", "link"),  # the platform recorded the result; its answer is held
 ]
 
 
-@pytest.mark.parametrize(("stage", "source"), STAGES, ids=[stage for stage, _ in STAGES])
+@pytest.mark.parametrize(
+    ("stage", "source"),
+    [
+        pytest.param(stage, source, id=stage, marks=[SLOW] if stage == "after submit" else [])
+        for stage, source in STAGES
+    ],
+)
 async def test_kill_9_then_restart_delivers_exactly_once(
     stage: str,
     source: str,
@@ -316,6 +317,7 @@ async def webhook(
         return answer.status, await answer.json()
 
 
+@SLOW
 async def test_forged_or_missing_webhook_secret_is_refused_and_changes_nothing(
     bot: BotProcess,
     recorder: Recorder,
@@ -349,6 +351,7 @@ async def test_forged_or_missing_webhook_secret_is_refused_and_changes_nothing(
     assert_delivered_once(recorder, jobs, record, dialogue)
 
 
+@SLOW
 async def test_replayed_and_racing_webhooks_deliver_once(
     bot: BotProcess,
     recorder: Recorder,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -23,21 +23,15 @@ from bot.jobs import Job, JobState, JobStore
 from bot.jobs.models import JobRow
 from tests.fakes.recorder import Recorder
 from tests.fakes.recording import url_intake
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import BotProcess, bot_env, free_port
 
 JOBS = 200
 KILL_AFTER = 60  # results delivered before one replica is killed
 
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    # Quick, and wide enough for every job at once; mutagen instead of an ffprobe
-    # process per transcript keeps the two CPUs of a CI runner for the bots.
-    with start_emulator(
-        tmp_path / "scripts", processing_time=0.2, concurrency=JOBS, ffprobe=None
-    ) as server:
-        yield server
+# The emulator's quick jobs, wide enough for every job at once; mutagen instead of an
+# ffprobe process per transcript keeps the two CPUs of a CI runner for the bots.
+pytestmark = pytest.mark.emulator(concurrency=JOBS, ffprobe=None)
 
 
 @pytest.fixture

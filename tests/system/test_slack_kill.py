@@ -7,7 +7,7 @@ test over loopback, exactly as configured from the environment in production.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,32 +23,26 @@ from tests.fakes.slack import (
 )
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import BotProcess, environment, free_port, until
 
 
 @pytest.fixture
-def slow_emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    """Transcription takes long enough to kill the bot while it waits."""
-    with start_emulator(tmp_path / "scripts", processing_time=2.0) as server:
-        yield server
-
-
-@pytest.fixture
 async def bot(
-    fake_slack: FakeSlack, slow_emulator: EmulatorServer, tmp_path: Path
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
 ) -> AsyncIterator[BotProcess]:
     env = environment(
-        ASSEMBLYAI_API_KEY=slow_emulator.api_key,
-        ASSEMBLYAI_BASE_URL=slow_emulator.base_url,
-        ASSEMBLYAI_LLM_GATEWAY_URL=slow_emulator.base_url,
+        ASSEMBLYAI_API_KEY=emulator.api_key,
+        ASSEMBLYAI_BASE_URL=emulator.base_url,
+        ASSEMBLYAI_LLM_GATEWAY_URL=emulator.base_url,
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
         PORT=str(free_port()),
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=fake_slack.api_url,
         LOG_LEVEL="INFO",
-        JOB_LEASE_SECONDS="3",  # a killed holder's jobs are taken over after this
+        # A killed holder's jobs are taken over after this (the shortest lease accepted).
+        JOB_LEASE_SECONDS="2",
     )
     running = BotProcess(env, tmp_path, "run")
     try:
@@ -58,8 +52,8 @@ async def bot(
 
 
 @pytest.fixture
-def dialogue(audio_library: AudioLibrary, slow_emulator: EmulatorServer) -> AudioSample:
-    return audio_library.dialogue("mp3", scripts_dir=slow_emulator.scripts_dir)
+def dialogue(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
+    return audio_library.dialogue("mp3", scripts_dir=emulator.scripts_dir)
 
 
 def keyed(messages: list[Message], suffix: str) -> list[Message]:
@@ -72,12 +66,20 @@ def keyed(messages: list[Message], suffix: str) -> list[Message]:
     ]
 
 
-@pytest.mark.parametrize("stage", ["after intake", "while transcribing", "during delivery"])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "after intake",
+        # Transcription takes long enough to kill the bot while it waits.
+        pytest.param("while transcribing", marks=pytest.mark.emulator(processing_time=1.5)),
+        "during delivery",
+    ],
+)
 async def test_kill_9_then_restart_delivers_exactly_once(
     stage: str,
     bot: BotProcess,
     fake_slack: FakeSlack,
-    slow_emulator: EmulatorServer,
+    emulator: EmulatorServer,
     dialogue: AudioSample,
 ) -> None:
     file = fake_slack.add_file("standup.mp3", dialogue.path.read_bytes())
@@ -95,7 +97,7 @@ async def test_kill_9_then_restart_delivers_exactly_once(
     )
     assert answer.status == 200
     if stage == "while transcribing":
-        await until(lambda: any(r["path"] == "/v2/transcript" for r in slow_emulator.requests()))
+        await until(lambda: any(r["path"] == "/v2/transcript" for r in emulator.requests()))
     elif stage == "during delivery":
         await until(lambda: keyed(fake_slack.bot_messages(GENERAL, thread_ts=msg.ts), ":result"))
     await bot.kill()
