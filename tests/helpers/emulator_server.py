@@ -37,7 +37,7 @@ from tests.helpers import openapi_schema
 from tests.helpers.audio import AudioSample, make_dialogue
 
 API_KEY = "emulator-test-key"
-FAST = {"processing_time": 0.2, "webhook_retry_interval": 0.05, "webhook_timeout": 2.0}
+FAST = {"processing_time": 0.05, "webhook_retry_interval": 0.05, "webhook_timeout": 2.0}
 STARTUP_TIMEOUT = 10.0
 
 

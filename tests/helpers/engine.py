@@ -39,13 +39,13 @@ FAST_RETRY = RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.1)
 
 
 def fast_polls() -> PollSchedule:
-    """A poll schedule for the emulator's quick jobs (0.2 s in the `emulator` fixture): the
+    """A poll schedule for the emulator's quick jobs (0.05 s in the `emulator` fixture): the
     first poll just after the expected finish, then short gaps, and a job AssemblyAI still
     has queued (its concurrency limit) looked at again soon rather than after production's
     5 s. A new one for each engine, since a schedule learns from what it sees finish."""
     return PollSchedule(
-        base=0.2, ratio=0.0, margin=0.05, first_gap=0.05, growth=1.2, queued_gap=0.1,
-        unknown_first=0.2,
+        base=0.05, ratio=0.0, margin=0.02, first_gap=0.05, growth=1.2, queued_gap=0.1,
+        unknown_first=0.1,
     )  # fmt: skip
 
 

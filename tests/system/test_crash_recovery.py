@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 #: For the tests that act while AssemblyAI still works on the job (kill the bot, send it
 #: webhooks): long enough for that, short enough for a quick suite. The others get the
-#: emulator's quick 0.2 s.
+#: emulator's quick 0.05 s.
 SLOW = pytest.mark.emulator(processing_time=1.5)
 #: Seconds a job stays with a bot between heartbeats: how long a killed bot's jobs wait.
 #: The shortest JOB_LEASE_SECONDS accepts.
