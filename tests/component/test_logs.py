@@ -29,6 +29,7 @@ from bot.jobs import JobState, JobStore, Platform
 from bot.logs import LogFormat
 from tests.fakes.recording import RecordingPlatform, file_intake
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.engine import fast_polls
 
 # A line break or a terminal control in each of the ways one can be written.
 BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -302,7 +303,7 @@ async def test_every_line_about_a_job_carries_its_id_and_platform(
     )
     platform = RecordingPlatform()
     config = EngineConfig(retry_base=0.01, retry_cap=0.05, status_interval=0.0, idle=0.2)
-    engine = Engine(store, client, {Platform.SLACK: platform}, config)
+    engine = Engine(store, client, {Platform.SLACK: platform}, config, schedule=fast_polls())
     sample = audio_library.dialogue("wav", scripts_dir=emulator.scripts_dir)
     data = sample.path.read_bytes()
     platform.add_file("F1", data)
