@@ -27,6 +27,7 @@ from tests.fakes.slack import (
     SIGNING_SECRET,
     FakeSlack,
 )
+from tests.helpers.cli import FAST_POLL
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.processes import (
     assemblyai_lines,
@@ -106,7 +107,8 @@ async def test_slack_socket_mode_from_the_template_and_the_same_env_for_the_cli(
     assert any("Good morning." in text for text in thread), thread
 
     # The same .env drives the terminal command.
-    status, out, err = await threadscribe("transcribe", str(sample.path), cwd=tmp_path)
+    # (Polling the emulator every 50 ms, not at the SDK's 3 s: the output is the same.)
+    status, out, err = await threadscribe("transcribe", str(sample.path), *FAST_POLL, cwd=tmp_path)
     assert status == 0, err
     assert "Speaker A [00:00]: Good morning." in out
 
