@@ -4,17 +4,12 @@ log shows it). The real command in a subprocess, with a clean environment."""
 
 from __future__ import annotations
 
-import argparse
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bot import models
-from bot.cli import _timestamp
-from emulator import params
-from tests.helpers import openapi_schema
 from tests.helpers.audio import make_tone
 from tests.helpers.cli import assert_one_line_error, run_cli, spent
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
@@ -82,28 +77,6 @@ def test_malformed_arguments(emulator, tmp_path, dialogue, args, fragments):
 
 
 @pytest.mark.parametrize(
-    ("text", "ms"),
-    [
-        ("90", 90_000),
-        ("1:30", 90_000),
-        ("1:02:03.5", 3_723_500),
-        ("0:59.9", 59_900),
-        ("75", 75_000),
-    ],
-)
-def test_times_that_parse(text, ms):
-    assert _timestamp(text) == ms
-
-
-@pytest.mark.parametrize(
-    "text", ["1:75", "1:60:00", "2:00:60", "1e3", "nan", "1::2", ":30", "1:2:3:4"]
-)
-def test_times_that_do_not(text):
-    with pytest.raises(argparse.ArgumentTypeError):
-        _timestamp(text)
-
-
-@pytest.mark.parametrize(
     ("args", "env"),
     [
         (["--speech-models", "universal-3-pro,universal-2"], {}),
@@ -118,12 +91,6 @@ def test_deprecated_model_warns_and_goes_ahead(emulator, tmp_path, dialogue, arg
         "threadscribe: warning: universal-3-pro is deprecated by AssemblyAI: use "
         "assemblyai-stt-3-7 instead" in result.stderr
     )
-
-
-def test_one_language_list_the_specs():
-    spec = openapi_schema.load()["components"]["schemas"]["TranscriptLanguageCode"]
-    assert set(spec["enum"]) == models.LANGUAGE_CODES
-    assert params.LANGUAGE_CODES is models.LANGUAGE_CODES
 
 
 # -- the file --------------------------------------------------------------------------
