@@ -300,9 +300,7 @@ def test_a_link_the_url_policy_refuses_never_reaches_assemblyai(emulator, tmp_pa
     ("command", "says"),
     [("run", "answer in the thread"), ("doctor", "it changes nothing")],
 )
-def test_run_and_doctor_help_say_what_they_do_and_where_settings_come_from(
-    tmp_path, command, says
-):
+def test_run_and_doctor_help_say_what_they_do_and_where_settings_come_from(tmp_path, command, says):
     result = run_cli(command, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())

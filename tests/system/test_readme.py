@@ -109,9 +109,12 @@ def test_the_offline_section_works_when_pasted(folder: Path) -> None:
     assert "Speaker B" in result.stdout and "Yes, the numbers are in." in result.stdout
     assert "Traceback" not in result.stderr
     assert (folder / "meeting.txt").exists()  # saved, as the quick start says
-    assert script.stem == subprocess.run(
-        ["sha256sum", "meeting.wav"], cwd=folder, capture_output=True, text=True, check=True
-    ).stdout.split()[0]
+    assert (
+        script.stem
+        == subprocess.run(
+            ["sha256sum", "meeting.wav"], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
 
 
 def test_a_missing_scripts_folder_is_created_and_said(folder: Path) -> None:
