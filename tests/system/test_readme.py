@@ -5,6 +5,7 @@ that is neither run nor skipped fails the test, so a new block cannot rot unseen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -71,10 +72,8 @@ def run_script(script: str, folder: Path, port: int) -> subprocess.CompletedProc
     try:
         out, err = process.communicate(timeout=60)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
