@@ -173,7 +173,7 @@ async def test_vocabulary_and_settings_under_transcribe_settings(
     assert (await run({"summary": {"state": "off"}})).startswith("The AI summary is off here")
     assert (await run({"show": {}})) == (
         "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
-        "1 spellings"
+        "1 spelling"
     )
     ix = await bot.fake.dispatch_slash_command(
         "transcribe-settings", {"names": {"state": "off"}}, user=world.alice, permissions=0
@@ -186,3 +186,28 @@ async def test_vocabulary_and_settings_under_transcribe_settings(
     result = result_in(bot, message)
     assert "the Kubernetes migration?" in shown(result) and "figures to Board by" in shown(result)
     assert not result["embeds"][0].get("description")  # no summary
+
+
+async def test_transcribe_translate_option_and_a_language_assemblyai_does_not_offer(
+    bot: Harness, meeting: AudioSample
+) -> None:
+    upload = Upload("standup.ogg", meeting.path.read_bytes(), "audio/ogg")
+    ix = await bot.fake.dispatch_slash_command("transcribe", {"file": upload, "translate": "tt"})
+    await bot.fake.wait_for(lambda: ix.acknowledged)
+    [answer] = bot.fake.interaction_responses(ix)  # at once, before anything is taken in
+    assert answer["data"]["flags"] == EPHEMERAL
+    assert answer["data"]["content"].startswith("AssemblyAI does not translate into tt")
+    assert await bot.store.recent() == []  # nothing was taken in, nothing spent
+
+    ix = await bot.fake.dispatch_slash_command("transcribe", {"file": upload, "translate": "es"})
+    await bot.fake.wait_for(lambda: ix.acknowledged)
+    await bot.settle()
+    await bot.drain()
+    [job] = await bot.store.recent()
+    assert job.options.translate_to == "es"
+    original = bot.fake.original_response(ix)
+    assert original is not None and shown(original) == "✅ Transcribed"
+    (result,) = bot.bot_messages(int(original["id"]))  # in the thread on the response
+    assert "→ Spanish" in result["embeds"][0]["title"]
+    assert "Buenos días. ¿Empezamos?" in shown(result)
+    assert [a["filename"] for a in result["attachments"]] == ["transcript.txt"]  # the original
