@@ -65,6 +65,7 @@ async def test_start_logs_in_registers_commands_and_connects(
             "speakers",
             "language",
             "subtitles",
+            "translate",
         ]
     assert bot.adapter.client.is_closed()
     assert fake_discord.gateway.connections[0].ws.closed
