@@ -480,9 +480,13 @@ def settings_summary(
 ) -> str:
     return (
         f"Speaker names: {on_off(names)} · AI summary: {on_off(summary)} · "
-        f"translation: {translate or 'off'} · vocabulary: {terms:,} keyterms, "
-        f"{spellings:,} spellings"
+        f"translation: {translate or 'off'} · vocabulary: {_count(terms, 'keyterm')}, "
+        f"{_count(spellings, 'spelling')}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 # -- the result's actions --------------------------------------------------------------

@@ -318,7 +318,8 @@ def render(
         body = utterance_lines(translation.utterances, speakers)
     elif translation is not None and translation.text and body:
         original, translated = body, language_name(translation.language)
-        body, separator = tuple(p for p in chunks(translation.text, _PARAGRAPH_CHARS)), "\n\n"
+        pieces = (p.strip() for p in chunks(translation.text, _PARAGRAPH_CHARS))
+        body, separator = tuple(p for p in pieces if p), "\n\n"
     seconds = _duration_seconds(transcript)
     duration = format_duration(seconds) if seconds is not None else None
     if transcribed_up_to is not None and seconds is not None and seconds > transcribed_up_to:

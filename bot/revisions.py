@@ -58,8 +58,9 @@ def redo_menu(job: Job, language: str | None, models: tuple[str, ...]) -> tuple[
     used = (language or "").split("_")[0]
     languages = [used] if used else []
     languages += [code for code in MENU_LANGUAGES if code != used]
+    how = " (as now)" if job.options.language_code else " (detected)"
     lang_items = tuple(
-        MenuItem(f"{language_name(code)}{' (detected)' if code == used else ''}", f"lang:{code}")
+        MenuItem(f"{language_name(code)}{how if code == used else ''}", f"lang:{code}")
         for code in languages
     )
     speakers = tuple(

@@ -107,6 +107,7 @@ def commands(
         speakers="How many people speak (default: detect)",
         language="Language code such as en, fr or de (default: detect)",
         subtitles="Also attach subtitle files",
+        translate="Translate into a language code such as es, fr or de",
         search="Instead: find these words in this channel's recordings (only you see it)",
     )
     @app_commands.allowed_installs(guilds=True, users=False)
@@ -118,12 +119,15 @@ def commands(
         speakers: app_commands.Range[int, 1, 10] | None = None,
         language: app_commands.Range[str, 2, 8] | None = None,
         subtitles: Subtitles | None = None,
+        translate: app_commands.Range[str, 2, 8] | None = None,
         search: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         if search is not None:
             await intake.search_command(interaction, search)
             return
-        await intake.transcribe_command(interaction, file, url, speakers, language, subtitles)
+        await intake.transcribe_command(
+            interaction, file, url, speakers, language, subtitles, translate
+        )
 
     @app_commands.context_menu(name="Transcribe")
     @app_commands.allowed_installs(guilds=True, users=False)

@@ -45,6 +45,7 @@ from bot.chat import (
 )
 from bot.errors import OptionsError
 from bot.intake import find_links, is_media, language_code
+from bot.revisions import translation_target
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -179,10 +180,11 @@ class Events:
         speakers: int | None,
         language: str | None,
         subtitles: Subtitles | None,
+        translate: str | None = None,
     ) -> None:
         async with self._running.holding():
             try:
-                options = command_options(speakers, language, subtitles)
+                options = command_options(speakers, language, subtitles, translate)
             except OptionsError as exc:
                 await _say(interaction, f"{exc}. {texts.USAGE}")
                 return
@@ -362,15 +364,20 @@ def _question(message: discord.Message, me: discord.abc.User) -> Question | None
 
 
 def command_options(
-    speakers: int | None, language: str | None, subtitles: Subtitles | None
+    speakers: int | None,
+    language: str | None,
+    subtitles: Subtitles | None,
+    translate: str | None = None,
 ) -> JobOptions:
     """`/transcribe`'s options, checked by the same rules as Slack's `/transcribe` text."""
-    if language is not None and len(language.split()) != 1:
-        raise OptionsError(f"language must be a code such as en or fr, not {language!r}")
+    for name, value in (("language", language), ("translate", translate)):
+        if value is not None and len(value.split()) != 1:
+            raise OptionsError(f"{name} must be a code such as en or fr, not {value!r}")
     return JobOptions(
         speakers_expected=speakers,
         language_code=language_code(language) if language is not None else None,
         formats=tuple(subtitles.split("+")) if subtitles else (),
+        translate_to=translation_target(translate) if translate is not None else None,
     )
 
 

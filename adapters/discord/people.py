@@ -11,7 +11,7 @@ still count.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import discord
@@ -97,12 +97,14 @@ class People:
             return []
         found = []
         for member in payload:
-            user = member.get("user") or {}
+            user: Mapping[str, object] = member.get("user", {})
             if user.get("bot") or "id" not in user:
                 continue
             name = member.get("nick") or user.get("global_name") or user.get("username")
             if isinstance(name, str) and name.strip():
-                found.append(Person(str(user["id"]), name.strip(), user.get("username")))
+                handle = user.get("username")
+                login = handle if isinstance(handle, str) else None
+                found.append(Person(str(user["id"]), name.strip(), login))
         return found
 
 

@@ -44,7 +44,7 @@ def sync_refused(scope: str, reason: str) -> str:
 
 USAGE: Final = (
     "Attach a recording with `file:` or give a link with `url:` (one of the two), "
-    "optionally with `speakers:` and `language:`."
+    "optionally with `speakers:`, `language:` and `translate:`."
 )
 NO_MEDIA_IN_MESSAGE: Final = "That message has no audio or video file, and no link to one."
 SHUTTING_DOWN: Final = "threadscribe is restarting: please try again in a minute."
