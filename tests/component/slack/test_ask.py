@@ -150,6 +150,16 @@ async def test_a_question_a_follow_up_and_what_the_recording_does_not_say(
     assert nothing is not None
     assert text_of(nothing) == "The recording does not say."
 
+    # The tokens of every answer are counted (what issue 12's usage figures take).
+    registry = bot.engine.metrics.registry
+    sent = registry.get_sample_value(
+        "threadscribe_llm_tokens_total", {"purpose": "question", "direction": "input"}
+    )
+    answered = registry.get_sample_value(
+        "threadscribe_questions_total", {"platform": "slack", "outcome": "answered"}
+    )
+    assert sent is not None and sent > 4 * 50 and answered == 4
+
     # "is reading the transcript…" under the thread while each answer was made.
     statuses = bot.fake.calls("assistant.threads.setStatus")
     assert [(c.ok, c.params["thread_ts"], c.params["status"]) for c in statuses] == [
