@@ -312,7 +312,7 @@ class Questions:
                 found = await self._engine.client.get(job.transcript_id)
             except (NotFoundError, BadRequestError):
                 # AssemblyAI answers an id it no longer knows with 400 (or 404).
-                return Answered(messages.TRANSCRIPT_DELETED, ok=False, job_id=job.id)
+                return Answered(messages.ANSWER_TRANSCRIPT_DELETED, ok=False, job_id=job.id)
             except RequestTimeout:
                 reason = "AssemblyAI did not answer in time"
                 return Answered(messages.transcript_unavailable(reason), ok=False, job_id=job.id)
@@ -323,7 +323,7 @@ class Questions:
             if not found.deleted:
                 self.cache.put(found)
         if found.deleted:
-            return Answered(messages.TRANSCRIPT_DELETED, ok=False, job_id=job.id)
+            return Answered(messages.ANSWER_TRANSCRIPT_DELETED, ok=False, job_id=job.id)
         return found
 
     async def _complete(self, prompt: list[dict[str, str]], model: str) -> ChatAnswer | None:

@@ -545,7 +545,7 @@ NOT_SAID = "The recording does not say."
 EMPTY_QUESTION = (
     "Ask me a question about the recording, e.g. “what did we decide about the budget?”"
 )
-TRANSCRIPT_DELETED = (
+ANSWER_TRANSCRIPT_DELETED = (
     "I can't answer questions about this recording any more: its transcript was deleted "
     "at AssemblyAI (for privacy), and threadscribe keeps no copy."
 )

@@ -7,6 +7,7 @@ engine on SQLite and the AssemblyAI emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -192,7 +193,7 @@ async def test_a_slow_gateway_and_an_edge_error_page_get_a_clear_reply(
         message = await share(bot, meeting)
         [_status, result] = bot.in_thread(message)
         thread = int(message["id"])
-        emulator.inject(*[{"delay": 2.0, "path": "/v1/chat"}] * 2)
+        emulator.inject(*[{"delay": 1.0, "path": "/v1/chat"}] * 2)
         said = await ask(bot, thread, "What did Alice decide?", reply_to=result)
         assert said == (
             "I could not answer that: the LLM Gateway did not answer in time. "
@@ -204,3 +205,11 @@ async def test_a_slow_gateway_and_an_edge_error_page_get_a_clear_reply(
             "I could not answer that: the LLM Gateway answered HTTP 502 Bad Gateway. "
             "Ask again in a minute."
         )
+        # The emulator answers the requests the client gave up on: let it, before it stops.
+        async with asyncio.timeout(5):
+            while len(chat_calls(emulator)) < 5:  # noqa: ASYNC110 - its log is another thread's
+                await asyncio.sleep(0.05)
+
+
+def chat_calls(emulator: EmulatorServer) -> list[dict[str, Any]]:
+    return [r for r in emulator.requests() if r["path"] == "/v1/chat/completions"]

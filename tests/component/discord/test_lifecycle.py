@@ -66,6 +66,7 @@ async def test_start_logs_in_registers_commands_and_connects(
             "language",
             "subtitles",
             "translate",
+            "search",
         ]
     assert bot.adapter.client.is_closed()
     assert fake_discord.gateway.connections[0].ws.closed
