@@ -75,8 +75,10 @@ HISTORY_ANSWER_CHARS: Final = 1_500
 HISTORY_THREADS: Final = 2_000
 #: The question itself, at most (a pasted page is not a question).
 MAX_QUESTION_CHARS: Final = 1_000
-#: Transcripts kept in memory, and for how long (seconds).
+#: Transcripts kept in memory, their words at most (about 50 MB of them: a ten-hour
+#: recording is some 100,000 words), and for how long (seconds).
 CACHE_ENTRIES: Final = 16
+CACHE_WORDS: Final = 300_000
 CACHE_SECONDS: Final = 300.0
 #: Recordings a question's thread is looked for among (the channel's newest).
 THREAD_LOOKUP: Final = 500
@@ -140,18 +142,21 @@ class _Turn:
 
 
 class TranscriptCache:
-    """Transcripts fetched for questions, kept `seconds` at most, `entries` at most (the
-    least recently used goes first): a burst of questions in one thread costs one GET."""
+    """Transcripts fetched for questions, kept `seconds` at most, `entries` and `words`
+    at most (the least recently used goes first; one longer than `words` is not kept): a
+    burst of questions in one thread costs one GET, and memory stays bounded."""
 
     def __init__(
         self,
         entries: int = CACHE_ENTRIES,
         seconds: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        words: int = CACHE_WORDS,
     ) -> None:
         self._entries = entries
         self._seconds = seconds
         self._clock = clock
+        self._words = words
         self._kept: OrderedDict[str, tuple[float, Transcript]] = OrderedDict()
 
     def get(self, transcript_id: str) -> Transcript | None:
@@ -165,10 +170,16 @@ class TranscriptCache:
         return kept[1]
 
     def put(self, transcript: Transcript) -> None:
+        if len(transcript.words) > self._words:
+            return
         self._kept[transcript.id] = (self._clock(), transcript)
         self._kept.move_to_end(transcript.id)
-        while len(self._kept) > self._entries:
+        while len(self._kept) > self._entries or self.words > self._words:
             self._kept.popitem(last=False)
+
+    @property
+    def words(self) -> int:
+        return sum(len(t.words) for _at, t in self._kept.values())
 
     def __len__(self) -> int:
         return len(self._kept)

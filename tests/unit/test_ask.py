@@ -22,7 +22,7 @@ from bot.ask import (
     search_terms,
 )
 from bot.conversation import Line
-from bot.transcript import Transcript, TranscriptStatus
+from bot.transcript import Transcript, TranscriptStatus, Word
 from emulator.llm import NOT_SAID, _instance, _question
 
 LINES = (
@@ -133,6 +133,14 @@ def test_the_cache_forgets_after_a_while_and_holds_few() -> None:
     assert len(cache) == 2 and cache.get("a") is None and cache.get("c") is not None
     clock.now += CACHE_SECONDS + 1
     assert cache.get("c") is None
+    # Bounded by words too: a long one pushes the oldest out; one too long is not kept.
+    word = Word(text="x", start=0, end=1, confidence=1.0)
+    by_words = TranscriptCache(words=10, clock=clock)
+    by_words.put(Transcript("a", TranscriptStatus.COMPLETED, words=(word,) * 6))
+    by_words.put(Transcript("b", TranscriptStatus.COMPLETED, words=(word,) * 6))
+    assert by_words.get("a") is None and by_words.get("b") is not None
+    by_words.put(Transcript("c", TranscriptStatus.COMPLETED, words=(word,) * 11))
+    assert by_words.get("c") is None and by_words.words == 6
 
 
 def test_a_deleted_transcript_is_known_as_one() -> None:
