@@ -123,6 +123,12 @@ async def test_names_summary_rename_and_redo(bot: Harness, meeting: AudioSample)
     assert renamed["embeds"][0]["description"].startswith("-# Redone: Speakers renamed.")
     assert "- **Alice Archer** `00:00`: Good morning." in renamed["embeds"][0]["description"]
 
+    # Redo's modals say what the result uses now: the detected language.
+    opened = await click(bot, renamed, "Other language")
+    assert opened.modal is not None
+    [[field]] = [row["components"] for row in opened.modal["components"]]
+    assert field["placeholder"].startswith("Now: English (en). Another code")
+
     # Redo: a translation into Spanish, asked in its modal.
     opened = await click(bot, renamed, "Translate")
     refused = await submit(bot, opened, {"value": "tt"})
