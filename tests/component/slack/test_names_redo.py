@@ -198,7 +198,10 @@ async def test_vocabulary_and_settings_under_transcribe(
     assert refused.startswith("Only the people who may change this channel")
     assert (await command(bot, "summary off", user=DANA)).startswith("The AI summary is off here")
     assert (await command(bot, "translate klingon", user=DANA)).startswith(
-        "lang must be a language code"
+        "translate needs a language code such as es or fr, not 'klingon'"
+    )
+    assert (await command(bot, "translate tt", user=DANA)).startswith(
+        "AssemblyAI does not translate into tt"
     )
     assert await command(bot, "settings", user=ALICE) == (
         "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
