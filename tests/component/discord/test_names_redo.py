@@ -174,6 +174,12 @@ async def test_vocabulary_and_settings_under_transcribe_settings(
         added
         == "Added to this channel's vocabulary: Kubernetes, Thessaloniki. It has 2 keyterms now."
     )
+    many = ", ".join(f"term{i}" for i in range(199))  # with the two: over universal-2's 200
+    assert (await run({"vocab": {"add": {"terms": many}}})).startswith(
+        "Not added: the vocabulary would have 201 keyterms: AssemblyAI takes at most 200"
+    )
+    seven = await run({"vocab": {"add": {"terms": "one two three four five six seven"}}})
+    assert seven.endswith("has 7 words: AssemblyAI takes keyterms of at most 6 words")
     spelled = await run({"vocab": {"spell": {"words": "the board", "write": "Board"}}})
     assert spelled == "Transcripts here now always write the board → Board."
     assert (await run({"summary": {"state": "off"}})).startswith("The AI summary is off here")

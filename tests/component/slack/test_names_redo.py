@@ -194,6 +194,15 @@ async def test_vocabulary_and_settings_under_transcribe(
     assert (await command(bot, "vocab list", user=GRACE)).startswith(
         "Keyterms (2): Kubernetes, Thessaloniki"
     )
+    # Over AssemblyAI's limits (200 keyterms with universal-2 among the models; 6 words a
+    # keyterm): refused before anything is stored.
+    many = ", ".join(f"term{i}" for i in range(199))
+    assert (await command(bot, f"vocab add {many}", user=ALICE)).startswith(
+        "Not added: the vocabulary would have 201 keyterms: AssemblyAI takes at most 200"
+    )
+    assert (await command(bot, "vocab add one two three four five six seven", user=ALICE)).endswith(
+        "has 7 words: AssemblyAI takes keyterms of at most 6 words"
+    )
     refused = await command(bot, "summary off", user=ALICE)
     assert refused.startswith("Only the people who may change this channel")
     assert (await command(bot, "summary off", user=DANA)).startswith("The AI summary is off here")
