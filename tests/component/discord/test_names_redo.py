@@ -223,3 +223,37 @@ async def test_transcribe_translate_option_and_a_language_assemblyai_does_not_of
     assert "→ Spanish" in result["embeds"][0]["title"]
     assert "Buenos días. ¿Empezamos?" in shown(result)
     assert [a["filename"] for a in result["attachments"]] == ["transcript.txt"]  # the original
+
+
+async def test_a_gateway_error_still_delivers_the_named_transcript_with_a_note(
+    bot: Harness, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    error = {"status": 500, "path": "/v1/chat"}
+    emulator.inject(error, error)  # both tries of the summary
+    message = await share(bot, meeting)
+    status, result = in_thread(bot, message)
+    assert shown(status) == "✅ Transcribed"
+    (embed,) = result["embeds"]
+    assert embed["description"] == "(Summary unavailable: Internal Server Error)"
+    assert [f["name"] for f in embed["fields"]] == ["Speakers"]  # no decisions, no actions
+    assert shown(result).startswith("Alice [00:00]: Good morning.")
+
+
+async def test_a_failed_job_offers_redo_and_its_result_replaces_the_notice(
+    bot: Harness, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    emulator.inject({"status": 400, "path": "/v2/transcript", "method": "POST"})
+    message = await share(bot, meeting)
+    notice = result_in(bot, message)
+    assert shown(notice).startswith("Sorry, I could not transcribe this")
+    labels = [item["label"] for row in notice["components"] for item in row["components"]]
+    assert labels == ["Other language", "Speaker count", "Translate", "Again"]  # no rename
+
+    ix = await click(bot, notice, "Again")
+    answer = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
+    assert shown(answer[0]).startswith("Redoing it")
+    await bot.drain()
+    result = result_in(bot, message)
+    assert result["id"] == notice["id"] and result["edited_timestamp"] is not None
+    assert shown(result).startswith("Alice [00:00]: Good morning.")
+    assert len(in_thread(bot, message)) == 2  # the status and the one result
