@@ -404,7 +404,12 @@ def language_code(value: str) -> str:
 
 def translation_target(value: str) -> str:
     """A language Speech Understanding translates into; OptionsError otherwise."""
-    code = language_code(value)
+    try:
+        code = language_code(value)
+    except OptionsError:
+        raise OptionsError(
+            f"translate needs a language code such as es or fr, not {value.strip()!r}"
+        ) from None
     if code not in TRANSLATION_LANGUAGES:
         raise OptionsError(messages.translation_unsupported(code, language_name(code) or code))
     return code

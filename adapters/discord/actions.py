@@ -2,7 +2,8 @@
 language", "Speaker count", "Translate", "Again"), handed to the core.
 
 The buttons are discord.py's dynamic items: their custom ids carry the job's id
-(`threadscribe:rename:<job>`, `threadscribe:redo:<kind>:<job>`), so they work on every
+(`threadscribe:rename:<job>`, `threadscribe:redo:<kind>:<job>[:<now>]`, where `now` is
+the language or count the result uses, shown in the modal), so they work on every
 result ever posted, after any restart, and no view is kept in memory per message. A
 rename or a redo choice is asked for in a modal (Discord's limit: five fields, so the
 first five speakers); a modal waits 15 minutes at most. Every answer is ephemeral, to the
@@ -20,6 +21,7 @@ from discord import ui
 
 from adapters.discord import texts
 from bot.chat import Answer, Controls, Core, JobRef, Platform, RenameForm
+from bot.render import language_name
 
 log = logging.getLogger(__name__)
 NO_MENTIONS: Final = discord.AllowedMentions.none()
@@ -27,6 +29,8 @@ NO_MENTIONS: Final = discord.AllowedMentions.none()
 _JOB: Final = r"[0-9a-fA-F-]{36}"
 RENAME_ID: Final = "threadscribe:rename:{job}"
 REDO_ID: Final = "threadscribe:redo:{kind}:{job}"
+#: A Redo button's id may end with what is used now (`:en`, `:3`), shown in its modal.
+_NOW: Final = r"[A-Za-z0-9_]{1,16}"
 #: What each Redo button asks for, by the menu group's kind.
 REDO_BUTTONS: Final = {
     "lang": ("Other language", "Language code (en, fr, de, pt_br…)"),
@@ -49,12 +53,13 @@ def view(controls: Controls) -> discord.ui.View | None:
                 custom_id=RENAME_ID.format(job=controls.job_id),
             )
         )
-    kinds = {g.kind for g in controls.redo if g.items}
+    groups = {g.kind: g for g in controls.redo if g.items}
     for kind, (label, _ask) in REDO_BUTTONS.items():
-        if kind in kinds:
-            buttons.append(
-                ui.Button(label=label, custom_id=REDO_ID.format(kind=kind, job=controls.job_id))
-            )
+        if kind in groups:
+            custom_id = REDO_ID.format(kind=kind, job=controls.job_id)
+            if re.fullmatch(_NOW, groups[kind].current):
+                custom_id += f":{groups[kind].current}"
+            buttons.append(ui.Button(label=label, custom_id=custom_id))
     if any(g.label == "Again" for g in controls.redo):
         buttons.append(
             ui.Button(label="Again", custom_id=REDO_ID.format(kind="again", job=controls.job_id))
@@ -114,17 +119,21 @@ class RenameButton(
 
 class RedoButton(
     ui.DynamicItem[ui.Button[ui.View]],
-    template=rf"threadscribe:redo:(?P<kind>lang|speakers|translate|again):(?P<job>{_JOB})",
+    template=(
+        rf"threadscribe:redo:(?P<kind>lang|speakers|translate|again):(?P<job>{_JOB})"
+        rf"(?::(?P<now>{_NOW}))?"
+    ),
 ):
-    def __init__(self, kind: str, job: str) -> None:
-        super().__init__(ui.Button(label=kind, custom_id=REDO_ID.format(kind=kind, job=job)))
-        self.kind, self.job = kind, job
+    def __init__(self, kind: str, job: str, now: str = "") -> None:
+        custom_id = REDO_ID.format(kind=kind, job=job) + (f":{now}" if now else "")
+        super().__init__(ui.Button(label=kind, custom_id=custom_id))
+        self.kind, self.job, self.now = kind, job, now
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: ui.Item[Any], match: re.Match[str]
     ) -> RedoButton:
-        return cls(match["kind"], match["job"])
+        return cls(match["kind"], match["job"], match["now"] or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
         core = _ready(interaction)
@@ -137,7 +146,7 @@ class RedoButton(
             answer = await core.redo(ref, "again", by=str(interaction.user.id))
             await _say(interaction, answer.text)
             return
-        await interaction.response.send_modal(RedoModal(core, ref, self.kind))
+        await interaction.response.send_modal(RedoModal(core, ref, self.kind, self.now))
 
 
 class RenameModal(ui.Modal):
@@ -174,8 +183,20 @@ class RenameModal(ui.Modal):
         await _say(interaction, answer.text)
 
 
+def now_shown(kind: str, now: str) -> str | None:
+    """The modal's placeholder: what the result uses now, so the choice is a change."""
+    if not now:
+        return None
+    if kind == "speakers":
+        return f"Now: {now} (asked). Another number, 1-10"
+    name = language_name(now) or now
+    if kind == "translate":
+        return f"Now translated into {name} ({now}). Another code, or off"[:100]
+    return f"Now: {name} ({now}). Another code: es, fr, de, pt_br…"[:100]
+
+
 class RedoModal(ui.Modal):
-    def __init__(self, core: Core, ref: JobRef, kind: str) -> None:
+    def __init__(self, core: Core, ref: JobRef, kind: str, now: str = "") -> None:
         label, ask = REDO_BUTTONS[kind]
         super().__init__(
             title=f"Redo: {label.lower()}"[:45],
@@ -184,7 +205,7 @@ class RedoModal(ui.Modal):
         )
         self._core, self._ref, self._kind = core, ref, kind
         self._value: ui.TextInput[ui.Modal] = ui.TextInput(
-            label=ask[:45], max_length=16, custom_id="value"
+            label=ask[:45], max_length=16, custom_id="value", placeholder=now_shown(kind, now)
         )
         self.add_item(self._value)
 

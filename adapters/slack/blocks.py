@@ -81,11 +81,13 @@ class SlackMessage:
 
 def status(post: Post, *, context: str | None = None) -> SlackMessage:
     """A short message from the engine (status line, failure); `context` is a mrkdwn line
-    shown under it (already safe), e.g. who asked for the transcript."""
+    shown under it (already safe), e.g. who asked for the transcript. A failure notice
+    ends with its Redo menu, where the engine offers one."""
     blocks = sections(post.text)
     if context:
         blocks.append({"type": "context", "elements": [mrkdwn(context)]})
-    return SlackMessage(escape(post.text), blocks[:MAX_BLOCKS])
+    actions = controls(post.controls) if post.controls is not None else []
+    return SlackMessage(escape(post.text), blocks[: MAX_BLOCKS - len(actions)] + actions)
 
 
 def result(post: Post) -> SlackMessage:

@@ -490,9 +490,9 @@ async def deliver(ctx: StepContext, job: Job) -> None:
                 job = await ctx.moved(
                     job, JobState.COMPLETED, JobState.FAILED, last_error=failure.message
                 )
-                post = Post(_failure(job, failure.message))
+                post = _failure_post(ctx, job, failure.message)
         else:
-            post = Post(_failure(job, job.last_error or "unknown error"))
+            post = _failure_post(ctx, job, job.last_error or "unknown error")
         replaces = job.options.replaces if job.state is JobState.COMPLETED else None
         if replaces is not None:
             message_id = await ctx.feedback.replace(job, replaces, post)
@@ -522,6 +522,13 @@ async def deliver(ctx: StepContext, job: Job) -> None:
 
 def _failure(job: Job, reason: str) -> str:
     return messages.redo_failed(reason) if job.redo_of is not None else messages.failed(reason)
+
+
+def _failure_post(ctx: StepContext, job: Job, reason: str) -> Post:
+    """A failure notice, with Redo: the same recording again, or with another language,
+    speaker count or model (what a wrong guess of those makes fail). Nothing to rename."""
+    menu = revisions.redo_menu(job, job.options.language_code, ctx.settings.speech_models)
+    return Post(_failure(job, reason), controls=Controls(job.id, rename=False, redo=menu))
 
 
 async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]]]:

@@ -22,8 +22,9 @@ from bot.intake import Intake
 from bot.jobs import DeliveryStep, Job, JobState, JobStore, Platform
 from bot.urls import UrlPolicy
 from tests.fakes.recording import RecordingPlatform, url_intake
-from tests.helpers.audio import AudioSample, make_dialogue
-from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.engine import FAST_ENGINE, fast_polls
 from tests.helpers.meeting import write_meeting
 
 FAST = aai.RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
@@ -31,15 +32,8 @@ WHERE = ChannelRef(Platform.SLACK, "T1", "C1")
 
 
 def config(**overrides: object) -> EngineConfig:
-    base: dict[str, object] = {
-        "retry_base": 0.01,
-        "retry_cap": 0.05,
-        "status_interval": 0.0,
-        "idle": 0.2,
-        "lease": 10.0,
-        "urls": UrlPolicy(allow_private=True),  # the media servers are on loopback
-    }
-    return EngineConfig(**(base | overrides))  # type: ignore[arg-type]
+    """The tests' fast engine (tests/helpers/engine.py), with a longer lease."""
+    return replace(FAST_ENGINE, lease=10.0, **overrides)  # type: ignore[arg-type]
 
 
 class Harness:
@@ -97,7 +91,9 @@ async def make_harness(
         timeouts=aai.Timeouts(llm=float(overrides.pop("llm_timeout", 10.0))),  # type: ignore[arg-type]
     )
     platform = RecordingPlatform()
-    engine = Engine(store, client, {Platform.SLACK: platform}, config(**overrides))
+    engine = Engine(
+        store, client, {Platform.SLACK: platform}, config(**overrides), schedule=fast_polls()
+    )
     core = Intake(engine, store, urls=UrlPolicy(allow_private=True))
     try:
         yield Harness(engine, core, platform, emulator, client)
@@ -115,8 +111,8 @@ async def harness(tmp_path: Path, emulator: EmulatorServer) -> AsyncIterator[Har
 
 
 @pytest.fixture
-def meeting(tmp_path: Path, emulator: EmulatorServer) -> AudioSample:
-    sample = make_dialogue(tmp_path / "audio", "mp3")
+def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
+    sample = audio_library.dialogue("mp3")  # spoken once a session; its script is ours
     write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
     return sample
 
@@ -245,9 +241,9 @@ async def test_a_gateway_that_errors_or_times_out_still_delivers_the_transcript(
 
 
 async def test_an_unsure_language_suggests_the_redo(
-    harness: Harness, emulator: EmulatorServer, media_server: Any, tmp_path: Path
+    harness: Harness, emulator: EmulatorServer, media_server: Any, audio_library: AudioLibrary
 ) -> None:
-    sample = make_dialogue(tmp_path / "unsure", "mp3")
+    sample = audio_library.dialogue("mp3")
     write_meeting(emulator.scripts_dir, sample, language_confidence=0.41)
     job = await deliver(harness, media_server(sample.path))
     [result] = harness.platform.results(job.id)

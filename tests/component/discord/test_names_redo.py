@@ -123,6 +123,12 @@ async def test_names_summary_rename_and_redo(bot: Harness, meeting: AudioSample)
     assert renamed["embeds"][0]["description"].startswith("-# Redone: Speakers renamed.")
     assert "- **Alice Archer** `00:00`: Good morning." in renamed["embeds"][0]["description"]
 
+    # Redo's modals say what the result uses now: the detected language.
+    opened = await click(bot, renamed, "Other language")
+    assert opened.modal is not None
+    [[field]] = [row["components"] for row in opened.modal["components"]]
+    assert field["placeholder"].startswith("Now: English (en). Another code")
+
     # Redo: a translation into Spanish, asked in its modal.
     opened = await click(bot, renamed, "Translate")
     refused = await submit(bot, opened, {"value": "tt"})
@@ -168,6 +174,12 @@ async def test_vocabulary_and_settings_under_transcribe_settings(
         added
         == "Added to this channel's vocabulary: Kubernetes, Thessaloniki. It has 2 keyterms now."
     )
+    many = ", ".join(f"term{i}" for i in range(199))  # with the two: over universal-2's 200
+    assert (await run({"vocab": {"add": {"terms": many}}})).startswith(
+        "Not added: the vocabulary would have 201 keyterms: AssemblyAI takes at most 200"
+    )
+    seven = await run({"vocab": {"add": {"terms": "one two three four five six seven"}}})
+    assert seven.endswith("has 7 words: AssemblyAI takes keyterms of at most 6 words")
     spelled = await run({"vocab": {"spell": {"words": "the board", "write": "Board"}}})
     assert spelled == "Transcripts here now always write the board → Board."
     assert (await run({"summary": {"state": "off"}})).startswith("The AI summary is off here")
@@ -211,3 +223,37 @@ async def test_transcribe_translate_option_and_a_language_assemblyai_does_not_of
     assert "→ Spanish" in result["embeds"][0]["title"]
     assert "Buenos días. ¿Empezamos?" in shown(result)
     assert [a["filename"] for a in result["attachments"]] == ["transcript.txt"]  # the original
+
+
+async def test_a_gateway_error_still_delivers_the_named_transcript_with_a_note(
+    bot: Harness, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    error = {"status": 500, "path": "/v1/chat"}
+    emulator.inject(error, error)  # both tries of the summary
+    message = await share(bot, meeting)
+    status, result = in_thread(bot, message)
+    assert shown(status) == "✅ Transcribed"
+    (embed,) = result["embeds"]
+    assert embed["description"] == "(Summary unavailable: Internal Server Error)"
+    assert [f["name"] for f in embed["fields"]] == ["Speakers"]  # no decisions, no actions
+    assert shown(result).startswith("Alice [00:00]: Good morning.")
+
+
+async def test_a_failed_job_offers_redo_and_its_result_replaces_the_notice(
+    bot: Harness, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    emulator.inject({"status": 400, "path": "/v2/transcript", "method": "POST"})
+    message = await share(bot, meeting)
+    notice = result_in(bot, message)
+    assert shown(notice).startswith("Sorry, I could not transcribe this")
+    labels = [item["label"] for row in notice["components"] for item in row["components"]]
+    assert labels == ["Other language", "Speaker count", "Translate", "Again"]  # no rename
+
+    ix = await click(bot, notice, "Again")
+    answer = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
+    assert shown(answer[0]).startswith("Redoing it")
+    await bot.drain()
+    result = result_in(bot, message)
+    assert result["id"] == notice["id"] and result["edited_timestamp"] is not None
+    assert shown(result).startswith("Alice [00:00]: Good morning.")
+    assert len(in_thread(bot, message)) == 2  # the status and the one result

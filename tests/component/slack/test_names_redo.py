@@ -194,11 +194,23 @@ async def test_vocabulary_and_settings_under_transcribe(
     assert (await command(bot, "vocab list", user=GRACE)).startswith(
         "Keyterms (2): Kubernetes, Thessaloniki"
     )
+    # Over AssemblyAI's limits (200 keyterms with universal-2 among the models; 6 words a
+    # keyterm): refused before anything is stored.
+    many = ", ".join(f"term{i}" for i in range(199))
+    assert (await command(bot, f"vocab add {many}", user=ALICE)).startswith(
+        "Not added: the vocabulary would have 201 keyterms: AssemblyAI takes at most 200"
+    )
+    assert (await command(bot, "vocab add one two three four five six seven", user=ALICE)).endswith(
+        "has 7 words: AssemblyAI takes keyterms of at most 6 words"
+    )
     refused = await command(bot, "summary off", user=ALICE)
     assert refused.startswith("Only the people who may change this channel")
     assert (await command(bot, "summary off", user=DANA)).startswith("The AI summary is off here")
     assert (await command(bot, "translate klingon", user=DANA)).startswith(
-        "lang must be a language code"
+        "translate needs a language code such as es or fr, not 'klingon'"
+    )
+    assert (await command(bot, "translate tt", user=DANA)).startswith(
+        "AssemblyAI does not translate into tt"
     )
     assert await command(bot, "settings", user=ALICE) == (
         "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
@@ -262,3 +274,42 @@ async def test_a_mention_with_options_on_a_transcribed_recording_redoes_it(
     assert after.ts == before.ts and after.edit_count == 1
     assert "German" in text_of(after).split("\n")[1]  # the header's facts
     assert "Redone: German." in text_of(after)
+
+
+async def test_a_gateway_error_still_delivers_the_named_transcript_with_a_note(
+    bot: SlackBot, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    error = {"status": 500, "path": "/v1/chat"}
+    emulator.inject(error, error)  # both tries of the summary
+    thread = await shared_in_a_thread(bot, meeting)
+    result = result_of(bot, thread)
+    text = text_of(result)
+    assert "*Summary*\n(Summary unavailable: Internal Server Error)\n*Speakers*" in text
+    assert "*Decisions*" not in text and "*Action items*" not in text
+    assert f"<@{ADA}> `00:00`  Good morning." in text  # the transcript, named, all the same
+    status, *_ = bot.fake.bot_messages("C0STANDUP1", thread_ts=thread)
+    assert status.text == "✅ Transcribed"
+
+
+async def test_a_failed_job_offers_redo_and_its_result_replaces_the_notice(
+    bot: SlackBot, meeting: AudioSample, emulator: EmulatorServer
+) -> None:
+    emulator.inject({"status": 400, "path": "/v2/transcript", "method": "POST"})
+    thread = await shared_in_a_thread(bot, meeting)
+    notice = result_of(bot, thread)
+    assert notice.text.startswith("Sorry, I could not transcribe this")
+    [actions] = [b for b in notice.blocks or () if b["type"] == "actions"]
+    assert [e["type"] for e in actions["elements"]] == ["static_select"]  # nobody to rename
+
+    await interact(
+        bot,
+        bot.fake.events.block_action(
+            notice, user=GRACE, action_id=REDO_ACTION, option=redo_option(notice, "again")
+        ),
+    )
+    await drain(bot)
+    result = result_of(bot, thread)
+    assert result.ts == notice.ts and result.edit_count == 1  # the notice, replaced
+    assert f"<@{ADA}> `00:00`  Good morning." in text_of(result)
+    replies = bot.fake.bot_messages("C0STANDUP1", thread_ts=thread)
+    assert len([m for m in replies if m.metadata]) == 2  # the status and the one result

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +16,8 @@ import pytest
 
 from bot import summary
 from tests.helpers import openapi_schema
-from tests.helpers.audio import AudioSample, make_dialogue
-from tests.helpers.emulator_server import EmulatorServer, wait_done
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, wait_done
 from tests.helpers.meeting import write_meeting
 
 MODELS = ["assemblyai-stt-3-7", "universal-2"]
@@ -35,8 +34,8 @@ async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def meeting(tmp_path: Path, emulator: EmulatorServer) -> AudioSample:
-    sample = make_dialogue(tmp_path / "audio", "wav")
+def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
+    sample = audio_library.dialogue("wav")  # spoken once a session; its script is ours
     write_meeting(emulator.scripts_dir, sample, NAMES)
     return sample
 
