@@ -528,7 +528,11 @@ def parse_speech_models(raw: str) -> tuple[str, ...]:
         )
     problems = [p for p in map(speech_model_problem, models) if p is not None]
     if problems:
-        raise ValueError("names a model AssemblyAI does not accept: " + "; ".join(problems))
+        # One run names everything: a deprecated model beside the rejected one is said too.
+        notes = [w for w in map(speech_model_warning, models) if w is not None]
+        raise ValueError(
+            "names a model AssemblyAI does not accept: " + "; ".join([*problems, *notes])
+        )
     if len(set(models)) != len(models):
         raise ValueError(f"names a model twice (got {raw!r})")
     return models
