@@ -31,7 +31,9 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.commands import COMMAND, Commands
+from adapters.slack.controls import FORGET_SHORTCUT, SETTINGS_COMMAND, SlackControls
 from adapters.slack.events import Events
+from adapters.slack.home import OPT_IN_ACTION, OPT_OUT_ACTION, POLICY_ACTION, Home
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class SlackBolt:
         signing_secret: str,
         triggers: Events,
         commands: Commands,
+        controls: SlackControls,
+        home: Home,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
@@ -139,6 +143,7 @@ class SlackBolt:
             logger=BOLT_LOG,
         )
         self._register(triggers, commands)
+        self._register_controls(controls, home)
 
     def _register(self, triggers: Events, commands: Commands) -> None:
         app = self.app
@@ -161,6 +166,37 @@ class SlackBolt:
             @app.event("tokens_revoked")
             async def revoked(event: Mapping[str, Any], context: AsyncBoltContext) -> None:
                 log.warning("Slack says the app's tokens are gone: %s", event.get("type"))
+
+    def _register_controls(self, controls: SlackControls, home: Home) -> None:
+        """`/transcribe-settings`, the "Forget transcript" shortcut and the Home tab."""
+        app = self.app
+
+        @app.command(SETTINGS_COMMAND)
+        async def settings(ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+            await ack(text=await controls.settings(body, client), response_type="ephemeral")
+
+        @app.shortcut(FORGET_SHORTCUT)
+        async def forget(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            answer = await controls.forget(body, client)
+            await ack()
+            await respond(text=answer, response_type="ephemeral")
+
+        @app.event("app_home_opened")
+        async def home_opened(
+            event: Mapping[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+        ) -> None:
+            await home.opened(event, str(context.team_id or ""), client)
+
+        async def home_action(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient
+        ) -> None:
+            await ack()
+            await home.action(body, client)
+
+        for action in (POLICY_ACTION, OPT_OUT_ACTION, OPT_IN_ACTION):
+            app.action(action)(home_action)
 
     # -- HTTP mode -----------------------------------------------------------------------
 
