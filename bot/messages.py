@@ -458,11 +458,16 @@ def _month_day(moment: datetime) -> str:
     return f"{moment.day} {moment.strftime('%B')}"
 
 
+def budget_size(budget_hours: float) -> str:
+    """`50 h`, `7.5 h`; a budget under an hour in minutes or seconds."""
+    return f"{budget_hours:g} h" if budget_hours >= 1 else hours(budget_hours * 3600)
+
+
 def budget_refused(
     budget_hours: float, left: float | None, needed: float | None, resets: datetime
 ) -> str:
     """Why a job is refused for the monthly budget, naming it."""
-    budget = f"this workspace's monthly transcription budget of {budget_hours:g} h"
+    budget = f"this workspace's monthly transcription budget of {budget_size(budget_hours)}"
     reset = f"it starts again on {_month_day(resets)}"
     if needed is not None and left is not None and left > 0:
         return (
@@ -476,7 +481,7 @@ def budget_alert(percent: int, budget_hours: float, billed: float, resets: datet
     """What admins are told, once, at 80 % and at 100 % of the month's budget."""
     state = "is used up" if percent >= 100 else f"is {percent} % used"
     return (
-        f"threadscribe: this month's transcription budget of {budget_hours:g} h {state} "
+        f"threadscribe: this month's transcription budget of {budget_size(budget_hours)} {state} "
         f"({hours(billed)} transcribed). New recordings are refused once it is used up; "
         f"it starts again on {_month_day(resets)} (UTC). Raise MONTHLY_BUDGET_HOURS to "
         "allow more."

@@ -392,6 +392,9 @@ async def poll(ctx: StepContext, job: Job) -> Job:
     if _link_refused(job, transcript):
         # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
         log.info("job %s: AssemblyAI could not fetch the link; streaming instead", job.id)
+        if ctx.settings.delete_after_delivery:
+            # An orphan once the job moves on: nothing will ever deliver or delete it.
+            await _delete_transcript(ctx, transcript.id)
         moved = await ctx.moved(
             job,
             JobState.SUBMITTED,
@@ -630,10 +633,10 @@ async def _result_post(ctx: StepContext, job: Job) -> Post:
     wanted = ctx.settings.ai_summary and bool(transcript.words)  # else about nothing
     summary = await _summary(ctx, transcript) if wanted else None
     up_to = None
-    limit = _cap(job, ctx.settings)
-    if job.options.audio_end_at is None and job.audio_duration is None and limit is not None:
+    sent_end = transcript.raw.get("audio_end_at")
+    if job.options.audio_end_at is None and isinstance(sent_end, int | float):
         # A recording longer than the limit got here only cut at it (see transcript_options).
-        up_to = (job.options.audio_start_from or 0) / 1000 + limit
+        up_to = sent_end / 1000
     footer = []
     budget_cut = (job.budget_seconds or float("inf")) < (ctx.settings.max_duration or float("inf"))
     if up_to is not None and budget_cut and (transcript.audio_duration or 0) > up_to:

@@ -91,6 +91,8 @@ class EngineConfig:
     budget_hours: float | None = None
     #: usage records (and notices said once) are deleted this long after
     usage_retention: timedelta = timedelta(days=400)
+    #: the least of the budget a recording of unknown length is taken in with (seconds)
+    budget_min_slice: float = 60.0
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -182,7 +184,9 @@ class Engine:
         # Limits, the budget and the insert in one transaction, grouped with concurrent
         # intakes.
         limits = Limits(self.config.per_user, self.config.per_channel)
-        budget = Budget(self.config.budget_hours, self.config.max_duration)
+        budget = Budget(
+            self.config.budget_hours, self.config.max_duration, self.config.budget_min_slice
+        )
         admission = await self.store.admission.admit(record, limits, budget)
         if admission.job is None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()

@@ -41,9 +41,6 @@ _ADMIT_BATCH = 200
 #: The lock PostgreSQL replicas take to read a month's usage and add to it in one step
 #: (any fixed 64-bit number, the same in every replica); SQLite's writer lock does that.
 _BUDGET_LOCK: Final = 0x7468_7265_6164_6275  # "threadbu"
-#: A recording of unknown length is taken in with less of the budget than it may need
-#: (and transcribed up to what is left), but not with less than this many seconds.
-MIN_BUDGET_SLICE: Final = 60.0
 
 _Pending = tuple[IntakeRecord, Limits | None, "Budget | None", "asyncio.Future[Admission]"]
 
@@ -150,7 +147,7 @@ class Admissions:
                 if budget is not None and budget.limited:
                     spent = (record.platform, record.workspace)
                     left = max(0.0, budget.seconds - used[spent])
-                    if need > left and (measured or left < MIN_BUDGET_SLICE):
+                    if need > left and (measured or left < budget.min_slice):
                         refused = Admission(
                             None,
                             False,

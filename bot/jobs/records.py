@@ -445,6 +445,9 @@ class Budget:
 
     hours: float | None
     longest: float
+    #: a recording of unknown length is taken in with less of the budget than it may need,
+    #: and transcribed up to what is left, but not with less than this (seconds)
+    min_slice: float = 60.0
 
     @property
     def limited(self) -> bool:
