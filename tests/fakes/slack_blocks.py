@@ -150,9 +150,10 @@ def _check_element(element: Any, at: str) -> list[str]:
         if element.get("style") not in (None, "primary", "danger"):
             errors.append(f"must be primary or danger [json-pointer:{at}/style]")
     elif kind == "static_select":
-        errors += _check_text(
-            element.get("placeholder"), f"{at}/placeholder", max_len=150, types=("plain_text",)
-        )
+        if "placeholder" in element:  # optional
+            errors += _check_text(
+                element["placeholder"], f"{at}/placeholder", max_len=150, types=("plain_text",)
+            )
         options = element.get("options")
         if not isinstance(options, list) or not 1 <= len(options) <= 100:
             return [*errors, f"must be a list of 1-100 items [json-pointer:{at}/options]"]
