@@ -454,3 +454,17 @@ async def test_the_home_tab_keeps_within_block_kits_limits_in_a_big_workspace(
     assert len(blocks) <= MAX_VIEW_BLOCKS and len(listed) == MAX_CHANNELS
     assert f"… and {152 - MAX_CHANNELS} more channels" in json.dumps(blocks, ensure_ascii=False)
     assert not [c for c in bot.fake.calls("views.publish") if not c.response.get("ok")]
+
+
+async def test_direct_messages_follow_their_own_setting(
+    fake_slack: FakeSlack, tmp_path: Path, dialogue: AudioSample
+) -> None:
+    im = fake_slack.add_channel("alice-dm", "D0ALICE001", members={ALICE, BOT_USER_ID}, is_im=True)
+    async with slack_bot(fake_slack, tmp_path, slack_dm_transcribe=ChannelPolicy.OFF) as bot:
+        for _ in range(2):
+            file = bot.fake.add_file("memo.mp3", dialogue.path.read_bytes())
+            await send(bot, bot.fake.events.file_share(im.id, ALICE, [file]))
+        [said] = await bot.fake.until(lambda: bot.fake.bot_messages(im.id))
+        assert unescape(said.text) == messages.refused([messages.transcription_off(direct=True)])
+        await asyncio.sleep(0.2)
+        assert len(bot.fake.bot_messages(im.id)) == 1 and await bot.jobs() == []
