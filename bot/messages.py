@@ -451,7 +451,8 @@ def hours(seconds: float) -> str:
 
 
 def usd(amount: float) -> str:
-    return f"${amount:,.2f}"
+    """`$12.34`; a small amount to the hundredth of a cent (`$0.0024`), not `$0.00`."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
 
 
 def _month_day(moment: datetime) -> str:

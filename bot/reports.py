@@ -80,7 +80,7 @@ def usage(
                 f"({share * 100:.0f} %); it starts again on {reset}"
             )
         )
-    prices = ", ".join(f"{model} at {messages.usd(price)}/h" for model, price in summary.prices)
+    prices = ", ".join(f"{model} at ${price:g}/h" for model, price in summary.prices)
     cost = f"Estimated cost: {messages.usd(summary.cost)}"
     lines.append(escape(f"{cost} ({prices})" if prices else cost))
     if summary.unpriced:

@@ -148,7 +148,9 @@ async def test_usage_for_manage_server_only(bot: Harness, dialogue: AudioSample)
     seconds = f"{job.billed_seconds:.0f} s"
     assert f"• <#{world.general.id}>: {seconds}" in usage
     assert f"• <@{world.alice.id}>: {seconds}" in usage
-    assert "Estimated cost: $0.00 (assemblyai-stt-3-7 at $0.21/h)" in usage
+    cost = messages.usd(job.billed_seconds / 3600 * 0.21)
+    assert f"Estimated cost: {cost} (assemblyai-stt-3-7 at $0.21/h)" in usage
+    assert cost.startswith("$0.00") and len(cost) == 7  # to the hundredth of a cent
 
 
 async def test_forget_from_the_message_menu(

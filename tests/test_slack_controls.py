@@ -224,7 +224,7 @@ async def test_usage_for_admins_by_channel_and_person_with_the_cost(
     cost = job.billed_seconds / 3600 * 0.21
     assert answer.splitlines() == [
         f"Usage this month (since 1 {job.created_at:%B}, UTC): {seconds} transcribed, 1 recording",
-        f"Estimated cost: ${cost:,.2f} (assemblyai-stt-3-7 at $0.21/h)",
+        f"Estimated cost: {messages.usd(cost)} (assemblyai-stt-3-7 at $0.21/h)",
         "By channel:",
         f"• <#{GENERAL}>: {seconds}",
         "By person:",

@@ -160,7 +160,8 @@ class SlackAdapter:
                 controls=SlackControls(core=core, admins=self.admins),
             ),
             controls=SlackControls(core=core, admins=self.admins),
-            home=Home(core=core, admins=self.admins),
+            home=Home(core=core, admins=self.admins, tasks=self.tasks),
+            tasks=self.tasks,
             oauth=oauth,
         )
 

@@ -34,6 +34,7 @@ from adapters.slack.commands import COMMAND, Commands
 from adapters.slack.controls import FORGET_SHORTCUT, SETTINGS_COMMAND, SlackControls
 from adapters.slack.events import Events
 from adapters.slack.home import OPT_IN_ACTION, OPT_OUT_ACTION, POLICY_ACTION, Home
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class SlackBolt:
         commands: Commands,
         controls: SlackControls,
         home: Home,
+        tasks: TaskSet,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
@@ -143,7 +145,7 @@ class SlackBolt:
             logger=BOLT_LOG,
         )
         self._register(triggers, commands)
-        self._register_controls(controls, home)
+        self._register_controls(controls, home, tasks)
 
     def _register(self, triggers: Events, commands: Commands) -> None:
         app = self.app
@@ -167,7 +169,7 @@ class SlackBolt:
             async def revoked(event: Mapping[str, Any], context: AsyncBoltContext) -> None:
                 log.warning("Slack says the app's tokens are gone: %s", event.get("type"))
 
-    def _register_controls(self, controls: SlackControls, home: Home) -> None:
+    def _register_controls(self, controls: SlackControls, home: Home, tasks: TaskSet) -> None:
         """`/transcribe-settings`, the "Forget transcript" shortcut and the Home tab."""
         app = self.app
 
@@ -179,9 +181,10 @@ class SlackBolt:
         async def forget(
             ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, respond: AsyncRespond
         ) -> None:
+            # Forgotten (the jobs marked) before Slack hears back; told after, in the back.
             answer = await controls.forget(body, client)
             await ack()
-            await respond(text=answer, response_type="ephemeral")
+            tasks.spawn(respond(text=answer, response_type="ephemeral"), "forget")
 
         @app.event("app_home_opened")
         async def home_opened(

@@ -3,7 +3,8 @@ admins also this month's usage against the budget and every channel the bot is i
 with its policy, changeable there.
 
 Published with `views.publish` when someone opens the tab (`app_home_opened`) and again
-after each change made in it (`block_actions`). Block Kit's limits hold whatever the
+after each change made in it (`block_actions`), as tracked background tasks: Slack's
+acknowledgement never waits for the look-ups a view needs. Block Kit's limits hold whatever the
 workspace: at most 100 blocks (channels past `MAX_CHANNELS` are counted, not listed),
 3,000 characters a section, 75 an option's text. A change is checked again when it
 arrives: a forged action from someone who is not an admin changes nothing.
@@ -25,6 +26,7 @@ from adapters.slack.errors import CALL_ERRORS, error_code
 from bot import reports
 from bot.chat import ChannelPolicy, Core, Platform
 from bot.controls import Overview
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +48,21 @@ Block = dict[str, Any]
 
 
 class Home:
-    def __init__(self, *, core: Core, admins: Admins) -> None:
+    def __init__(self, *, core: Core, admins: Admins, tasks: TaskSet) -> None:
         self._core = core
         self._admins = admins
+        self._tasks = tasks
 
     async def opened(self, event: Mapping[str, Any], team: str, client: AsyncWebClient) -> None:
         if event.get("tab") != "home" or not event.get("user"):
             return  # the Messages tab is a DM like any other
-        await self.publish(client, team, str(event["user"]))
+        self._tasks.spawn(self.publish(client, team, str(event["user"])), "home")
 
     async def action(self, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+        """A select or button of the Home tab (acknowledged already): handled after."""
+        self._tasks.spawn(self._act(body, client), "home-action")
+
+    async def _act(self, body: Mapping[str, Any], client: AsyncWebClient) -> None:
         """A select or button of the Home tab: checked, applied, and the tab published again."""
         user = str((body.get("user") or {}).get("id", ""))
         team = str((body.get("team") or {}).get("id", ""))
