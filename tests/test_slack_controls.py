@@ -301,6 +301,7 @@ async def test_forget_removes_the_posts_the_transcript_and_the_record(
     assert await shortcut(bot, message, user=ALICE, callback="forget") == (
         messages.NOTHING_TO_FORGET
     )
+    assert unescape(await command(bot, "forget")) == texts.FORGET_HOW
 
 
 async def test_forget_of_a_job_still_being_transcribed(

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 SETTINGS_COMMAND: Final = "/transcribe-settings"
 FORGET_SHORTCUT: Final = "forget"  # the message shortcut's callback_id (slack-manifest.yml)
 #: `/transcribe` words this module answers.
-WORDS: Final = frozenset({"optout", "opt-out", "optin", "opt-in", "usage"})
+WORDS: Final = frozenset({"optout", "opt-out", "optin", "opt-in", "usage", "forget"})
 _SWITCH: Final = {"on": True, "off": False, "default": None}
 
 
@@ -47,6 +47,8 @@ class SlackControls:
         """The answer to `/transcribe <word>`, as mrkdwn (already escaped)."""
         controls = self._core.controls
         user, team = body["user_id"], body["team_id"]
+        if word == "forget":
+            return escape(texts.FORGET_HOW)  # a command names no message: the shortcut does
         if word in ("optout", "opt-out", "optin", "opt-in"):
             answer = await controls.set_opt_out(Platform.SLACK, user, word.endswith("out"))
             return escape(answer)

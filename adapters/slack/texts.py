@@ -101,3 +101,8 @@ SETTINGS_HELP: Final = (
 )
 
 NO_MESSAGE: Final = "Slack did not say which message that was: try again on the message."
+FORGET_HOW: Final = (
+    "To remove a transcript, use More actions (⋯) → Forget transcript on the recording's "
+    "message or on my result in its thread: my posts there, the transcript at AssemblyAI "
+    "and my record of it are deleted."
+)
