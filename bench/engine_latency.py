@@ -46,7 +46,7 @@ from bot.config import Secret
 from bot.jobs import Job
 from bot.polling import PollSchedule
 from bot.web import WEBHOOK_PATH, create_app
-from tests.recording import url_intake
+from tests.fakes.recording import url_intake
 
 DURATIONS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 FIXED_INTERVAL = h.FixedSchedule.INTERVAL
