@@ -190,7 +190,7 @@ class Engine:
         admission = await self.store.admission.admit(record, limits, budget)
         if admission.job is None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
-            if admission.refusal is Refusal.BUDGET:
+            if admission.refusal is Refusal.BUDGET and record.platform in self.platforms:
                 self._spawn_side(steps.budget_used_up(self._context_for(record.platform), record))
             return IntakeOutcome(None, False, self._refusal_text(admission))
         job, created = admission.job, admission.created
