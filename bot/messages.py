@@ -68,6 +68,7 @@ def explain(exc: BaseException) -> str:
 SHUTTING_DOWN = "threadscribe is restarting: please try again in a minute"
 EMPTY_FILE = "that file is empty (0 bytes): there is nothing to transcribe"
 RENDER_FAILED = "the transcript arrived but could not be formatted; the details are in the log"
+TRANSCRIPT_DELETED = "the transcript was deleted at AssemblyAI before it could be posted"
 
 
 def _megabytes(size: float) -> str:

@@ -623,6 +623,9 @@ async def _result_post(ctx: StepContext, job: Job) -> Post:
     try:
         fetched, working.fetched = working.fetched, None
         transcript = fetched or await ctx.client.get(job.transcript_id)
+        if transcript.deleted:
+            # Deleted at AssemblyAI meanwhile: what is left is a scrub, nothing to show.
+            raise Fail(messages.TRANSCRIPT_DELETED)
         transcript = render.without_speech(transcript) or transcript
         if not transcript.words:
             formats = set()  # nothing to subtitle (AssemblyAI answers 400 for it)

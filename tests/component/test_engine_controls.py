@@ -317,3 +317,27 @@ async def test_forgetting_twice_is_once(
         await h.drain()
         assert await h.store.get(job.id) is None
         assert h.emulator.running.emulator.store.records == {}  # never submitted
+
+
+async def test_a_transcript_deleted_at_assemblyai_before_its_post_is_said_not_shown(
+    tmp_path: Path, emulator: EmulatorServer, dialogue: AudioSample, media_server: Any
+) -> None:
+    """The thread is unreachable for a moment, and meanwhile the transcript is deleted at
+    AssemblyAI (by hand, or a receipt's deletion that did not get recorded): what comes
+    back is a scrub ("Deleted by user."), which must not be posted as the transcript."""
+    from bot.errors import PlatformUnavailable
+
+    async with harness(tmp_path, emulator, retry_base=30.0, retry_cap=30.0) as h:
+        h.platform.fail("post", None, PlatformUnavailable("Slack is down"))
+        outcome = await h.engine.intake(url_intake(media_server(dialogue.path)))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                await h.engine.run_until_idle()  # the result's post waits 15-30 s
+        job = await h.store.get(outcome.job.id)
+        assert job.state is JobState.COMPLETED and h.platform.results(job.id) == []
+        await h.client.delete(job.transcript_id)
+        await h.store.queue.make_due(job.id)
+        await h.drain()
+        [notice] = h.platform.results(job.id)
+        assert notice.text == messages.failed(messages.TRANSCRIPT_DELETED)
+        assert "Deleted by user" not in notice.text
