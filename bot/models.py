@@ -16,6 +16,7 @@ checks before spending anything is what the emulator enforces in the tests.
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
 #: Every value `speech_models` accepts today, newest first.
@@ -77,7 +78,8 @@ def speech_model_problem(model: str) -> str | None:
     """Why AssemblyAI would refuse `model`, or None if it accepts it."""
     if model in ACCEPTED_SPEECH_MODELS:
         return None
-    accepted = ", ".join(LISTED_SPEECH_MODELS)
+    # Suggest what is current: the listed models less the deprecated ones.
+    accepted = ", ".join(m for m in LISTED_SPEECH_MODELS if m not in DEPRECATED_SPEECH_MODELS)
     if model in REJECTED_SPEECH_MODELS:
         return f"{model} is no longer offered by AssemblyAI (use one of {accepted})"
     return f"{model} is not an AssemblyAI speech model (use one of {accepted})"
@@ -151,3 +153,28 @@ DEFAULT_PRICE_PER_HOUR: Final = {
     "universal-3-pro": 0.21,
     "universal-2": 0.15,
 }
+
+
+class ChannelPolicy(enum.StrEnum):
+    """Who gets transcribed in a channel: every recording shared there (`auto`), only
+    what someone asks for (a command, the shortcut or context menu, a mention), or none."""
+
+    AUTO = "auto"
+    ON_REQUEST = "on-request"
+    OFF = "off"
+
+    @classmethod
+    def parse(cls, raw: str) -> ChannelPolicy:
+        """`auto`, `on-request` (also `on_request`, `request`) or `off`; true and false
+        are the old auto-transcribe switch (true: auto, false: on-request)."""
+        word = raw.strip().lower().replace("_", "-")
+        aliases = {"request": "on-request", "onrequest": "on-request", "asked": "on-request"}
+        word = aliases.get(word, word)
+        if word in ("true", "yes", "on", "1"):
+            return cls.AUTO
+        if word in ("false", "no", "0"):
+            return cls.ON_REQUEST
+        try:
+            return cls(word)
+        except ValueError:
+            raise ValueError(f"must be auto, on-request or off (got {raw!r})") from None

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
 from bot.errors import IllegalTransition
+from bot.models import ChannelPolicy as ChannelPolicy
 
 #: What a platform file reference may hold: ids, names, sizes, URLs. Never bytes.
 JSONScalar: TypeAlias = str | int | float | bool | None
@@ -166,31 +167,6 @@ class DeliveryStep(enum.StrEnum):
 
     STATUS = "status"
     RESULT = "result"
-
-
-class ChannelPolicy(enum.StrEnum):
-    """Who gets transcribed in a channel: every recording shared there (`auto`), only
-    what someone asks for (a command, the shortcut or context menu, a mention), or none."""
-
-    AUTO = "auto"
-    ON_REQUEST = "on-request"
-    OFF = "off"
-
-    @classmethod
-    def parse(cls, raw: str) -> ChannelPolicy:
-        """`auto`, `on-request` (also `on_request`, `request`) or `off`; true and false
-        are the old auto-transcribe switch (true: auto, false: on-request)."""
-        word = raw.strip().lower().replace("_", "-")
-        aliases = {"request": "on-request", "onrequest": "on-request", "asked": "on-request"}
-        word = aliases.get(word, word)
-        if word in ("true", "yes", "on", "1"):
-            return cls.AUTO
-        if word in ("false", "no", "0"):
-            return cls.ON_REQUEST
-        try:
-            return cls(word)
-        except ValueError:
-            raise ValueError(f"must be auto, on-request or off (got {raw!r})") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,8 @@ def test_silence_prints_no_speech(emulator: EmulatorServer, silence: Path, tmp_p
     result = run_cli("transcribe", silence, server=emulator, cwd=tmp_path)
     assert NO_SPOKEN_AUDIO not in result.stderr
     assert result.returncode == 0, result.stderr
+    # The progress line ends as a transcript of nothing, not a failure.
+    assert "Failed" not in result.stderr and "Transcribed" in result.stderr, result.stderr
     assert result.stdout == f"{UNDETECTED}\n\n{NO_SPEECH}\n"
 
 
@@ -155,6 +157,17 @@ def test_wrong_key(emulator, audio_library, tmp_path):
     )
     assert_one_line_error(result, "API key")
     assert "not-the-key" not in result.stderr
+
+
+def test_a_wrong_key_is_found_before_a_large_upload(emulator, tmp_path):
+    big = make_tone(tmp_path / "long.wav", 300.0)  # 9.6 MB: worth a check first
+    emulator.clear_requests()
+    result = run_cli(
+        "transcribe", big, server=emulator, cwd=tmp_path, env={"ASSEMBLYAI_API_KEY": "not-the-key"}
+    )
+    assert_one_line_error(result, "API key")
+    assert "Uploading" not in result.stderr
+    assert [(r["method"], r["path"]) for r in emulator.requests()] == [("GET", "/v2/transcript")]
 
 
 def _touch(path: Path) -> Path:
@@ -281,3 +294,16 @@ def test_a_link_the_url_policy_refuses_never_reaches_assemblyai(emulator, tmp_pa
     if "public address" in said:
         assert "ALLOW_PRIVATE_URLS=true allows private hosts" in result.stderr
     assert spent(emulator) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [("run", "answer in the thread"), ("doctor", "it changes nothing")],
+)
+def test_run_and_doctor_help_say_what_they_do_and_where_settings_come_from(tmp_path, command, says):
+    result = run_cli(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert says in text
+    assert "from the environment and from a .env file in the working directory" in text
+    assert ".env.example" in text

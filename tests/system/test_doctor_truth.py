@@ -17,8 +17,10 @@ from adapters.slack import BOT_SCOPES
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_model import Intent
 from tests.fakes.slack import (
+    ALICE,
     APP_TOKEN,
     BOT_TOKEN,
+    GENERAL,
     FakeSlack,
 )
 from tests.helpers.emulator_server import EmulatorServer
@@ -28,6 +30,7 @@ from tests.helpers.processes import (
     free_port,
     running,
     threadscribe,
+    until,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -91,6 +94,9 @@ async def test_every_bad_value_is_reported_and_the_other_checks_still_run(
     # ...and the checks after the settings ran all the same.
     assert "ok    AssemblyAI: the API key works" in out
     assert "ok    Slack: bot @threadscribe" in out
+    # PORT was not usable: the default is not checked in its place.
+    assert "warn  Port: not checked: PORT above must be fixed first" in out
+    assert "port 8080" not in out
 
 
 async def test_oauth_credentials_beside_a_bot_token_are_pointed_out(
@@ -104,11 +110,41 @@ async def test_oauth_credentials_beside_a_bot_token_are_pointed_out(
         SLACK_CLIENT_SECRET=fake_slack.client_secret,
     )
 
-    _status, out = await doctor(tmp_path)
+    status, out = await doctor(tmp_path)
 
     warnings = "\n".join(lines_of(out, "warn"))
     assert "so SLACK_BOT_TOKEN is ignored" in warnings
     assert "PUBLIC_URL is not set" in warnings
+    # Nothing is installed yet: `run` would drop every event, so doctor fails, and says how.
+    assert status == 1
+    [failure] = lines_of(out, "FAIL")
+    assert "no workspace has installed threadscribe yet, so every event would be dropped" in (
+        failure
+    )
+    assert "open /slack/install" in failure
+    assert not (tmp_path / "threadscribe.db").exists()  # read, never created
+
+
+async def test_run_with_oauth_and_no_install_says_so_and_why_events_are_dropped(
+    fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    env_file(
+        tmp_path,
+        **assemblyai_lines(emulator),
+        **slack_socket(fake_slack),
+        SLACK_CLIENT_ID=fake_slack.client_id,
+        SLACK_CLIENT_SECRET=fake_slack.client_secret,
+        PORT=str(port),
+    )
+    async with running(tmp_path, port) as log:
+        await fake_slack.socket.wait_for_connections(1)
+        assert "no workspace has installed threadscribe yet" in log()
+        msg = fake_slack.events.post(GENERAL, ALICE, "<https://media.example/a.mp3>")
+        delivery = await fake_slack.socket.deliver_event(fake_slack.events.message(msg))
+        await delivery.acknowledged()
+        await until(lambda: "where threadscribe is not installed" in log())
+    assert "AuthorizeResult" not in log()
 
 
 async def test_the_regions_must_match(

@@ -93,9 +93,23 @@ def test_a_missing_key_is_one_line_and_exit_2() -> None:
 
 
 def test_a_bad_scripts_directory_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    code, lines = run_to_end("--api-key", "k", "--scripts", str(tmp_path / "missing"))
+    file = tmp_path / "scripts.json"
+    file.write_text("{}")
+    code, lines = run_to_end("--api-key", "k", "--scripts", str(file))
     assert code == 2
-    assert lines == [f"threadscribe emulator: --scripts {tmp_path / 'missing'} is not a directory"]
+    assert lines == [f"threadscribe emulator: --scripts {file} is not a directory"]
+
+
+def test_a_missing_scripts_directory_is_created_and_said(tmp_path: Path) -> None:
+    missing = tmp_path / "scripts-dir"
+    with emulator_process("--api-key", "k", "--scripts", str(missing)) as proc:
+        assert proc.stderr is not None
+        said = proc.stderr.readline()
+        assert LISTENING.fullmatch(proc.stderr.readline())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    assert said == f"created {missing}/: put <sha256 of the audio>.json scripts in it\n"
+    assert missing.is_dir()
 
 
 def test_a_busy_port_is_one_line_and_exit_1() -> None:
