@@ -223,3 +223,61 @@ async def test_a_budget_refusal_names_it_and_the_owner_is_told(
         (told,) = await bot.fake.wait_for(lambda: bot.fake.messages(dm.id, from_bot=True))
         assert "transcription budget of 20 s is used up" in told["content"]
         assert Permission.MANAGE_GUILD  # the owner holds every permission; they are told
+
+
+async def test_outside_the_allowed_servers_the_bot_says_once_it_is_not_enabled(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any, dialogue: AudioSample
+) -> None:
+    async with running_bot(fake_discord, store, assemblyai, allowed_guilds=("1",)) as bot:
+        data = dialogue.path.read_bytes()
+        first = await bot.fake.dispatch_voice_message(audio=data, duration_secs=9)
+        await bot.fake.dispatch_voice_message(audio=data, duration_secs=9)
+        await bot.settle()
+        (said,) = await bot.fake.wait_for(lambda: bot.fake.messages(from_bot=True))
+        assert said["message_reference"]["message_id"] == first["id"]
+        assert shown(said) == messages.refused([messages.not_enabled("discord", workspace=True)])
+        assert "not enabled in this server" in said["content"]
+        # Asked for explicitly, the answer says it every time (ephemeral, to the asker).
+        ix = await bot.fake.dispatch_message_command("Transcribe", first)
+        assert "not enabled in this server" in await answer(bot, ix)
+        await bot.settle()
+        public = [m for m in bot.fake.messages(from_bot=True) if not m["flags"] & 64]
+        assert public == [said] and await bot.jobs() == []
+
+
+async def test_an_allowed_server_with_a_channel_allowlist(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any, dialogue: AudioSample
+) -> None:
+    world = fake_discord.world
+    allowed = {"allowed_guilds": (str(world.guild.id),), "allowed_channels": ("1",)}
+    async with running_bot(fake_discord, store, assemblyai, **allowed) as bot:
+        await bot.fake.dispatch_voice_message(audio=dialogue.path.read_bytes(), duration_secs=9)
+        await bot.settle()
+        (said,) = await bot.fake.wait_for(lambda: bot.fake.messages(from_bot=True))
+        assert "not enabled in this channel" in said["content"]
+        assert await bot.jobs() == []
+    allowed["allowed_channels"] = (str(world.general.id),)
+    async with running_bot(fake_discord, store, assemblyai, **allowed) as bot:
+        await bot.fake.dispatch_voice_message(audio=dialogue.path.read_bytes(), duration_secs=9)
+        await bot.settle()
+        [job] = await bot.jobs()
+        assert job.channel == str(world.general.id)
+
+
+async def test_direct_messages_follow_their_own_setting(
+    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any, dialogue: AudioSample
+) -> None:
+    world = fake_discord.world
+    off = {"discord_dm_transcribe": ChannelPolicy.OFF}
+    async with running_bot(fake_discord, store, assemblyai, **off) as bot:
+        data = dialogue.path.read_bytes()
+        for _ in range(2):
+            await bot.fake.dispatch_voice_message(world.dm, audio=data, duration_secs=9)
+        await bot.settle()
+        (said,) = await bot.fake.wait_for(lambda: bot.fake.messages(world.dm, from_bot=True))
+        assert shown(said) == messages.refused([messages.transcription_off(direct=True)])
+        assert len(bot.fake.messages(world.dm, from_bot=True)) == 1 and await bot.jobs() == []
+        # In a server channel, the channel default (auto) still applies.
+        await bot.fake.dispatch_voice_message(audio=data, duration_secs=9)
+        await bot.settle()
+        assert len(await bot.jobs()) == 1
