@@ -281,3 +281,24 @@ async def test_direct_messages_follow_their_own_setting(
         await bot.fake.dispatch_voice_message(audio=data, duration_secs=9)
         await bot.settle()
         assert len(await bot.jobs()) == 1
+
+
+async def test_delete_after_delivery_shows_its_receipt_in_the_result(
+    fake_discord: FakeDiscord,
+    store: JobStore,
+    assemblyai: Any,
+    dialogue: AudioSample,
+    emulator: EmulatorServer,
+) -> None:
+    config = dataclasses.replace(FAST_ENGINE, delete_after_delivery=True)
+    async with running_bot(fake_discord, store, assemblyai, config=config) as bot:
+        voice = await bot.fake.dispatch_voice_message(
+            audio=dialogue.path.read_bytes(), duration_secs=9
+        )
+        await bot.settle()
+        await bot.drain()
+        _status, result = bot.in_thread(voice)
+        (embed,) = result["embeds"]
+        assert embed["footer"]["text"].endswith(messages.DELETED_RECEIPT)
+        [job] = await bot.store.recent()
+        assert emulator.running.emulator.store.records[job.transcript_id].deleted
