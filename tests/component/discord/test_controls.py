@@ -5,6 +5,7 @@ message menu, PII redaction with the redacted audio, and the budget with the own
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,8 +20,8 @@ from tests.fakes.discord import FakeDiscord, Permission
 from tests.fakes.discord_harness import Harness, running_bot, shown
 from tests.fakes.discord_model import EVERYONE_PERMISSIONS
 from tests.helpers.audio import AudioSample, make_pii_dialogue, write_script
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.helpers.engine import FAST_ENGINE
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer, start_emulator
+from tests.helpers.engine import FAST_ENGINE, emulator_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -302,3 +303,34 @@ async def test_delete_after_delivery_shows_its_receipt_in_the_result(
         assert embed["footer"]["text"].endswith(messages.DELETED_RECEIPT)
         [job] = await bot.store.recent()
         assert emulator.running.emulator.store.records[job.transcript_id].deleted
+
+
+async def test_forget_of_a_job_still_being_transcribed(
+    fake_discord: FakeDiscord, store: JobStore, dialogue: AudioSample, tmp_path: Path
+) -> None:
+    world = fake_discord.world
+    with start_emulator(tmp_path / "slow", processing_time=2.0) as slow:
+        write_script(dialogue, slow.scripts_dir)
+        async with emulator_client(slow) as client, running_bot(fake_discord, store, client) as bot:
+            voice = await bot.fake.dispatch_voice_message(
+                audio=dialogue.path.read_bytes(), duration_secs=9
+            )
+            await bot.settle()
+            await bot.engine.start()
+            records = slow.running.emulator.store.records
+            await bot.fake.wait_for(lambda: records)  # submitted: AssemblyAI is working on it
+            [record] = records.values()
+            assert not record.done
+
+            ix = await bot.fake.dispatch_message_command(
+                "Forget transcript", voice, user=world.owner
+            )  # the server's owner: an admin, who neither shared nor asked
+            assert "It was still being transcribed" in await answer(bot, ix)
+            async with asyncio.timeout(20):
+                # The emulator's state and the store, in-process: nothing to wait on but time.
+                while not record.deleted or await bot.jobs():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            public = [m for m in bot.in_thread(voice) if not m["flags"] & 64]
+            assert public == []  # the status went, and no result was ever posted
+            assert bot.fake.reactions(voice) == []
+            assert await bot.store.recent() == []
