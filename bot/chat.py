@@ -18,19 +18,32 @@ import enum
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
 
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
-from bot.jobs import FileSource, Job, JobOptions, JobState, Platform, Source, UrlSource
+from bot.jobs import (
+    ChannelPolicy,
+    FileSource,
+    Job,
+    JobOptions,
+    JobState,
+    Platform,
+    Source,
+    UrlSource,
+)
 from bot.jobs.records import JSONScalar
 from bot.render import Document, RenderedFile
+
+if TYPE_CHECKING:
+    from bot.controls import Controls
 
 __all__ = [
     "Adapter",
     "Attachment",
+    "ChannelPolicy",
     "ChatPlatform",
     "Core",
     "FileSource",
@@ -108,6 +121,9 @@ class Trigger:
     own_hosts: Sequence[str] = ()
     #: the channel whose settings apply, when not `channel` (a Discord thread: its parent)
     settings_channel: str | None = None
+    #: who posted the message, when that is not `requester` (someone used Transcribe or a
+    #: mention on another person's message): their opt-out applies, and they may forget it
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +188,12 @@ class Core(Protocol):
 
     async def progress(self, platform: Platform, workspace: str, requester: str) -> list[Progress]:
         """The person's unfinished jobs, oldest first, with queue positions."""
+        ...
+
+    @property
+    def controls(self) -> Controls:
+        """Privacy and cost controls: channel policies, redaction, opt-outs, usage, the
+        overview, forget (bot/controls.py)."""
         ...
 
 
@@ -277,6 +299,21 @@ class ChatPlatform(Protocol):
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         """Show `reaction` on the source message (replacing the previous one)."""
+        ...
+
+    @property
+    def file_limit(self) -> int:
+        """Bytes one file the bot posts may hold (Discord's uploads are small)."""
+        ...
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        """Delete what the bot posted for the job (`message_ids`, recorded as it posted,
+        and whatever it uploaded with them) and take its reaction off the source message
+        (`/transcribe forget`). Messages already gone are no error."""
+        ...
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        """Tell the workspace's admins `text` directly (a budget alert)."""
         ...
 
 

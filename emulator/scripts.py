@@ -1,7 +1,9 @@
 """Deterministic transcripts: a script's turns, or a placeholder, laid over the audio.
 
 A script is `<scripts_dir>/<sha256 of the audio bytes>.json`:
-`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`.
+`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`, and
+optionally `"entities": {"Ada Lovelace": "person_name"}`: what PII redaction finds in it
+besides what has a fixed shape (emulator/redaction.py).
 Its words are spread over the real duration in proportion to their length, with a short
 pause between turns, so that text, words, utterances and timings always agree. The
 script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words
@@ -24,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bot.models import PII_POLICIES
 
 from .speech import Span
 
@@ -51,6 +55,8 @@ class ScriptError(Exception):
 class Script:
     language_code: str
     turns: tuple[tuple[str, str], ...]  # (speaker, text)
+    #: words of the script that are PII, and which policy's (`person_name`...)
+    entities: tuple[tuple[str, str], ...] = ()
 
 
 def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
@@ -81,7 +87,12 @@ def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
         turns.append((item["speaker"], item["text"]))
     if not turns:
         raise ScriptError(path, "the script has no utterances")
-    return Script(language_code=language, turns=tuple(turns))
+    entities = data.get("entities", {})
+    if not isinstance(entities, dict) or not all(
+        isinstance(k, str) and k.strip() and v in PII_POLICIES for k, v in entities.items()
+    ):
+        raise ScriptError(path, '"entities" maps words of the script to PII policies')
+    return Script(language_code=language, turns=tuple(turns), entities=tuple(entities.items()))
 
 
 @dataclass(frozen=True, slots=True)

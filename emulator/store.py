@@ -69,6 +69,9 @@ class TranscriptRecord:
     speech_model_used: str | None = None
     webhook_status_code: int | None = None
     deleted: bool = False
+    #: the audio with the PII beeped out (redact_pii_audio), or why there is none
+    redacted_audio: Path | None = None
+    redacted_audio_error: str | None = None
 
     @property
     def done(self) -> bool:
@@ -104,6 +107,9 @@ class TranscriptRecord:
             raise TransitionError(self.id, self.status, "delete")
         self.deleted = True
         self.result = None
+        if self.redacted_audio is not None:
+            self.redacted_audio.unlink(missing_ok=True)
+            self.redacted_audio = None
 
 
 @dataclass(slots=True)

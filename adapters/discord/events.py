@@ -63,6 +63,11 @@ class Events:
         """Wait (at most `grace` seconds) for handlers under way; discord.py owns them."""
         await self._running.drain(grace, cancel=False)
 
+    @property
+    def running(self) -> TaskSet:
+        """The handlers under way (the controls' too, so that a drain waits for them)."""
+        return self._running
+
     # -- messages --------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message, me: discord.abc.User) -> None:
@@ -258,6 +263,7 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
         options=JobOptions(platform=hints.extra()),
         # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
         settings_channel=str(settings_channel(channel)),
+        author=str(message.author.id),
     )
 
 

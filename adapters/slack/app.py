@@ -32,7 +32,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
 from adapters.slack.commands import COMMAND, Commands
+from adapters.slack.controls import FORGET_SHORTCUT, SETTINGS_COMMAND, SlackControls
 from adapters.slack.events import Events
+from adapters.slack.home import OPT_IN_ACTION, OPT_OUT_ACTION, POLICY_ACTION, Home
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,9 @@ class SlackBolt:
         signing_secret: str,
         triggers: Events,
         commands: Commands,
+        controls: SlackControls,
+        home: Home,
+        tasks: TaskSet,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
@@ -154,6 +160,7 @@ class SlackBolt:
             logger=BOLT_LOG,
         )
         self._register(triggers, commands)
+        self._register_controls(controls, home, tasks)
 
     def _register(self, triggers: Events, commands: Commands) -> None:
         app = self.app
@@ -176,6 +183,38 @@ class SlackBolt:
             @app.event("tokens_revoked")
             async def revoked(event: Mapping[str, Any], context: AsyncBoltContext) -> None:
                 log.warning("Slack says the app's tokens are gone: %s", event.get("type"))
+
+    def _register_controls(self, controls: SlackControls, home: Home, tasks: TaskSet) -> None:
+        """`/transcribe-settings`, the "Forget transcript" shortcut and the Home tab."""
+        app = self.app
+
+        @app.command(SETTINGS_COMMAND)
+        async def settings(ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+            await ack(text=await controls.settings(body, client), response_type="ephemeral")
+
+        @app.shortcut(FORGET_SHORTCUT)
+        async def forget(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            # Forgotten (the jobs marked) before Slack hears back; told after, in the back.
+            answer = await controls.forget(body, client)
+            await ack()
+            tasks.spawn(respond(text=answer, response_type="ephemeral"), "forget")
+
+        @app.event("app_home_opened")
+        async def home_opened(
+            event: Mapping[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+        ) -> None:
+            await home.opened(event, str(context.team_id or ""), client)
+
+        async def home_action(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient
+        ) -> None:
+            await ack()
+            await home.action(body, client)
+
+        for action in (POLICY_ACTION, OPT_OUT_ACTION, OPT_IN_ACTION):
+            app.action(action)(home_action)
 
     # -- HTTP mode -----------------------------------------------------------------------
 

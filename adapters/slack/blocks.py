@@ -91,12 +91,16 @@ def result(post: Post) -> SlackMessage:
         blocks.extend(sections(NO_SPEECH))  # silence: say so in the message itself
     hidden = len(document.transcript_lines) - len(shown)
     note = _attachment_note(post, hidden)
-    if len(blocks) > MAX_BLOCKS - 1:
-        blocks = blocks[: MAX_BLOCKS - 1]
+    # The small print (what was redacted, the deletion receipt) always has its place.
+    small = [{"type": "context", "elements": [mrkdwn(escape(document.footer_text))]}]
+    small = small if document.footer else []
+    room = MAX_BLOCKS - 1 - len(small)
+    if len(blocks) > room:
+        blocks = blocks[:room]
         note = note or "… the rest is in transcript.txt"
     if note:
         blocks.append({"type": "context", "elements": [mrkdwn(escape(note))]})
-    return SlackMessage(escape(post.text), blocks)
+    return SlackMessage(escape(post.text), blocks + small)
 
 
 def preview_lines(document: Document, inline: str) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_BLOCKS = 50
+MAX_BLOCKS = 50  # a message
+MAX_VIEW_BLOCKS = 100  # a modal or the Home tab
 TEXT_TYPES = ("plain_text", "mrkdwn")
 KNOWN_BLOCKS = frozenset(
     {
@@ -27,14 +28,16 @@ KNOWN_BLOCKS = frozenset(
 )
 
 
-def validate_blocks(blocks: list[Any]) -> list[str]:
+def validate_blocks(
+    blocks: list[Any], *, max_blocks: int = MAX_BLOCKS, root: str = "/blocks"
+) -> list[str]:
     """Every problem found, or [] when Slack would accept the blocks."""
     errors: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(blocks) > max_blocks:
+        errors.append(f"no more than {max_blocks} items allowed [json-pointer:{root}]")
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
-        at = f"/blocks/{i}"
+        at = f"{root}/{i}"
         if not isinstance(block, dict) or block.get("type") not in KNOWN_BLOCKS:
             errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
             continue
@@ -65,6 +68,8 @@ def _check_block(block: dict[str, Any], at: str) -> list[str]:
             else:
                 for j, item in enumerate(fields):
                     errors += _check_text(item, f"{at}/fields/{j}", max_len=2000)
+        if "accessory" in block:
+            errors += _check_element(block["accessory"], f"{at}/accessory")
     elif kind == "header":
         errors += _check_text(block.get("text"), f"{at}/text", max_len=150, types=("plain_text",))
     elif kind == "context":
@@ -84,6 +89,9 @@ def _check_block(block: dict[str, Any], at: str) -> list[str]:
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
             errors.append(f"must be a list of 1-25 items [json-pointer:{at}/elements]")
+        else:
+            for j, element in enumerate(elements):
+                errors += _check_element(element, f"{at}/elements/{j}")
     elif kind == "image":
         alt = block.get("alt_text")
         if not isinstance(alt, str) or not 0 < len(alt) <= 2000:
@@ -108,3 +116,74 @@ def _check_text(
     if len(text) > max_len:
         return [f"must be less than {max_len + 1} characters [json-pointer:{at}/text]"]
     return []
+
+
+def _check_string(value: Any, at: str, *, max_len: int, required: bool = True) -> list[str]:
+    if value is None and not required:
+        return []
+    if not isinstance(value, str) or not value:
+        return [f"must be a non-empty string [json-pointer:{at}]"]
+    if len(value) > max_len:
+        return [f"must be less than {max_len + 1} characters [json-pointer:{at}]"]
+    return []
+
+
+def _check_option(option: Any, at: str) -> list[str]:
+    if not isinstance(option, dict):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    return [
+        *_check_text(option.get("text"), f"{at}/text", max_len=75, types=("plain_text",)),
+        *_check_string(option.get("value"), f"{at}/value", max_len=150),
+    ]
+
+
+def _check_element(element: Any, at: str) -> list[str]:
+    """Interactive elements: buttons, static selects and overflow menus (what an app's
+    Home tab and messages use), with Slack's published limits."""
+    if not isinstance(element, dict):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    kind = element.get("type")
+    errors = _check_string(element.get("action_id"), f"{at}/action_id", max_len=255, required=False)
+    if kind == "button":
+        errors += _check_text(element.get("text"), f"{at}/text", max_len=75, types=("plain_text",))
+        errors += _check_string(element.get("value"), f"{at}/value", max_len=2000, required=False)
+        if element.get("style") not in (None, "primary", "danger"):
+            errors.append(f"must be primary or danger [json-pointer:{at}/style]")
+    elif kind == "static_select":
+        if "placeholder" in element:  # optional
+            errors += _check_text(
+                element["placeholder"], f"{at}/placeholder", max_len=150, types=("plain_text",)
+            )
+        options = element.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= 100:
+            return [*errors, f"must be a list of 1-100 items [json-pointer:{at}/options]"]
+        for j, option in enumerate(options):
+            errors += _check_option(option, f"{at}/options/{j}")
+        initial = element.get("initial_option")
+        if initial is not None and initial not in options:
+            errors.append(f"must match one of the options [json-pointer:{at}/initial_option]")
+    elif kind == "overflow":
+        options = element.get("options")
+        if not isinstance(options, list) or not 2 <= len(options) <= 5:
+            return [*errors, f"must be a list of 2-5 items [json-pointer:{at}/options]"]
+        for j, option in enumerate(options):
+            errors += _check_option(option, f"{at}/options/{j}")
+    else:
+        errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
+    return errors
+
+
+def validate_view(view: Any, *, surface: str) -> list[str]:
+    """Every problem of a view for `surface` ("home", "modal"), [] when Slack takes it."""
+    if not isinstance(view, dict):
+        return ["failed to match all allowed schemas [json-pointer:/view]"]
+    errors: list[str] = []
+    if view.get("type") != surface:
+        errors.append(f"must be {surface} [json-pointer:/view/type]")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return [*errors, "must be a list [json-pointer:/view/blocks]"]
+    errors += validate_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, root="/view/blocks")
+    for name, limit in (("private_metadata", 3000), ("callback_id", 255), ("external_id", 255)):
+        errors += _check_string(view.get(name), f"/view/{name}", max_len=limit, required=False)
+    return errors
