@@ -317,6 +317,8 @@ class Questions:
 
     async def _transcript(self, job: Job) -> Transcript | Answered:
         assert job.transcript_id is not None
+        if job.transcript_deleted_at is not None:  # DELETE_AFTER_DELIVERY said so: no GET
+            return Answered(messages.ANSWER_TRANSCRIPT_DELETED, ok=False, job_id=job.id)
         found = self.cache.get(job.transcript_id)
         if found is None:
             try:

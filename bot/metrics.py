@@ -61,3 +61,9 @@ class Metrics:
             ["purpose", "direction"],
             registry=r,
         )
+        self.audio_seconds = Counter(
+            "threadscribe_audio_seconds",
+            "Seconds of audio AssemblyAI billed (the window applied), as transcripts finish",
+            ["model", "platform", "workspace"],
+            registry=r,
+        )

@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: What a deleted transcript's audio_url reads (the spec's DeleteTranscriptResponse).
+DELETED_AUDIO_URL = "http://deleted_by_user"
+
 
 class TranscriptStatus(enum.StrEnum):
     QUEUED = "queued"
@@ -95,12 +98,6 @@ class Span:
         )
 
 
-#: What a deleted transcript says instead of its audio URL and its text (openapi.yml's
-#: DeleteTranscriptResponse example).
-DELETED_AUDIO_URL = "http://deleted_by_user"
-DELETED_TEXT = "Deleted by user."
-
-
 @dataclass(frozen=True, slots=True)
 class Transcript:
     id: str
@@ -125,9 +122,20 @@ class Transcript:
 
     @property
     def deleted(self) -> bool:
-        """Whether it was deleted at AssemblyAI (`DELETE /v2/transcript/{id}`: the record
-        stays, scrubbed, its audio_url `http://deleted_by_user`)."""
-        return self.audio_url == DELETED_AUDIO_URL or (self.text == DELETED_TEXT and not self.words)
+        """AssemblyAI deleted it (DELETE /v2/transcript): what is left is a scrub, whose
+        audio_url reads "http://deleted_by_user" and text "Deleted by user."."""
+        return self.audio_url == DELETED_AUDIO_URL
+
+    @property
+    def billed_seconds(self) -> float:
+        """Seconds AssemblyAI bills for it: the audio's duration within the window it
+        was asked to transcribe (audio_start_from, audio_end_at); 0 for a failed one."""
+        if self.status is not TranscriptStatus.COMPLETED or self.audio_duration is None:
+            return 0.0
+        start = float(self.raw.get("audio_start_from") or 0) / 1000
+        end = self.raw.get("audio_end_at")
+        stop = self.audio_duration if end is None else min(self.audio_duration, end / 1000)
+        return max(0.0, stop - start)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transcript:

@@ -37,9 +37,7 @@ def add_commands(settings: app_commands.Group, intake: Events) -> None:
     ) -> None:
         await configure(intake, interaction, f"translate {language}")
 
-    @settings.command(name="show", description="This channel's transcription settings")
-    async def show(interaction: discord.Interaction) -> None:
-        await configure(intake, interaction, "settings")
+    # `show` is adapters/discord/controls.py's: it includes these preferences.
 
     vocab = app_commands.Group(
         name="vocab",

@@ -8,7 +8,7 @@ the engine's first post starts the thread the result goes in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,9 +16,11 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.admins import Admins
 from adapters.slack.answers import SHOWN_HITS, search_message
 from adapters.slack.blocks import escape
 from adapters.slack.chat import SlackChat
+from adapters.slack.controls import WORDS, SlackControls
 from adapters.slack.errors import CALL_ERRORS, error_code
 from adapters.slack.events import can_post
 from adapters.slack.incoming import command_trigger
@@ -57,12 +59,14 @@ class Commands:
         *,
         core: Core,
         chat: SlackChat,
-        admins: Collection[str],
+        admins: Admins,
+        controls: SlackControls,
         tasks: TaskSet | None = None,
     ) -> None:
         self._core = core
         self._chat = chat
-        self._admins = frozenset(admins)
+        self._admins = admins
+        self._controls = controls
         self._tasks = tasks or TaskSet("slack-commands")
 
     async def transcribe(
@@ -77,6 +81,11 @@ class Commands:
         first = word.split(None, 1)[0] if word else ""
         if first == "search":
             await self._search(ack, body, text[len("search") :].strip(), client, respond)
+            return
+        if word in WORDS:
+            # Already mrkdwn: it mentions channels and people.
+            answer = await self._controls.word(word, body, client)
+            await ack(text=answer, response_type="ephemeral")
             return
         if word in ("", "help"):
             answer = texts.HELP
@@ -158,7 +167,7 @@ class Commands:
 
     async def _auto(self, body: Mapping[str, Any], client: AsyncWebClient, *, enabled: bool) -> str:
         user = body["user_id"]
-        if not await self.may_configure(client, user):
+        if not await self.may_configure(client, body["team_id"], user):
             return messages.NOT_ALLOWED
         await self._core.set_auto_transcribe(
             Platform.SLACK, body["team_id"], body["channel_id"], enabled, by=user
@@ -173,21 +182,13 @@ class Commands:
         user = body["user_id"]
         where = ChannelRef(Platform.SLACK, body["team_id"], body["channel_id"])
         admin = text.lower().startswith(("vocab", "settings")) or await self.may_configure(
-            client, user
+            client, body["team_id"], user
         )
         return await self._core.configure(where, text, by=user, admin=admin)
 
-    async def may_configure(self, client: AsyncWebClient, user: str) -> bool:
+    async def may_configure(self, client: AsyncWebClient, team: str, user: str) -> bool:
         """Workspace admins and owners, and the configured allowlist."""
-        if user in self._admins:
-            return True
-        try:
-            info = await client.users_info(user=user)
-        except CALL_ERRORS as exc:
-            log.warning("users.info failed: %s", error_code(exc))
-            return False
-        person = info.get("user") or {}
-        return any(person.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+        return await self._admins.is_admin(team, user, client)
 
     async def _status(self, body: Mapping[str, Any]) -> str:
         mine = await self._core.progress(Platform.SLACK, body["team_id"], body["user_id"])

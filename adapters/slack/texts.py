@@ -27,7 +27,12 @@ HELP: Final = (
     "channel's transcripts (admins)\n"
     "• On a result: Rename speakers, or Redo with another language, speaker count or a "
     "translation.\n"
-    "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me."
+    "• /transcribe optout | optin: whether recordings you share are transcribed "
+    "automatically\n"
+    "• /transcribe usage: this month's hours and estimated cost (workspace admins)\n"
+    "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me; "
+    "More actions → Forget transcript removes a transcript.\n"
+    "• /transcribe-settings: this channel's policy and PII redaction"
 )
 
 INVITE_ME: Final = (
@@ -101,3 +106,31 @@ THINKING: Final = "is reading the transcript…"
 
 def searching(words: str) -> str:
     return f"Searching this channel's recordings for “{words}”…"
+
+
+# -- privacy and cost controls -------------------------------------------------------------
+
+ADMINS_ONLY: Final = (
+    "Only workspace admins and owners (or the people in the bot's admin list, "
+    "SLACK_ADMIN_USERS) can change this or see the usage."
+)
+
+SETTINGS_HELP: Final = (
+    "/transcribe-settings: how threadscribe behaves in this channel.\n"
+    "• /transcribe-settings: this channel's settings\n"
+    "• /transcribe-settings policy auto | on-request | off | default: transcribe every "
+    "recording shared here, only those someone asks for, or none (admins)\n"
+    "• /transcribe-settings redact on | off | default: redact personal data (PII) from "
+    "transcripts here (admins)\n"
+    "• /transcribe-settings redacted-audio on | off | default: also post the audio with "
+    "the personal data beeped out (admins)\n"
+    "Your own choice: /transcribe optout | optin. Usage: /transcribe usage (admins). "
+    "To remove a transcript: More actions (⋯) → Forget transcript, on the message."
+)
+
+NO_MESSAGE: Final = "Slack did not say which message that was: try again on the message."
+FORGET_HOW: Final = (
+    "To remove a transcript, use More actions (⋯) → Forget transcript on the recording's "
+    "message or on my result in its thread: my posts there, the transcript at AssemblyAI "
+    "and my record of it are deleted."
+)
