@@ -405,6 +405,8 @@ class Questions:
 
         async def one(job: Job) -> SearchHit | Exception | None:
             assert job.transcript_id is not None
+            if job.transcript_deleted_at is not None:  # nothing left to search at AssemblyAI
+                return NotFoundError("deleted after delivery")
             async with gate:
                 try:
                     found = await self._engine.client.word_search(job.transcript_id, terms)
@@ -428,13 +430,16 @@ class Questions:
         outcomes = await asyncio.gather(*(one(job) for job in jobs))
         hits = tuple(o for o in outcomes if isinstance(o, SearchHit))
         skipped = sum(1 for o in outcomes if isinstance(o, Exception))
-        if skipped:
-            notes.append(messages.search_skipped(skipped))
         log.info(
             "search",
             extra={"searched": len(jobs), "hits": len(hits), "skipped": skipped, "by": by},
         )
-        return SearchResults(terms, hits, len(jobs), tuple(notes), days=days)
+        if jobs and skipped == len(jobs):
+            refused = messages.search_none_searchable(skipped, days)
+            return SearchResults(terms, refused=refused, days=days)
+        if skipped:
+            notes.append(messages.search_skipped(skipped))
+        return SearchResults(terms, hits, len(jobs) - skipped, tuple(notes), days=days)
 
 
 def _gateway_said(exc: AssemblyAIError) -> str:

@@ -614,6 +614,14 @@ def search_skipped(count: int) -> str:
     )
 
 
+def search_none_searchable(count: int, days: int) -> str:
+    return (
+        f"None of this channel's {count} recording{'s' if count != 1 else ''} of the last "
+        f"{days} days can be searched: their transcripts were deleted at AssemblyAI (for "
+        "privacy), or AssemblyAI did not answer."
+    )
+
+
 def search_capped(limit: int) -> str:
     return f"Only the newest {limit} recordings were searched."
 

@@ -305,3 +305,25 @@ async def test_without_the_assistant_status_the_answer_still_comes(
     assert await ask(bot, thread, "what will Grace send?") is not None
     # Refused once: not asked again in that channel.
     assert [c.ok for c in bot.fake.calls("assistant.threads.setStatus")] == [False]
+
+
+async def test_after_delivery_deletion_nothing_is_asked_of_assemblyai(
+    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer, meeting: AudioSample
+) -> None:
+    people(fake_slack)
+    config = dataclasses.replace(FAST_ENGINE, delete_after_delivery=True)
+    async with slack_bot(fake_slack, tmp_path, emulator=emulator, config=config) as bot:
+        thread = await shared_in_a_thread(bot, meeting)
+        emulator.clear_requests()
+        answer = await ask(bot, thread, "what did Ada decide?")
+        assert answer is not None
+        assert text_of(answer).startswith("I can't answer questions about this recording")
+        said = await command(bot, "search board", user=ALICE)
+        assert said.startswith("Searching")
+        await drain(bot)
+        assert bot.fake.response_posts()[-1].payload["text"] == (
+            "None of this channel's 1 recording of the last 30 days can be searched: their "
+            "transcripts were deleted at AssemblyAI (for privacy), or AssemblyAI did not answer."
+        )
+        # The job record said the transcript is gone: AssemblyAI was not asked again.
+        assert [r["path"] for r in emulator.requests()] == []
