@@ -129,6 +129,12 @@ class TranscriptOptions:
     webhook_url: str | None = None
     webhook_auth_header_name: str | None = None
     webhook_auth_header_value: Secret | None = field(default=None, repr=False)
+    #: PII redaction (`redact_pii` with its policies and substitution), and a copy of the
+    #: audio with the PII beeped out (`redact_pii_audio`, as `redact_pii_audio_quality`)
+    redact_pii_policies: tuple[str, ...] = ()
+    redact_pii_sub: str | None = None
+    redact_pii_audio: bool = False
+    redact_pii_audio_quality: str = "mp3"
 
     def to_json(self, audio_url: str) -> dict[str, Any]:
         body: dict[str, Any] = {"audio_url": audio_url, "speech_models": list(self.speech_models)}
@@ -162,6 +168,14 @@ class TranscriptOptions:
             }
         if self.webhook_auth_header_value is not None:
             body["webhook_auth_header_value"] = self.webhook_auth_header_value.value
+        if self.redact_pii_policies:
+            body["redact_pii"] = True
+            body["redact_pii_policies"] = list(self.redact_pii_policies)
+            if self.redact_pii_sub is not None:
+                body["redact_pii_sub"] = self.redact_pii_sub
+            if self.redact_pii_audio:
+                body["redact_pii_audio"] = True
+                body["redact_pii_audio_quality"] = self.redact_pii_audio_quality
         return body
 
 
@@ -348,6 +362,17 @@ class AssemblyAIClient:
         query = {k: str(v) for k, v in params.items() if v is not None}
         return TranscriptPage.from_json(await self._json("GET", "/v2/transcript", params=query))
 
+    async def redacted_audio(self, transcript_id: str) -> str | None:
+        """The URL of the transcript's PII-redacted audio (`redact_pii_audio`; AssemblyAI
+        keeps it 24 hours), None while AssemblyAI is still making it (202). The URL is
+        presigned: fetch it without the API key. BadRequestError (400) when there is none
+        (not asked for, expired, the transcript deleted)."""
+        path = f"/v2/transcript/{transcript_id}/redacted-audio"
+        data = await self._retrying(lambda: self._send("GET", path, pending=True))
+        if data is None:
+            return None
+        return str(data["redacted_audio_url"])
+
     async def sentences(self, transcript_id: str) -> tuple[Span, ...]:
         data = await self._json("GET", f"/v2/transcript/{transcript_id}/sentences")
         return tuple(Span.from_json(s) for s in data["sentences"])
@@ -490,6 +515,7 @@ class AssemblyAIClient:
         path: str,
         *,
         text: bool = False,
+        pending: bool = False,
         client_timeout: aiohttp.ClientTimeout | None = None,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -505,6 +531,8 @@ class AssemblyAIClient:
             ) as response:
                 if response.status >= 400:
                     raise await _error(response)
+                if pending and response.status == 202:
+                    return None  # accepted, not ready yet (redacted audio being made)
                 if text:
                     return await response.text()
                 return await response.json(content_type=None)

@@ -18,21 +18,35 @@ import enum
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
 
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
-from bot.jobs import FileSource, Job, JobOptions, JobState, Platform, Source, UrlSource
+from bot.jobs import (
+    ChannelPolicy,
+    FileSource,
+    Job,
+    JobOptions,
+    JobState,
+    Platform,
+    Source,
+    UrlSource,
+)
 from bot.jobs.records import JSONScalar
 from bot.render import Document, RenderedFile
 from bot.speakers import Person
+
+if TYPE_CHECKING:
+    # Named apart from `Controls` below (a result's Rename and Redo).
+    from bot.controls import Controls as PrivacyControls
 
 __all__ = [
     "Adapter",
     "Answer",
     "Attachment",
+    "ChannelPolicy",
     "ChannelRef",
     "ChatPlatform",
     "Controls",
@@ -118,6 +132,9 @@ class Trigger:
     own_hosts: Sequence[str] = ()
     #: the channel whose settings apply, when not `channel` (a Discord thread: its parent)
     settings_channel: str | None = None
+    #: who posted the message, when that is not `requester` (someone used Transcribe or a
+    #: mention on another person's message): their opt-out applies, and they may forget it
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +298,12 @@ class Core(Protocol):
         result replaces the old one in the same thread."""
         ...
 
+    @property
+    def controls(self) -> PrivacyControls:
+        """Privacy and cost controls: channel policies, redaction, opt-outs, usage, the
+        overview, forget (bot/controls.py)."""
+        ...
+
 
 # -- out of the core -----------------------------------------------------------------------
 
@@ -394,6 +417,21 @@ class ChatPlatform(Protocol):
         """Who may be speaking in the job's recording, likeliest first: who shared it,
         who it mentions, who takes part in its thread, and the members of a small
         channel, each with the name the platform shows for them. Bots are left out."""
+        ...
+
+    @property
+    def file_limit(self) -> int:
+        """Bytes one file the bot posts may hold (Discord's uploads are small)."""
+        ...
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        """Delete what the bot posted for the job (`message_ids`, recorded as it posted,
+        and whatever it uploaded with them) and take its reaction off the source message
+        (`/transcribe forget`). Messages already gone are no error."""
+        ...
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        """Tell the workspace's admins `text` directly (a budget alert)."""
         ...
 
 

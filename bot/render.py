@@ -249,6 +249,9 @@ class Document:
     def notes_text(self) -> str:
         return "\n".join(self.notes)
 
+    #: small print under the transcript: what was redacted, the deletion receipt
+    footer: tuple[str, ...] = ()
+
     @property
     def transcript_text(self) -> str:
         return self.line_separator.join(self.transcript_lines) or NO_SPEECH
@@ -258,13 +261,17 @@ class Document:
         """The whole rendering as spoken (a translated document's attached file)."""
         lines = self.original_lines or self.transcript_lines
         body = self.line_separator.join(lines) or NO_SPEECH
-        return "\n\n".join(p for p in (self.header, self.notes_text, self.summary, body) if p)
+        parts = (self.header, self.notes_text, self.summary, body, self.footer_text)
+        return "\n\n".join(p for p in parts if p)
+
+    @property
+    def footer_text(self) -> str:
+        return "\n".join(self.footer)
 
     @property
     def text(self) -> str:
-        return "\n\n".join(
-            p for p in (self.header, self.notes_text, self.summary, self.transcript_text) if p
-        )
+        parts = (self.header, self.notes_text, self.summary, self.transcript_text, self.footer_text)
+        return "\n\n".join(p for p in parts if p)
 
 
 def without_speech(transcript: Transcript) -> Transcript | None:
@@ -288,13 +295,15 @@ def render(
     speakers: Speakers | None = None,
     translation: Translation | None = None,
     notes: Sequence[str] = (),
+    footer: Sequence[str] = (),
 ) -> Document:
     """Render a completed transcript. `summary` is the AI summary (or why it failed), when
     one was asked for. `transcribed_up_to`: seconds of the recording transcribed, when a
     limit cut it short (the header then says "first 4:00:00 of 10:12:33"). `speakers`
     shows each speaker (names, renames); `translation` replaces the lines with their
     translation (the original stays in `original_lines`); `notes` are shown under the
-    header, after the one about an unsure language.
+    header, after the one about an unsure language. `footer`: small-print lines under it
+    (what was redacted).
 
     A transcript without speech (AssemblyAI's `text` "" and no words, for silence or a
     tone) renders as the header and one NO_SPEECH line: no speaker section, and no AI
@@ -365,6 +374,7 @@ def render(
         translated=translated,
         original_lines=original,
         hours=hours,
+        footer=tuple(footer),
     )
 
 
@@ -383,12 +393,12 @@ def plain_text(transcript: Transcript, *, summary: Outcome | None = None) -> str
 @dataclass(frozen=True, slots=True)
 class RenderedFile:
     name: str
-    content: str
+    content: str | bytes  # text (transcript.txt, subtitles) or bytes (redacted audio)
     mime: str
 
     @property
     def data(self) -> bytes:
-        return self.content.encode("utf-8")
+        return self.content if isinstance(self.content, bytes) else self.content.encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +519,8 @@ def _clip(text: str, size: int) -> str:
 
 def _preview(document: Document, limit: int, note: str) -> str:
     head = "\n\n".join(p for p in (document.header, document.notes_text, document.summary) if p)
+    if document.footer:
+        note = f"{note}\n\n{document.footer_text}"  # the small print is never cut off
     room = limit - len(head) - len(note) - 4  # two "\n\n" separators
     if room < 0:
         # Even header and summary overflow; the attachment holds them whole.
@@ -567,3 +579,93 @@ def _one_line(text: str) -> str:
 
 def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+# -- redaction ----------------------------------------------------------------------------
+
+#: How each PII policy is named to people, in the plural (the spec's `PiiPolicy`).
+PII_WORDS = {
+    "account_number": "account numbers",
+    "banking_information": "bank details",
+    "blood_type": "blood types",
+    "credit_card_cvv": "card security codes",
+    "credit_card_expiration": "card expiry dates",
+    "credit_card_number": "card numbers",
+    "date": "dates",
+    "date_interval": "date ranges",
+    "date_of_birth": "dates of birth",
+    "drivers_license": "driving licence numbers",
+    "drug": "medications",
+    "duration": "durations",
+    "email_address": "email addresses",
+    "event": "events",
+    "filename": "file names",
+    "gender_sexuality": "gender and sexuality terms",
+    "healthcare_number": "healthcare numbers",
+    "injury": "injuries",
+    "ip_address": "IP addresses",
+    "language": "languages",
+    "location": "addresses and places",
+    "marital_status": "marital statuses",
+    "medical_condition": "medical conditions",
+    "medical_process": "medical procedures",
+    "money_amount": "amounts of money",
+    "nationality": "nationalities",
+    "number_sequence": "number sequences",
+    "occupation": "occupations",
+    "organization": "organisations",
+    "passport_number": "passport numbers",
+    "password": "passwords",
+    "person_age": "ages",
+    "person_name": "names",
+    "phone_number": "phone numbers",
+    "physical_attribute": "physical attributes",
+    "political_affiliation": "political affiliations",
+    "religion": "religions",
+    "statistics": "medical statistics",
+    "time": "times",
+    "url": "web addresses",
+    "us_social_security_number": "social security numbers",
+    "username": "user names",
+    "vehicle_id": "vehicle ids",
+    "zodiac_sign": "zodiac signs",
+}
+_ENTITY = re.compile(r"\[([A-Z_]+)\]")
+
+
+def redaction_note(transcript: Transcript, policies: Sequence[str], substitution: str) -> str:
+    """What the transcript had redacted, for its footer: with `entity_name` substitution
+    each redacted word reads `[PHONE_NUMBER]`, so the redactions can be counted by kind
+    (consecutive words of one kind count once); with `hash` they read `####` and only the
+    kinds looked for can be named."""
+    looked_for = ", ".join(PII_WORDS.get(p, p.replace("_", " ")) for p in policies)
+    if substitution != "entity_name":
+        return f"🔒 PII redaction on ({looked_for}): redacted text shows as ####"
+    counts: dict[str, int] = {}
+    wanted = {p.upper(): p for p in policies}
+    previous = None
+    for word in transcript.words or ():
+        match = _ENTITY.search(word.text)
+        kind = wanted.get(match.group(1)) if match else None
+        if kind is not None and kind != previous:
+            counts[kind] = counts.get(kind, 0) + 1
+        previous = kind
+    if not transcript.words:
+        for match in _ENTITY.finditer(transcript.text or ""):
+            kind = wanted.get(match.group(1))
+            if kind is not None:
+                counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return f"🔒 PII redaction on: nothing found to redact ({looked_for})"
+    found = ", ".join(
+        f"{PII_WORDS.get(kind, kind.replace('_', ' '))} ({n})"
+        for kind, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+    return f"🔒 PII redacted: {found}"
+
+
+def with_footer(document: Document, line: str) -> Document:
+    """`document` with one more small-print line (the deletion receipt)."""
+    if line in document.footer:
+        return document
+    return replace(document, footer=(*document.footer, line))

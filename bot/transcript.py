@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: What a deleted transcript's audio_url reads (the spec's DeleteTranscriptResponse).
+DELETED_AUDIO_URL = "http://deleted_by_user"
+
 
 class TranscriptStatus(enum.StrEnum):
     QUEUED = "queued"
@@ -116,6 +119,23 @@ class Transcript:
     #: speaker identification's answer: the original label ("A") -> the name it found
     speaker_mapping: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def deleted(self) -> bool:
+        """AssemblyAI deleted it (DELETE /v2/transcript): what is left is a scrub, whose
+        audio_url reads "http://deleted_by_user" and text "Deleted by user."."""
+        return self.audio_url == DELETED_AUDIO_URL
+
+    @property
+    def billed_seconds(self) -> float:
+        """Seconds AssemblyAI bills for it: the audio's duration within the window it
+        was asked to transcribe (audio_start_from, audio_end_at); 0 for a failed one."""
+        if self.status is not TranscriptStatus.COMPLETED or self.audio_duration is None:
+            return 0.0
+        start = float(self.raw.get("audio_start_from") or 0) / 1000
+        end = self.raw.get("audio_end_at")
+        stop = self.audio_duration if end is None else min(self.audio_duration, end / 1000)
+        return max(0.0, stop - start)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transcript:

@@ -20,6 +20,7 @@ from bot.models import (
     KEYTERM_MAX_WORDS,
     LANGUAGE_CODES,
     LISTED_SPEECH_MODELS,
+    PII_POLICIES,
     PROMPT_MAX_WORDS,
     keyterms_limit,
 )
@@ -266,8 +267,25 @@ def _check_combinations(values: dict[str, Any]) -> None:
         parse_task(
             values["speech_understanding"], speaker_labels=bool(values.get("speaker_labels"))
         )
+    _check_redaction(values)
+
+
+def _check_redaction(values: dict[str, Any]) -> None:
     if values.get("redact_pii") and not values.get("redact_pii_policies"):
         raise ApiError(400, "redact_pii_policies must be provided when redact_pii is enabled")
+    for policy in values.get("redact_pii_policies", ()):
+        if policy not in PII_POLICIES:
+            raise ApiError(400, f"redact_pii_policies: '{policy}' is not a valid PII policy")
+    if values.get("redact_pii_audio") and not values.get("redact_pii"):
+        raise ApiError(400, "redact_pii_audio requires redact_pii to be enabled")
+    options = values.get("redact_pii_audio_options")
+    if options is not None:
+        for key, value in options.items():
+            if key == "return_redacted_no_speech_audio" and isinstance(value, bool):
+                continue
+            if key == "override_audio_redaction_method" and value == "silence":
+                continue
+            raise ApiError(400, f"redact_pii_audio_options.{key} is not allowed with {value!r}")
 
 
 def _check_window(values: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
 """Deterministic transcripts: a script's turns, or a placeholder, laid over the audio.
 
 A script is `<scripts_dir>/<sha256 of the audio bytes>.json`:
-`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`. An utterance
-may also say who speaks (`"name": "Ada"`: speaker identification maps its speaker to that
-name when the request offers it) and what it says in other languages
-(`"translated_texts": {"es": "..."}`: translation answers with it; without one, a target
-language gets the text marked `[es] ...`).
+`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`, and
+optionally `"entities": {"Ada Lovelace": "person_name"}`: what PII redaction finds in it
+besides what has a fixed shape (emulator/redaction.py). An utterance may also say who
+speaks (`"name": "Ada"`: speaker identification maps its speaker to that name when the
+request offers it) and what it says in other languages (`"translated_texts": {"es":
+"..."}`: translation answers with it; without one, a target language gets the text marked
+`[es] ...`).
 Its words are spread over the real duration in proportion to their length, with a short
 pause between turns, so that text, words, utterances and timings always agree. The
 script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words
@@ -28,6 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from bot.models import PII_POLICIES
 
 from .speech import Span
 
@@ -61,6 +65,8 @@ class Script:
     translations: tuple[Mapping[str, str], ...] = ()
     #: how sure language detection is (None: a deterministic value of 0.9 or more)
     language_confidence: float | None = None
+    #: words of the script that are PII, and which policy's (`person_name`...)
+    entities: tuple[tuple[str, str], ...] = ()
 
 
 def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
@@ -108,12 +114,18 @@ def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
     sure = data.get("language_confidence")
     if sure is not None and (not isinstance(sure, int | float) or not 0 <= sure <= 1):
         raise ScriptError(path, "language_confidence must be a number from 0 to 1")
+    entities = data.get("entities", {})
+    if not isinstance(entities, dict) or not all(
+        isinstance(k, str) and k.strip() and v in PII_POLICIES for k, v in entities.items()
+    ):
+        raise ScriptError(path, '"entities" maps words of the script to PII policies')
     return Script(
         language_confidence=None if sure is None else float(sure),
         language_code=language,
         turns=tuple(turns),
         names=names,
         translations=tuple(translations),
+        entities=tuple(entities.items()),
     )
 
 

@@ -76,6 +76,9 @@ class TranscriptRecord:
     #: translation asked for on submit: the whole text, and each utterance's
     translated_texts: dict[str, str] | None = None
     utterance_translations: list[dict[str, str]] | None = None
+    #: the audio with the PII beeped out (redact_pii_audio), or why there is none
+    redacted_audio: Path | None = None
+    redacted_audio_error: str | None = None
 
     @property
     def done(self) -> bool:
@@ -114,6 +117,9 @@ class TranscriptRecord:
         self.script = None
         self.identified = {}
         self.translated_texts = self.utterance_translations = None
+        if self.redacted_audio is not None:
+            self.redacted_audio.unlink(missing_ok=True)
+            self.redacted_audio = None
 
 
 @dataclass(slots=True)

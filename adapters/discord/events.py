@@ -73,6 +73,11 @@ class Events:
     def accepting(self) -> bool:
         return self._accepting and self.core.accepting
 
+    @property
+    def running(self) -> TaskSet:
+        """The handlers under way (the controls' too, so that a drain waits for them)."""
+        return self._running
+
     # -- messages --------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message, me: discord.abc.User) -> None:
@@ -269,6 +274,7 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
         options=JobOptions(platform=hints.extra()),
         # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
         settings_channel=str(settings_channel(channel)),
+        author=str(message.author.id),
     )
 
 

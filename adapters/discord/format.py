@@ -28,6 +28,7 @@ MARKER_ROOM: Final = len("\n-# ref ") + REF_LENGTH
 CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT - MARKER_ROOM
 TITLE_LIMIT: Final = 256
 DESCRIPTION_LIMIT: Final = 4096
+FOOTER_LIMIT: Final = 2048
 FIELD_LIMIT: Final = 1024
 THREAD_NAME_LIMIT: Final = 100
 NONCE_LENGTH: Final = 25  # Discord's limit for a string nonce
@@ -83,7 +84,9 @@ def _with_embed(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
         if value:
             embed.add_field(name=name, value=clip(value, FIELD_LIMIT), inline=False)
             complete = complete and len(value) <= FIELD_LIMIT
-    embed.set_footer(text=f"{document.word_count:,} words · transcribed with AssemblyAI")
+    footer = f"{document.word_count:,} words · transcribed with AssemblyAI"
+    # The small print (what was redacted, the deletion receipt) goes in the embed's footer.
+    embed.set_footer(text=clip("\n".join((footer, *document.footer)), FOOTER_LIMIT))
     lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
     content, fits = fit_lines("", lines, document.line_separator, _note(document))
     return Outgoing(content, (embed,), _ensure_full_text(document, files, complete and fits))
@@ -93,7 +96,8 @@ def _plain(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
     parts = (document.header, document.notes_text, document.summary)
     head = "\n\n".join(escape(part) for part in parts if part)
     lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
-    content, fits = fit_lines(head, lines, document.line_separator, _note(document))
+    small = "\n".join(f"-# {escape(line)}" for line in document.footer)
+    content, fits = fit_lines(head, lines, document.line_separator, _note(document), tail=small)
     return Outgoing(content, (), _ensure_full_text(document, files, fits))
 
 
@@ -141,17 +145,29 @@ def _actions(document: Document) -> str:
     return "\n".join(lines)
 
 
-def fit_lines(head: str, lines: Sequence[str], separator: str, note: str) -> tuple[str, bool]:
+def fit_lines(
+    head: str, lines: Sequence[str], separator: str, note: str, *, tail: str = ""
+) -> tuple[str, bool]:
     """`head`, then as many whole `lines` as fit in one message; if not all fit, `note`
-    closes it. Returns the text and whether every line is in it."""
+    closes it; `tail` (small print) ends it either way. Returns the text and whether
+    every line is in it."""
+    if tail:
+        text, fits = _fit(head, lines, separator, note, CONTENT_LIMIT - len(tail) - 1)
+        return f"{text}\n{tail}", fits
+    return _fit(head, lines, separator, note, CONTENT_LIMIT)
+
+
+def _fit(
+    head: str, lines: Sequence[str], separator: str, note: str, limit: int
+) -> tuple[str, bool]:
     whole = separator.join(lines)
     full = f"{head}\n\n{whole}" if head else whole
-    if len(full) <= CONTENT_LIMIT:
+    if len(full) <= limit:
         return full, True
-    room = CONTENT_LIMIT - len(note) - 2 - (len(head) + 2 if head else 0)
+    room = limit - len(note) - 2 - (len(head) + 2 if head else 0)
     if room < 40:
         # Even the head overflows (a very long summary): the file holds it whole.
-        return clip(head, CONTENT_LIMIT - len(note) - 2) + "\n\n" + note, False
+        return clip(head, limit - len(note) - 2) + "\n\n" + note, False
     taken: list[str] = []
     used = 0
     for line in lines:

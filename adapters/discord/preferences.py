@@ -37,10 +37,6 @@ def add_commands(settings: app_commands.Group, intake: Events) -> None:
     ) -> None:
         await configure(intake, interaction, f"translate {language}")
 
-    @settings.command(name="show", description="This channel's transcription settings")
-    async def show(interaction: discord.Interaction) -> None:
-        await configure(intake, interaction, "settings")
-
     vocab = app_commands.Group(
         name="vocab",
         description="Words this channel's transcripts should get right",

@@ -72,7 +72,10 @@ def already(titles: list[str], where: str) -> str:
 # -- users: /transcribe-settings ---------------------------------------------------------
 
 NEED_MANAGE_SERVER: Final = "Only members with the Manage Server permission can change this."
-GUILD_ONLY: Final = "This setting exists in servers only; in DMs I always transcribe."
+GUILD_ONLY: Final = (
+    "This exists in servers only: direct messages to me follow the bot's own setting "
+    "(DISCORD_DM_TRANSCRIBE)."
+)
 
 
 def auto_set(enabled: bool, channel_mention: str) -> str:

@@ -116,14 +116,16 @@ def result(post: Post) -> SlackMessage:
     hidden = len(document.transcript_lines) - len(shown)
     note = _attachment_note(post, hidden)
     actions = controls(post.controls) if post.controls is not None else []
-    room = MAX_BLOCKS - 1 - len(actions)
+    # The small print (what was redacted, the deletion receipt) always has its place.
+    small = [{"type": "context", "elements": [mrkdwn(escape(document.footer_text))]}]
+    small = small if document.footer else []
+    room = MAX_BLOCKS - 1 - len(small) - len(actions)
     if len(blocks) > room:
         blocks = blocks[:room]
         note = note or "… the rest is in transcript.txt"
     if note:
         blocks.append({"type": "context", "elements": [mrkdwn(escape(note))]})
-    blocks.extend(actions)
-    return SlackMessage(escape(post.text), blocks)
+    return SlackMessage(escape(post.text), blocks + actions + small)  # small print last
 
 
 def who(label: str, members: Mapping[str, str] | None) -> str:

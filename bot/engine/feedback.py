@@ -40,6 +40,8 @@ class Working:
     last_poll: float | None = None
     #: the finished transcript the poll just fetched, for the delivery right after it
     fetched: Transcript | None = None
+    #: the result as posted, to add the deletion receipt to it without fetching again
+    result_post: Post | None = None
 
 
 class Memory:

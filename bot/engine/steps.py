@@ -1,8 +1,10 @@
 """The steps of a job, as functions of the job and what they need (`StepContext`):
 
     submit   a link, or the platform file streamed into an upload, handed to AssemblyAI
-    poll     ask AssemblyAI how the transcript is doing; learn its turnaround when done
+    poll     ask AssemblyAI how the transcript is doing; learn its turnaround when done,
+             and settle what it cost in the usage ledger
     deliver  post the result (or the failure) in the thread, then ✅ or ❌, exactly once
+    purge    a forgotten job: its posts, its transcript at AssemblyAI, then its record
 
 Each step ends in a compare-and-set state change, or raises a `JobOutcome`: `Retry`
 (try again later), `Fail` (tell the thread), `Lost` (someone else has the job now).
@@ -17,8 +19,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
 
 from bot import assemblyai as aai
 from bot import conversation, messages, render, revisions, speakers, summary, vocabulary
@@ -28,8 +33,10 @@ from bot.engine.feedback import Feedback, Memory, platform_call
 from bot.errors import (
     AssemblyAIError,
     AuthenticationError,
+    BadRequestError,
     Fail,
     Lost,
+    NotFoundError,
     PlatformError,
     RateLimitError,
     RequestTimeout,
@@ -42,15 +49,20 @@ from bot.jobs import (
     ChannelPreferences,
     DeliveryStep,
     FileSource,
+    IntakeRecord,
     Job,
     JobFields,
     JobState,
     JobStore,
+    Platform,
     UrlSource,
+    month_start,
+    next_month,
 )
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
+from bot.render import RenderedFile
 from bot.transcript import Transcript, TranscriptListItem, TranscriptStatus, Translation
 from bot.urls import UrlPolicy, UrlRefused
 
@@ -79,6 +91,10 @@ class StepSettings:
     #: a transfer may take `floor` seconds, or as long as `min_rate` bytes a second need
     transfer_floor: float = 120.0
     transfer_min_rate: float = 100_000.0
+    #: hours each workspace may transcribe per month (for the admins' alerts)
+    budget_hours: float | None = None
+    #: the largest redacted audio the bot downloads to post it (a link beyond)
+    redacted_audio_bytes: int = 50_000_000
 
     def transfer_time(self, size: int) -> float:
         """How long moving `size` bytes may take in all, stalls included."""
@@ -430,6 +446,9 @@ async def poll(ctx: StepContext, job: Job) -> Job:
     if _link_refused(job, transcript):
         # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
         log.info("job %s: AssemblyAI could not fetch the link; streaming instead", job.id)
+        if ctx.settings.delete_after_delivery:
+            # An orphan once the job moves on: nothing will ever deliver or delete it.
+            await _delete_transcript(ctx, transcript.id)
         moved = await ctx.moved(
             job,
             JobState.SUBMITTED,
@@ -451,6 +470,9 @@ async def poll(ctx: StepContext, job: Job) -> Job:
             extra={"job": job.id, "speech_model": transcript.speech_model_used},
         )
         working.fetched = transcript
+        billed, model = transcript.billed_seconds, transcript.speech_model_used
+        # Settled before the move, so that a crash in between settles it again, the same.
+        await settle(ctx, job, billed, model)
         return await ctx.moved(
             job,
             JobState.SUBMITTED,
@@ -458,7 +480,10 @@ async def poll(ctx: StepContext, job: Job) -> Job:
             audio_duration=transcript.audio_duration,
             polls=polls,
             attempts=0,
+            billed_seconds=billed,
+            speech_model=model,
         )
+    await settle(ctx, job, 0.0, None)  # AssemblyAI bills completed transcripts only
     return await ctx.moved(
         job,
         JobState.SUBMITTED,
@@ -466,7 +491,72 @@ async def poll(ctx: StepContext, job: Job) -> Job:
         last_error=messages.assemblyai_failed(transcript.error),
         polls=polls,
         attempts=0,
+        billed_seconds=0.0,
     )
+
+
+# -- usage -----------------------------------------------------------------------------------
+
+
+async def settle(ctx: StepContext, job: Job, billed: float, model: str | None) -> None:
+    """Record what the job cost (the ledger, the metrics), and tell the workspace's admins
+    when that takes the month past 80 % or 100 % of its budget."""
+    changed = await ctx.store.usage.settle(job.id, billed, model)
+    if not changed or billed <= 0:
+        return
+    labels = (model or "unknown", job.platform.value, job.workspace)
+    ctx.metrics.audio_seconds.labels(*labels).inc(billed)
+    await _budget_alerts(ctx, job.platform, job.workspace)
+
+
+#: Shares of the monthly budget at which admins are told, largest first.
+ALERTS: Final = (100, 80)
+
+
+async def _budget_alerts(ctx: StepContext, platform: Platform, workspace: str) -> None:
+    hours = ctx.settings.budget_hours
+    if hours is None:
+        return
+    now = ctx.store.now()
+    billed = await ctx.store.usage.billed_since(platform, workspace, month_start(now))
+    share = billed / (hours * 3600.0)
+    for percent in ALERTS:
+        if share * 100 >= percent:
+            await _alert_once(ctx, platform, workspace, percent, billed)
+            return
+
+
+async def _alert_once(
+    ctx: StepContext, platform: Platform, workspace: str, percent: int, billed: float
+) -> None:
+    """Tell the admins, once per workspace, month and threshold (whichever replica gets
+    there first); a 100 % alert makes the 80 % one pointless."""
+    hours = ctx.settings.budget_hours
+    assert hours is not None
+    now = ctx.store.now()
+    month = f"{now:%Y-%m}"
+    key = f"budget:{platform}:{workspace}:{month}:{percent}"
+    first = await ctx.store.notices.first(key)
+    if percent >= 100:
+        await ctx.store.notices.first(f"budget:{platform}:{workspace}:{month}:80")
+    if not first:
+        return
+    text = messages.budget_alert(percent, hours, billed, next_month(now))
+    log.info("telling %s's admins the budget is %d %% used", workspace, percent)
+    try:
+        await ctx.platform.notify_admins(workspace, text)
+    except PlatformError as exc:
+        log.warning("could not tell %s's admins about the budget: %s", workspace, exc.message)
+
+
+async def budget_used_up(ctx: StepContext, record: IntakeRecord) -> None:
+    """A recording was refused for the budget: the admins hear of it (once a month)."""
+    now = ctx.store.now()
+    billed = await ctx.store.usage.billed_since(record.platform, record.workspace, month_start(now))
+    try:
+        await _alert_once(ctx, record.platform, record.workspace, 100, billed)
+    except Exception:
+        log.warning("budget alert for %s failed", record.workspace, exc_info=True)
 
 
 # -- deliver ---------------------------------------------------------------------------------
@@ -499,6 +589,9 @@ async def deliver(ctx: StepContext, job: Job) -> None:
         else:
             message_id = await ctx.feedback.post(job, DeliveryStep.RESULT, post)
         job = await ctx.store.queue.record_posted(job.id, DeliveryStep.RESULT, message_id) or job
+        ctx.memory(job.id).result_post = post
+    if ctx.settings.delete_after_delivery:
+        job = await _delete_after_delivery(ctx, job)
     ok = job.state is JobState.COMPLETED
     redo = job.redo_of is not None
     if ok:
@@ -515,9 +608,81 @@ async def deliver(ctx: StepContext, job: Job) -> None:
         return
     ctx.memory.forget(job.id)
     ctx.metrics.deliveries.labels(job.platform.value, "ok" if ok else "failed").inc()
-    if ctx.settings.delete_after_delivery and job.transcript_id:
-        # Awaited, not spawned: a shutdown must not drop it. Best effort all the same.
-        await _delete_transcript(ctx, job.transcript_id)
+
+
+async def _delete_after_delivery(ctx: StepContext, job: Job) -> Job:
+    """DELETE_AFTER_DELIVERY, once the result (or the failure) is posted: the transcript is
+    deleted at AssemblyAI (with its upload), any transcript a lost submission left behind
+    too, and the post gets its receipt. Done before the job is marked delivered, so that a
+    crash in between does it again; AssemblyAI deleting twice is harmless. Best effort: a
+    failed deletion is logged, and the job is delivered all the same."""
+    if job.transcript_deleted_at is not None:
+        return job
+    post = ctx.memory(job.id).result_post
+    if post is None and job.state is JobState.COMPLETED:
+        post = await _post_again(ctx, job)  # after a restart: rendered while it exists
+    elif post is None:
+        post = Post(messages.failed(job.last_error or "unknown error"))
+    deleted = await clean_up(ctx, job, posted=True)
+    if not deleted:
+        return job
+    job = await ctx.moved(job, job.state, job.state, transcript_deleted_at=ctx.store.now())
+    result_id = job.step_posted(DeliveryStep.RESULT)
+    if post is not None and result_id is not None:
+        try:
+            await ctx.platform.edit(
+                ctx.feedback.where(job),
+                result_id,
+                with_receipt(post, ctx.platform.message_limit),
+                key=f"{job.id}:{DeliveryStep.RESULT}",
+            )
+        except PlatformError as exc:
+            log.info("job %s: the deletion receipt was not added: %s", job.id, exc.message)
+    return job
+
+
+async def _post_again(ctx: StepContext, job: Job) -> Post | None:
+    """The result post rebuilt from AssemblyAI, None when that cannot be done (it was
+    deleted meanwhile by an attempt that did not get to record it)."""
+    try:
+        post, _shown = await _result_post(ctx, job)
+        return post
+    except (Fail, Retry) as exc:
+        log.info("job %s: the result cannot be rebuilt for its receipt: %s", job.id, exc)
+        return None
+
+
+def with_receipt(post: Post, limit: int) -> Post:
+    """`post` with the deletion receipt in its small print."""
+    if post.document is None:
+        return Post(f"{post.text}\n{messages.DELETED_RECEIPT}", post.files, None, post.controls)
+    document = render.with_footer(post.document, messages.DELETED_RECEIPT)
+    rendered = render.fit(document, limit)
+    return Post(rendered.inline, post.files, document, post.controls)
+
+
+async def clean_up(ctx: StepContext, job: Job, *, posted: bool) -> bool:
+    """Delete at AssemblyAI what this job left there when DELETE_AFTER_DELIVERY is on (or
+    it is forgotten): its transcript, and any a submission without a recorded answer
+    made (found by the job's audio URL). Whether its own transcript is gone. `posted`:
+    whether the thread got the result (an undeliverable job's is only logged)."""
+    if not (ctx.settings.delete_after_delivery or job.state is JobState.FORGOTTEN):
+        return False
+    if job.transcript_id is None and job.submit_started_at is not None and job.audio_url:
+        try:
+            found = await _recover(ctx, job)  # deletes any further copies itself
+        except (Retry, Fail) as exc:
+            log.warning("job %s: could not look for a lost transcript: %s", job.id, exc)
+            found = None
+        if found is not None:
+            log.info("job %s: deleting transcript %s a lost answer left", job.id, found.id)
+            await _delete_transcript(ctx, found.id)
+    if job.transcript_id is None:
+        return False
+    deleted = await _delete_transcript(ctx, job.transcript_id)
+    if deleted and not posted:
+        log.info("job %s: transcript %s deleted at AssemblyAI", job.id, job.transcript_id)
+    return deleted
 
 
 def _failure(job: Job, reason: str) -> str:
@@ -539,6 +704,9 @@ async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]
     try:
         fetched, working.fetched = working.fetched, None
         transcript = fetched or await ctx.client.get(job.transcript_id)
+        if transcript.deleted:
+            # Deleted at AssemblyAI meanwhile: what is left is a scrub, nothing to show.
+            raise Fail(messages.TRANSCRIPT_DELETED)
         transcript = render.without_speech(transcript) or transcript
         if not transcript.words:
             formats = set()  # nothing to subtitle (AssemblyAI answers 400 for it)
@@ -571,10 +739,20 @@ async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]
                 part_chars=ctx.settings.summary_part_chars,
             )
     up_to = None
-    limit = ctx.settings.max_duration
-    if job.options.audio_end_at is None and limit is not None:
+    sent_end = transcript.raw.get("audio_end_at")
+    if job.options.audio_end_at is None and isinstance(sent_end, int | float):
         # A recording longer than the limit got here only cut at it (see transcript_options).
-        up_to = (job.options.audio_start_from or 0) / 1000 + limit
+        up_to = sent_end / 1000
+    footer = []
+    budget_cut = (job.budget_seconds or float("inf")) < (ctx.settings.max_duration or float("inf"))
+    if up_to is not None and budget_cut and (transcript.audio_duration or 0) > up_to:
+        footer.append(messages.cut_by_budget(up_to))
+    redaction = job.options.redaction
+    if redaction is not None:
+        footer.append(render.redaction_note(transcript, redaction.policies, redaction.substitution))
+    audio = await _redacted_audio(ctx, job) if redaction is not None and redaction.audio else None
+    if isinstance(audio, str):
+        footer.append(audio)
     try:
         document = render.render(
             transcript,
@@ -583,6 +761,7 @@ async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]
             speakers=shown,
             translation=translation,
             notes=notes,
+            footer=footer,
         )
         rendered = render.fit(document, ctx.platform.message_limit, srt=srt, vtt=vtt)
     except Exception as exc:
@@ -594,8 +773,45 @@ async def _result_post(ctx: StepContext, job: Job) -> tuple[Post, list[list[str]
         rename=bool(order) and not ctx.settings.delete_after_delivery,
         redo=revisions.redo_menu(job, transcript.language_code, ctx.settings.speech_models),
     )
-    post = Post(rendered.inline, rendered.files, document, controls)
+    files = (*rendered.files, audio) if isinstance(audio, RenderedFile) else rendered.files
+    post = Post(rendered.inline, files, document, controls)
     return post, [[speaker, shown.label(speaker)] for speaker in order]
+
+
+async def _redacted_audio(ctx: StepContext, job: Job) -> RenderedFile | str:
+    """The PII-redacted copy of the audio, to post with the result: the file when it is
+    small enough for the platform, else a line with its link (AssemblyAI keeps it 24
+    hours), or a line saying why there is none. Fetched through the URL policy, like any
+    link, and never with the API key."""
+    assert job.transcript_id is not None
+    try:
+        url = await ctx.client.redacted_audio(job.transcript_id)
+    except BadRequestError as exc:
+        return messages.redacted_audio_unavailable(exc.message)
+    except AssemblyAIError as exc:
+        raise classify(exc) from exc
+    if url is None:
+        raise Retry("AssemblyAI is still making the redacted audio", defer=5.0)
+    limit = min(ctx.platform.file_limit, ctx.settings.redacted_audio_bytes)
+    name = "redacted-audio" + (PurePosixPath(urlsplit(url).path).suffix or ".mp3")
+    policy = ctx.settings.urls
+    try:
+        async with policy.session() as session, policy.request(session, "GET", url) as resp:
+            if resp.status != 200:
+                return messages.redacted_audio_unavailable(f"HTTP {resp.status} from its link")
+            if (resp.content_length or 0) > limit:
+                return messages.redacted_audio_link(url)
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(256 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    return messages.redacted_audio_link(url)
+    except UrlRefused as exc:
+        return messages.redacted_audio_unavailable(str(exc))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Retry(f"could not fetch the redacted audio ({type(exc).__name__})") from exc
+    mime = "audio/wav" if name.endswith(".wav") else "audio/mpeg"
+    return RenderedFile(name, bytes(data), mime)
 
 
 async def _translation(
@@ -625,11 +841,65 @@ async def _translation(
     return translation
 
 
-async def _delete_transcript(ctx: StepContext, transcript_id: str) -> None:
+async def _delete_transcript(ctx: StepContext, transcript_id: str) -> bool:
+    """Delete a transcript at AssemblyAI (its upload goes with it); whether it is gone."""
     try:
         await ctx.client.delete(transcript_id)
+    except NotFoundError:
+        return True  # no such transcript any more
     except AssemblyAIError as exc:
         log.warning("could not delete transcript %s at AssemblyAI: %s", transcript_id, exc.message)
+        return False
+    return True
+
+
+# -- purge (forget) --------------------------------------------------------------------------
+
+
+async def purge(ctx: StepContext, job: Job) -> None:
+    """A forgotten job: the bot's posts go (and its reaction), then its transcript at
+    AssemblyAI once AssemblyAI has finished it (one still being made cannot be deleted:
+    it is polled until it is done), then the job's row with every id it held. The usage
+    ledger keeps what it cost."""
+    posted = [message for message in job.posted.values() if message]
+    try:
+        await ctx.platform.erase(ctx.feedback.where(job), posted)
+    except PlatformError as exc:
+        if exc.retryable:
+            raise Retry(exc.message) from exc
+        # The channel is gone, or the bot was removed: nothing of it can be shown there.
+        log.info("job %s: its posts could not be removed: %s", job.id, exc.message)
+    transcript_id = job.transcript_id
+    if transcript_id is None and job.submit_started_at is not None and job.audio_url:
+        # A submission was under way: AssemblyAI may have made a transcript for it.
+        found = await _recover(ctx, job)
+        if found is not None:
+            transcript_id = found.id
+            job = await ctx.moved(job, job.state, job.state, transcript_id=found.id)
+    if transcript_id is not None and job.transcript_deleted_at is None:
+        try:
+            transcript = await ctx.client.get(transcript_id)
+        except NotFoundError:
+            transcript = None
+        except AssemblyAIError as exc:
+            raise classify(exc) from exc
+        if transcript is not None and not transcript.status.done:
+            delay = ctx.schedule.next_delay(
+                elapsed=0.0, polls=job.polls, duration=job.audio_duration, status=transcript.status
+            )
+            await ctx.store.queue.poll_later(
+                job.id, ctx.owner, ctx.store.now() + timedelta(seconds=max(delay, 1.0))
+            )
+            return
+        if transcript is not None and not transcript.deleted:
+            await settle(ctx, job, transcript.billed_seconds, transcript.speech_model_used)
+            if not await _delete_transcript(ctx, transcript_id):
+                raise Retry("the transcript could not be deleted at AssemblyAI yet")
+    await ctx.store.usage.settle(job.id, 0.0, None, only_unsettled=True)
+    ctx.memory.forget(job.id)
+    await ctx.store.delete(job.id)
+    ctx.metrics.deliveries.labels(job.platform.value, "forgotten").inc()
+    log.info("job %s purged: its posts, its transcript and its record are gone", job.id)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -660,10 +930,13 @@ def transcript_options(
     keyterms, _note = vocabulary.for_request(prefs.keyterms, models)
     webhook = settings.webhook_url if settings.webhook_secret is not None else None
     end = opts.audio_end_at
-    if end is None and job.audio_duration is None and settings.max_duration is not None:
+    cap = _cap(job, settings)
+    if end is None and job.audio_duration is None and cap is not None:
         # The length is not known before AssemblyAI fetches it (a link, a file the
-        # platform did not measure): transcribe up to the limit, and bill no more.
-        end = (opts.audio_start_from or 0) + round(settings.max_duration * 1000)
+        # platform did not measure): transcribe up to the limit (the duration limit, or
+        # what the month's budget had left), and bill no more.
+        end = (opts.audio_start_from or 0) + round(cap * 1000)
+    redaction = opts.redaction
     return aai.TranscriptOptions(
         speech_models=models,
         language_code=opts.language_code,
@@ -677,7 +950,17 @@ def transcript_options(
         webhook_url=webhook,
         webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
         webhook_auth_header_value=settings.webhook_secret if webhook else None,
+        redact_pii_policies=redaction.policies if redaction else (),
+        redact_pii_sub=redaction.substitution if redaction else None,
+        redact_pii_audio=bool(redaction and redaction.audio),
     )
+
+
+def _cap(job: Job, settings: StepSettings) -> float | None:
+    """The most seconds a job of unknown length may transcribe: MAX_DURATION_MINUTES, or
+    less when the monthly budget had less left when it was taken in."""
+    limits = [c for c in (settings.max_duration, job.budget_seconds) if c is not None]
+    return min(limits) if limits else None
 
 
 def _link_refused(job: Job, transcript: Transcript) -> bool:

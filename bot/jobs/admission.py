@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import uuid4
 
 from sqlalchemy import func, select
@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import StoreClosed
 from bot.jobs.database import RETURNING, Database
-from bot.jobs.models import JobRow, job_of
+from bot.jobs.models import JobRow, UsageRow, job_of
 from bot.jobs.records import (
     _IN_FLIGHT,
     Admission,
+    Budget,
     IntakeRecord,
     Job,
     JobState,
@@ -30,14 +31,30 @@ from bot.jobs.records import (
     Platform,
     Refusal,
 )
+from bot.jobs.usage import UsageLedger, month_start
 
 log = logging.getLogger(__name__)
 
 # Intakes grouped into one transaction at most (20-odd parameters a row stays far below
 # SQLite's and asyncpg's limits on bound parameters).
 _ADMIT_BATCH = 200
+#: The lock PostgreSQL replicas take to read a month's usage and add to it in one step
+#: (any fixed 64-bit number, the same in every replica); SQLite's writer lock does that.
+_BUDGET_LOCK: Final = 0x7468_7265_6164_6275  # "threadbu"
 
-_Pending = tuple[IntakeRecord, Limits | None, "asyncio.Future[Admission]"]
+_Pending = tuple[IntakeRecord, Limits | None, "Budget | None", "asyncio.Future[Admission]"]
+
+
+def needed_seconds(record: IntakeRecord, longest: float) -> tuple[float, bool]:
+    """The most seconds `record` can bill, and whether that is its length (measured by the
+    platform) rather than the limit of what any job may run."""
+    start = (record.options.audio_start_from or 0) / 1000
+    end = record.options.audio_end_at
+    if record.audio_duration is None:
+        span = longest if end is None else min(longest, end / 1000 - start)
+        return max(0.0, span), False
+    stop = record.audio_duration if end is None else min(record.audio_duration, end / 1000)
+    return max(0.0, min(longest, stop - start)), True
 
 
 class Admissions:
@@ -56,11 +73,15 @@ class Admissions:
         assert admission.job is not None  # no limits, so never refused
         return admission.job, admission.created
 
-    async def admit(self, record: IntakeRecord, limits: Limits | None = None) -> Admission:
-        """`intake` with the limits checked in the same transaction, grouped with the
-        intakes arriving meanwhile."""
+    async def admit(
+        self, record: IntakeRecord, limits: Limits | None = None, budget: Budget | None = None
+    ) -> Admission:
+        """`intake` with the limits and the workspace's monthly budget checked in the same
+        transaction, grouped with the intakes arriving meanwhile. Within a budget a job
+        reserves what it may bill; one whose length is not known gets what is left when
+        that is less (and is transcribed up to it: `Job.budget_seconds`)."""
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, limits, future))
+        self._pending.append((record, limits, budget, future))
         if self._admitter is None or self._admitter.done():
             self._admitter = asyncio.create_task(self._admit_pending())
         return await asyncio.shield(future)
@@ -77,27 +98,34 @@ class Admissions:
             try:
                 outcomes = await self._admit_batch(batch)
             except BaseException as exc:
-                for _record, _limits, future in batch:
+                for _record, _limits, _budget, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else StoreClosed())
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for (_record, _limits, future), outcome in zip(batch, outcomes, strict=True):
+            for (_record, _limits, _budget, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
 
     async def _admit_batch(self, batch: list[_Pending]) -> list[Admission]:
-        records = [record for record, _limits, _future in batch]
+        records = [record for record, _limits, _budget, _future in batch]
         keys = {record.dedupe_key for record in records}
         now = self._db.clock()
+        budgeted = {
+            (r.platform, r.workspace) for r, _l, budget, _f in batch if budget and budget.limited
+        }
         async with self._db.session() as session:
+            if budgeted and self._db.dialect == "postgresql":
+                await session.execute(select(func.pg_advisory_xact_lock(_BUDGET_LOCK)))
             found = await session.scalars(select(JobRow).where(JobRow.dedupe_key.in_(keys)))
             existing = {row.dedupe_key: job_of(row) for row in found}
             users, channels = await _in_flight_counts(session, records)
+            used = await UsageLedger.used(session, budgeted, month_start(now))
             decided: list[Admission | str] = []  # an Admission, or the key of a new row
             new_rows: dict[str, dict[str, Any]] = {}
-            for index, (record, limits, _future) in enumerate(batch):
+            ledger: list[dict[str, Any]] = []
+            for index, (record, limits, budget, _future) in enumerate(batch):
                 key = record.dedupe_key
                 if key in existing:
                     decided.append(Admission(existing[key], False))
@@ -113,9 +141,40 @@ class Admissions:
                 if limits is not None and channels.get(channel, 0) >= limits.per_channel:
                     decided.append(Admission(None, False, Refusal.CHANNEL_LIMIT))
                     continue
+                longest = budget.longest if budget is not None else float("inf")
+                need, measured = needed_seconds(record, longest)
+                reserve, cap = need, None
+                if budget is not None and budget.limited:
+                    spent = (record.platform, record.workspace)
+                    left = max(0.0, budget.seconds - used[spent])
+                    if need > left and (measured or left < budget.min_slice):
+                        refused = Admission(
+                            None,
+                            False,
+                            Refusal.BUDGET,
+                            left=left,
+                            needed=need if measured else None,
+                        )
+                        decided.append(refused)
+                        continue
+                    reserve = min(need, left)
+                    cap = None if measured else reserve
+                    used[spent] += reserve
                 users[user] = users.get(user, 0) + 1
                 channels[channel] = channels.get(channel, 0) + 1
-                new_rows[key] = _new_row(record, now, order=index)
+                row = _new_row(record, now, order=index, budget_seconds=cap)
+                new_rows[key] = row
+                ledger.append(
+                    UsageLedger.row(
+                        row["id"],
+                        platform=record.platform,
+                        workspace=record.workspace,
+                        channel=record.channel,
+                        person=record.requester,
+                        created_at=now,
+                        reserved=reserve if reserve != float("inf") else 0.0,  # no limits
+                    )
+                )
                 decided.append(key)
             created: dict[str, Job] = {}
             if new_rows:
@@ -127,6 +186,10 @@ class Admissions:
                 )
                 rows = await session.scalars(insert, execution_options=RETURNING)
                 created = {row.dedupe_key: job_of(row) for row in rows}
+                made = {job.id for job in created.values()}
+                entries = [entry for entry in ledger if entry["job_id"] in made]
+                if entries:
+                    await session.execute(self._db.insert(UsageRow).values(entries))
                 lost = set(new_rows) - set(created)
                 if lost:
                     # Another replica committed these keys meanwhile (PostgreSQL waited).
@@ -167,7 +230,9 @@ async def _in_flight_counts(
     return users, channels
 
 
-def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, Any]:
+def _new_row(
+    record: IntakeRecord, now: datetime, *, order: int, budget_seconds: float | None = None
+) -> dict[str, Any]:
     # created_at a few microseconds apart keeps arrival order within one batch (the queue
     # is ordered by it); the job is due at once all the same.
     return {
@@ -200,4 +265,9 @@ def _new_row(record: IntakeRecord, now: datetime, *, order: int) -> dict[str, An
         "redo_of": record.redo_of,
         "people": None,
         "speakers": None,
+        "author": record.author if record.author != record.requester else None,
+        "billed_seconds": None,
+        "speech_model": None,
+        "budget_seconds": budget_seconds,
+        "transcript_deleted_at": None,
     }

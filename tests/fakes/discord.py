@@ -289,6 +289,14 @@ class FakeDiscord:
             data["guild_id"] = str(channel.guild_id)
         await self.gateway.dispatch("MESSAGE_DELETE", data, intent=self._message_intent(channel.id))
 
+    async def author_deletes(self, message: JSON | int) -> None:
+        """The message's author deletes it (the bot may delete only its own: that is
+        Discord's rule, and the fake's)."""
+        mid = int(message["id"]) if isinstance(message, dict) else int(message)
+        stored = self.rest.messages[mid]
+        self.rest.remove(stored)
+        await self.dispatch_deleted(stored)
+
     async def dispatch_reaction(self, event: str, reaction: Reaction) -> None:
         channel = self.world.channels[reaction.channel_id]
         name, _, emoji_id = reaction.emoji.partition(":")

@@ -665,6 +665,9 @@ class RestApi:
     async def delete_message(self, request: web.Request) -> web.StreamResponse:
         channel = self.channel(request)
         message = self.message_in(channel, request.match_info["message_id"])
+        if int(message["author"]["id"]) != self._fake.world.bot.id:
+            # Another's message: only with Manage Messages (which the bot is not given).
+            self.require(channel, Permission.MANAGE_MESSAGES)
         self.remove(message)
         await self._fake.dispatch_deleted(message)
         return web.Response(status=204)

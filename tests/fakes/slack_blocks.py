@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
+MAX_BLOCKS = 50  # a message
+MAX_VIEW_BLOCKS = 100  # a modal or the Home tab
 TEXT_TYPES = ("plain_text", "mrkdwn")
-BUTTON_STYLES = frozenset({"primary", "danger"})
 KNOWN_BLOCKS = frozenset(
     {
         "actions",
@@ -29,14 +28,16 @@ KNOWN_BLOCKS = frozenset(
 )
 
 
-def validate_blocks(blocks: list[Any], *, limit: int = MAX_BLOCKS) -> list[str]:
+def validate_blocks(
+    blocks: list[Any], *, max_blocks: int = MAX_BLOCKS, root: str = "/blocks"
+) -> list[str]:
     """Every problem found, or [] when Slack would accept the blocks."""
     errors: list[str] = []
-    if len(blocks) > limit:
-        errors.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
+    if len(blocks) > max_blocks:
+        errors.append(f"no more than {max_blocks} items allowed [json-pointer:{root}]")
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
-        at = f"/blocks/{i}"
+        at = f"{root}/{i}"
         if not isinstance(block, dict) or block.get("type") not in KNOWN_BLOCKS:
             errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
             continue
@@ -67,6 +68,8 @@ def _check_block(block: dict[str, Any], at: str) -> list[str]:
             else:
                 for j, item in enumerate(fields):
                     errors += _check_text(item, f"{at}/fields/{j}", max_len=2000)
+        if "accessory" in block:
+            errors += _check_element(block["accessory"], f"{at}/accessory")
     elif kind == "header":
         errors += _check_text(block.get("text"), f"{at}/text", max_len=150, types=("plain_text",))
     elif kind == "context":
@@ -133,81 +136,95 @@ def _check_text(
     return []
 
 
-def _check_action_id(element: dict[str, Any], at: str) -> list[str]:
-    action_id = element.get("action_id")
-    if action_id is not None and (not isinstance(action_id, str) or not 0 < len(action_id) <= 255):
-        return [f"must be 1-255 characters [json-pointer:{at}/action_id]"]
+def _check_string(value: Any, at: str, *, max_len: int, required: bool = True) -> list[str]:
+    if value is None and not required:
+        return []
+    if not isinstance(value, str) or not value:
+        return [f"must be a non-empty string [json-pointer:{at}]"]
+    if len(value) > max_len:
+        return [f"must be less than {max_len + 1} characters [json-pointer:{at}]"]
     return []
 
 
+def _check_option(option: Any, at: str) -> list[str]:
+    if not isinstance(option, dict):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    return [
+        *_check_text(option.get("text"), f"{at}/text", max_len=75, types=("plain_text",)),
+        *_check_string(option.get("value"), f"{at}/value", max_len=150),
+    ]
+
+
 def _check_element(element: Any, at: str) -> list[str]:
-    """Interactive elements of an actions block: buttons and static selects."""
+    """Interactive elements: buttons, static selects and overflow menus (what an app's
+    Home tab and messages use), with Slack's published limits."""
     if not isinstance(element, dict):
         return [f"failed to match all allowed schemas [json-pointer:{at}]"]
     kind = element.get("type")
-    errors = _check_action_id(element, at)
+    errors = _check_string(element.get("action_id"), f"{at}/action_id", max_len=255, required=False)
     if kind == "button":
         errors += _check_text(element.get("text"), f"{at}/text", max_len=75, types=("plain_text",))
-        value = element.get("value")
-        if value is not None and (not isinstance(value, str) or len(value) > 2000):
-            errors.append(f"must be less than 2001 characters [json-pointer:{at}/value]")
-        style = element.get("style")
-        if style is not None and style not in BUTTON_STYLES:
-            errors.append(f"must be one of primary, danger [json-pointer:{at}/style]")
+        errors += _check_string(element.get("value"), f"{at}/value", max_len=2000, required=False)
+        if element.get("style") not in (None, "primary", "danger"):
+            errors.append(f"must be primary or danger [json-pointer:{at}/style]")
     elif kind == "static_select":
-        placeholder = element.get("placeholder")
-        if placeholder is not None:
+        if "placeholder" in element:  # optional
             errors += _check_text(
-                placeholder, f"{at}/placeholder", max_len=150, types=("plain_text",)
+                element["placeholder"], f"{at}/placeholder", max_len=150, types=("plain_text",)
             )
         options, groups = element.get("options"), element.get("option_groups")
         if (options is None) == (groups is None):
-            errors.append(f"must provide either options or option_groups [json-pointer:{at}]")
+            return [*errors, f"must provide either options or option_groups [json-pointer:{at}]"]
+        every: list[Any] = []
         if options is not None:
             errors += _check_options(options, f"{at}/options")
-        if groups is not None:
+            every = list(options) if isinstance(options, list) else []
+        else:
             if not isinstance(groups, list) or not 1 <= len(groups) <= 100:
-                errors.append(f"must be a list of 1-100 items [json-pointer:{at}/option_groups]")
-            else:
-                for g, group in enumerate(groups):
-                    where = f"{at}/option_groups/{g}"
-                    if not isinstance(group, dict):
-                        errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
-                        continue
-                    errors += _check_text(
-                        group.get("label"), f"{where}/label", max_len=75, types=("plain_text",)
-                    )
-                    errors += _check_options(group.get("options"), f"{where}/options")
+                return [*errors, f"must be a list of 1-100 items [json-pointer:{at}/option_groups]"]
+            for g, group in enumerate(groups):
+                where = f"{at}/option_groups/{g}"
+                if not isinstance(group, dict):
+                    errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
+                    continue
+                errors += _check_text(
+                    group.get("label"), f"{where}/label", max_len=75, types=("plain_text",)
+                )
+                errors += _check_options(group.get("options"), f"{where}/options")
+                if isinstance(group.get("options"), list):
+                    every += group["options"]
+        initial = element.get("initial_option")
+        if initial is not None and initial not in every:
+            errors.append(f"must match one of the options [json-pointer:{at}/initial_option]")
+    elif kind == "overflow":
+        options = element.get("options")
+        if not isinstance(options, list) or not 2 <= len(options) <= 5:
+            return [*errors, f"must be a list of 2-5 items [json-pointer:{at}/options]"]
+        for j, option in enumerate(options):
+            errors += _check_option(option, f"{at}/options/{j}")
     else:
         errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
     return errors
 
 
 def _check_options(options: Any, at: str) -> list[str]:
+    """A select's options: 1-100, each a plain_text text and a distinct value."""
     if not isinstance(options, list) or not 1 <= len(options) <= 100:
         return [f"must be a list of 1-100 items [json-pointer:{at}]"]
     errors: list[str] = []
     values: set[str] = set()
     for k, option in enumerate(options):
-        where = f"{at}/{k}"
-        if not isinstance(option, dict):
-            errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
-            continue
-        errors += _check_text(
-            option.get("text"), f"{where}/text", max_len=75, types=("plain_text",)
-        )
-        value = option.get("value")
-        if not isinstance(value, str) or not 0 < len(value) <= 150:
-            errors.append(f"must be 1-150 characters [json-pointer:{where}/value]")
-        elif value in values:
-            errors.append(f"duplicate option value [json-pointer:{where}/value]")
-        else:
+        errors += _check_option(option, f"{at}/{k}")
+        value = option.get("value") if isinstance(option, dict) else None
+        if isinstance(value, str):
+            if value in values:
+                errors.append(f"duplicate option value [json-pointer:{at}/{k}/value]")
             values.add(value)
     return errors
 
 
 def _check_input(element: dict[str, Any], at: str) -> list[str]:
-    errors = _check_action_id(element, at)
+    errors = _check_string(element.get("action_id"), f"{at}/action_id", max_len=255, required=False)
     high = element.get("max_length", 3000)
     if not isinstance(high, int) or not 1 <= high <= 3000:
         errors.append(f"must be 1-3000 [json-pointer:{at}/max_length]")
@@ -221,31 +238,27 @@ def _check_input(element: dict[str, Any], at: str) -> list[str]:
     return errors
 
 
-def validate_view(view: Any) -> list[str]:
-    """A modal as views.open takes it (the published limits), or what is wrong with it."""
-    if not isinstance(view, dict) or view.get("type") != "modal":
-        return ["failed to match all allowed schemas [json-pointer:/view/type]"]
+def validate_view(view: Any, *, surface: str = "modal") -> list[str]:
+    """Every problem of a view for `surface` ("home", "modal"), [] when Slack takes it."""
+    if not isinstance(view, dict):
+        return ["failed to match all allowed schemas [json-pointer:/view]"]
     errors: list[str] = []
-    errors += _check_text(view.get("title"), "/view/title", max_len=24, types=("plain_text",))
-    for key in ("submit", "close"):
-        if key in view:
-            errors += _check_text(view[key], f"/view/{key}", max_len=24, types=("plain_text",))
+    if view.get("type") != surface:
+        errors.append(f"must be {surface} [json-pointer:/view/type]")
     blocks = view.get("blocks")
     if not isinstance(blocks, list):
         return [*errors, "must be a list [json-pointer:/view/blocks]"]
-    if (
-        any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
-        and "submit" not in view
-    ):
-        errors.append("a modal with inputs needs a submit button [json-pointer:/view/submit]")
-    errors += [
-        e.replace("[json-pointer:", "[json-pointer:/view")
-        for e in validate_blocks(blocks, limit=MAX_VIEW_BLOCKS)
-    ]
-    callback = view.get("callback_id")
-    if callback is not None and (not isinstance(callback, str) or len(callback) > 255):
-        errors.append("must be less than 256 characters [json-pointer:/view/callback_id]")
-    meta = view.get("private_metadata")
-    if meta is not None and (not isinstance(meta, str) or len(meta) > 3000):
-        errors.append("must be less than 3001 characters [json-pointer:/view/private_metadata]")
+    errors += validate_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, root="/view/blocks")
+    for name, limit in (("private_metadata", 3000), ("callback_id", 255), ("external_id", 255)):
+        errors += _check_string(view.get(name), f"/view/{name}", max_len=limit, required=False)
+    if surface == "modal":
+        errors += _check_text(view.get("title"), "/view/title", max_len=24, types=("plain_text",))
+        for key in ("submit", "close"):
+            if key in view:
+                errors += _check_text(view[key], f"/view/{key}", max_len=24, types=("plain_text",))
+        if (
+            any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+            and "submit" not in view
+        ):
+            errors.append("a modal with inputs needs a submit button [json-pointer:/view/submit]")
     return errors

@@ -113,8 +113,7 @@ async def test_reactions_show_the_state_on_the_source_message(bot: Harness) -> N
     await bot.adapter.react(ThreadRef(Platform.DISCORD, "1", "2", None, None), Reaction.DONE)
     # The source message was deleted meanwhile: cosmetic, so no error either.
     gone = await bot.fake.dispatch_message(uploads=[Upload("a.mp3", b"ID3")])
-    channel = bot.adapter.client.get_partial_messageable(int(gone["channel_id"]))
-    await channel.get_partial_message(int(gone["id"])).delete()
+    await bot.fake.author_deletes(gone)
     await bot.adapter.react(where(gone, reply=Reply.THREAD), Reaction.DONE)
 
 
@@ -228,15 +227,14 @@ async def test_a_deleted_source_message_still_gets_its_result(bot: Harness) -> N
     source = await bot.fake.dispatch_message(uploads=[Upload("a.mp3", b"ID3")])
     ref = where(source, reply=Reply.THREAD)
     status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
-    channel = bot.adapter.client.get_partial_messageable(world.general.id)
-    await channel.get_partial_message(int(source["id"])).delete()
+    await bot.fake.author_deletes(source)
     # The thread outlives its starter message: the result still goes there.
     answer = await bot.adapter.post(ref, Post("result"), key="job-1:result")
     assert [m["id"] for m in bot.bot_messages(int(source["id"]))] == [status, answer]
 
     # Deleted before any thread was made: the result goes in the channel instead.
     lost = await bot.fake.dispatch_message(uploads=[Upload("b.mp3", b"ID3")])
-    await channel.get_partial_message(int(lost["id"])).delete()
+    await bot.fake.author_deletes(lost)
     await bot.adapter.post(where(lost, reply=Reply.THREAD), Post("result"), key="job-2:result")
     assert shown(bot.bot_messages(world.general)[-1]) == "result"
 

@@ -3,7 +3,7 @@ speakers its result shows; channel_preferences: speaker names, the summary, a tr
 and the vocabulary, per channel
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-10
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
