@@ -471,6 +471,8 @@ async def poll(ctx: StepContext, job: Job) -> Job:
         )
         working.fetched = transcript
         billed, model = transcript.billed_seconds, transcript.speech_model_used
+        if job.options.reuse_transcript and job.submit_started_at is None:
+            billed = 0.0  # taken over from the job it redoes, which was billed for it
         # Settled before the move, so that a crash in between settles it again, the same.
         await settle(ctx, job, billed, model)
         return await ctx.moved(
