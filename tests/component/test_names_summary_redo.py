@@ -430,6 +430,23 @@ async def test_a_rename_is_free_even_with_the_budget_used_up(
         assert not refused.ok and "budget" in refused.text
 
 
+async def test_the_sharers_opt_out_holds_for_a_redo_by_someone_else(
+    harness: Harness, meeting: AudioSample, media_server: Any
+) -> None:
+    from bot import messages
+
+    job = await deliver(harness, media_server(meeting.path))  # shared by U1
+    await harness.store.opt_outs.set(Platform.SLACK, job.sharer, True)
+    refused = await harness.core.redo(harness.ref(job.id), "lang:fr", by="U2")
+    assert not refused.ok and refused.text == messages.SHARER_OPTED_OUT
+    renamed = await harness.core.rename(harness.ref(job.id), {"0": "Ada"}, by="U2")
+    assert renamed.ok  # a rename transcribes nothing: it only changes what the thread shows
+    await harness.drain()
+    mine = await harness.core.redo(harness.ref(job.id), "lang:fr", by=job.sharer)
+    assert mine.ok  # their own request still works
+    assert harness.submissions() == 1  # nothing transcribed again before that
+
+
 async def test_rename_is_refused_where_it_cannot_work(
     tmp_path: Path, emulator: EmulatorServer, meeting: AudioSample, media_server: Any
 ) -> None:
