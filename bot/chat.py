@@ -39,7 +39,7 @@ from bot.render import Document, RenderedFile
 from bot.speakers import Person
 
 if TYPE_CHECKING:
-    # Privacy and cost controls (issue 12); `Controls` here is a result's actions (issue 11).
+    # Named apart from `Controls` below (a result's Rename and Redo).
     from bot.controls import Controls as PrivacyControls
 
 __all__ = [
@@ -377,6 +377,12 @@ class Core(Protocol):
         result replaces the old one in the same thread."""
         ...
 
+    @property
+    def controls(self) -> PrivacyControls:
+        """Privacy and cost controls: channel policies, redaction, opt-outs, usage, the
+        overview, forget (bot/controls.py)."""
+        ...
+
     # -- questions and search (bot/ask.py) -------------------------------------------------
 
     async def about_a_transcript(self, question: Question) -> bool:
@@ -395,12 +401,6 @@ class Core(Protocol):
     async def search(self, where: ChannelRef, words: str, *, by: str) -> SearchResults:
         """Find `words` in the channel's delivered transcripts of the last SEARCH_DAYS
         days, newest first (only that channel's)."""
-        ...
-
-    @property
-    def controls(self) -> PrivacyControls:
-        """Privacy and cost controls: channel policies, redaction, opt-outs, usage, the
-        overview, forget (bot/controls.py)."""
         ...
 
 

@@ -381,6 +381,145 @@ def interrupted(transcript_id: str) -> str:
     )
 
 
+# -- who gets transcribed, what it costs (bot/controls.py) ------------------------------
+
+#: How each channel policy reads to people.
+POLICY_WORDS = {
+    "auto": "every recording shared here is transcribed",
+    "on-request": "only recordings someone asks for are transcribed",
+    "off": "nothing is transcribed here",
+}
+_WORKSPACE = {"slack": "workspace", "discord": "server"}
+
+
+def not_enabled(platform: str, *, workspace: bool) -> str:
+    """The bot is not enabled in this workspace (or server), or, with `workspace` False,
+    in this channel."""
+    where = f"this {_WORKSPACE.get(platform, 'workspace')}" if workspace else "this channel"
+    return (
+        f"threadscribe is not enabled in {where}: nothing here is transcribed. An admin "
+        "can enable it in the bot's settings (ALLOWED_WORKSPACES, ALLOWED_GUILDS, "
+        "ALLOWED_CHANNELS)"
+    )
+
+
+def transcription_off(*, direct: bool) -> str:
+    if direct:
+        return "I don't transcribe direct messages here: ask in a channel where I am"
+    return "transcription is off in this channel: an admin can turn it on with /transcribe-settings"
+
+
+OPTED_OUT_DM = (
+    "you opted out of automatic transcription, so I left this one alone: use Transcribe "
+    "on the message to have it transcribed, or opt back in"
+)
+SHARER_OPTED_OUT = (
+    "the person who shared it opted out of transcription: only they can ask for their "
+    "recordings to be transcribed"
+)
+
+
+def opted(opted_out: bool, *, changed: bool) -> str:
+    if opted_out:
+        already = "" if changed else " (you had already)"
+        return (
+            f"You opted out{already}: recordings you share are no longer transcribed "
+            "automatically, and nobody else can ask for them. Your own requests still work."
+        )
+    already = "" if changed else " (you were not opted out)"
+    return (
+        f"You opted back in{already}: recordings you share are transcribed where the "
+        "channel transcribes automatically."
+    )
+
+
+NOTHING_TO_FORGET = "I have no transcript of that message."
+NOT_YOURS_TO_FORGET = (
+    "Only the person who shared the recording, whoever asked for its transcript, or an "
+    "admin can remove it."
+)
+
+
+def forgetting(titles: Sequence[str], running: Sequence[str]) -> str:
+    shown = ", ".join(titles[:3]) + (f" and {len(titles) - 3} more" if len(titles) > 3 else "")
+    text = (
+        f"Forgetting {shown}: my posts about it are being removed, its transcript is "
+        "deleted at AssemblyAI, and so is my record of it."
+    )
+    if running:
+        text += (
+            " It was still being transcribed: it is stopped here, and deleted at "
+            "AssemblyAI as soon as AssemblyAI has finished it."
+        )
+    return text
+
+
+def hours(seconds: float) -> str:
+    """`2.5 h`, `45 min`, `30 s`: a usage figure."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def usd(amount: float) -> str:
+    """`$12.34`; a small amount to the hundredth of a cent (`$0.0024`), not `$0.00`."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+
+
+def _month_day(moment: datetime) -> str:
+    return f"{moment.day} {moment.strftime('%B')}"
+
+
+def budget_size(budget_hours: float) -> str:
+    """`50 h`, `7.5 h`; a budget under an hour in minutes or seconds."""
+    return f"{budget_hours:g} h" if budget_hours >= 1 else hours(budget_hours * 3600)
+
+
+def budget_refused(
+    budget_hours: float, left: float | None, needed: float | None, resets: datetime
+) -> str:
+    """Why a job is refused for the monthly budget, naming it."""
+    budget = f"this workspace's monthly transcription budget of {budget_size(budget_hours)}"
+    reset = f"it starts again on {_month_day(resets)}"
+    if needed is not None and left is not None and left > 0:
+        return (
+            f"that recording needs {hours(needed)}, and only {hours(left)} of {budget} "
+            f"is left: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
+        )
+    return f"{budget} is used up: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
+
+
+def budget_alert(percent: int, budget_hours: float, billed: float, resets: datetime) -> str:
+    """What admins are told, once, at 80 % and at 100 % of the month's budget."""
+    state = "is used up" if percent >= 100 else f"is {percent} % used"
+    return (
+        f"threadscribe: this month's transcription budget of {budget_size(budget_hours)} {state} "
+        f"({hours(billed)} transcribed). New recordings are refused once it is used up; "
+        f"it starts again on {_month_day(resets)} (UTC). Raise MONTHLY_BUDGET_HOURS to "
+        "allow more."
+    )
+
+
+DELETED_RECEIPT = "🗑 Deleted at AssemblyAI after delivery"
+
+
+def redacted_audio_unavailable(reason: str) -> str:
+    return f"Redacted audio unavailable: {reason}"
+
+
+def redacted_audio_link(url: str) -> str:
+    return f"Redacted audio (too large to attach; the link works for 24 hours): {url}"
+
+
+def cut_by_budget(seconds: float) -> str:
+    return (
+        f"✂️ Transcribed up to {_clock(seconds)}: that is what this workspace's monthly "
+        "budget had left"
+    )
+
+
 # -- named speakers, the summary, vocabulary, redo (issue 11) -------------------------
 
 SETTINGS_ADMINS_ONLY = (
@@ -624,142 +763,3 @@ def search_none_searchable(count: int, days: int) -> str:
 
 def search_capped(limit: int) -> str:
     return f"Only the newest {limit} recordings were searched."
-
-
-# -- who gets transcribed, what it costs (bot/controls.py) ------------------------------
-
-#: How each channel policy reads to people.
-POLICY_WORDS = {
-    "auto": "every recording shared here is transcribed",
-    "on-request": "only recordings someone asks for are transcribed",
-    "off": "nothing is transcribed here",
-}
-_WORKSPACE = {"slack": "workspace", "discord": "server"}
-
-
-def not_enabled(platform: str, *, workspace: bool) -> str:
-    """The bot is not enabled in this workspace (or server), or, with `workspace` False,
-    in this channel."""
-    where = f"this {_WORKSPACE.get(platform, 'workspace')}" if workspace else "this channel"
-    return (
-        f"threadscribe is not enabled in {where}: nothing here is transcribed. An admin "
-        "can enable it in the bot's settings (ALLOWED_WORKSPACES, ALLOWED_GUILDS, "
-        "ALLOWED_CHANNELS)"
-    )
-
-
-def transcription_off(*, direct: bool) -> str:
-    if direct:
-        return "I don't transcribe direct messages here: ask in a channel where I am"
-    return "transcription is off in this channel: an admin can turn it on with /transcribe-settings"
-
-
-OPTED_OUT_DM = (
-    "you opted out of automatic transcription, so I left this one alone: use Transcribe "
-    "on the message to have it transcribed, or opt back in"
-)
-SHARER_OPTED_OUT = (
-    "the person who shared it opted out of transcription: only they can ask for their "
-    "recordings to be transcribed"
-)
-
-
-def opted(opted_out: bool, *, changed: bool) -> str:
-    if opted_out:
-        already = "" if changed else " (you had already)"
-        return (
-            f"You opted out{already}: recordings you share are no longer transcribed "
-            "automatically, and nobody else can ask for them. Your own requests still work."
-        )
-    already = "" if changed else " (you were not opted out)"
-    return (
-        f"You opted back in{already}: recordings you share are transcribed where the "
-        "channel transcribes automatically."
-    )
-
-
-NOTHING_TO_FORGET = "I have no transcript of that message."
-NOT_YOURS_TO_FORGET = (
-    "Only the person who shared the recording, whoever asked for its transcript, or an "
-    "admin can remove it."
-)
-
-
-def forgetting(titles: Sequence[str], running: Sequence[str]) -> str:
-    shown = ", ".join(titles[:3]) + (f" and {len(titles) - 3} more" if len(titles) > 3 else "")
-    text = (
-        f"Forgetting {shown}: my posts about it are being removed, its transcript is "
-        "deleted at AssemblyAI, and so is my record of it."
-    )
-    if running:
-        text += (
-            " It was still being transcribed: it is stopped here, and deleted at "
-            "AssemblyAI as soon as AssemblyAI has finished it."
-        )
-    return text
-
-
-def hours(seconds: float) -> str:
-    """`2.5 h`, `45 min`, `30 s`: a usage figure."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:,.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
-
-
-def usd(amount: float) -> str:
-    """`$12.34`; a small amount to the hundredth of a cent (`$0.0024`), not `$0.00`."""
-    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
-
-
-def _month_day(moment: datetime) -> str:
-    return f"{moment.day} {moment.strftime('%B')}"
-
-
-def budget_size(budget_hours: float) -> str:
-    """`50 h`, `7.5 h`; a budget under an hour in minutes or seconds."""
-    return f"{budget_hours:g} h" if budget_hours >= 1 else hours(budget_hours * 3600)
-
-
-def budget_refused(
-    budget_hours: float, left: float | None, needed: float | None, resets: datetime
-) -> str:
-    """Why a job is refused for the monthly budget, naming it."""
-    budget = f"this workspace's monthly transcription budget of {budget_size(budget_hours)}"
-    reset = f"it starts again on {_month_day(resets)}"
-    if needed is not None and left is not None and left > 0:
-        return (
-            f"that recording needs {hours(needed)}, and only {hours(left)} of {budget} "
-            f"is left: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
-        )
-    return f"{budget} is used up: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
-
-
-def budget_alert(percent: int, budget_hours: float, billed: float, resets: datetime) -> str:
-    """What admins are told, once, at 80 % and at 100 % of the month's budget."""
-    state = "is used up" if percent >= 100 else f"is {percent} % used"
-    return (
-        f"threadscribe: this month's transcription budget of {budget_size(budget_hours)} {state} "
-        f"({hours(billed)} transcribed). New recordings are refused once it is used up; "
-        f"it starts again on {_month_day(resets)} (UTC). Raise MONTHLY_BUDGET_HOURS to "
-        "allow more."
-    )
-
-
-DELETED_RECEIPT = "🗑 Deleted at AssemblyAI after delivery"
-
-
-def redacted_audio_unavailable(reason: str) -> str:
-    return f"Redacted audio unavailable: {reason}"
-
-
-def redacted_audio_link(url: str) -> str:
-    return f"Redacted audio (too large to attach; the link works for 24 hours): {url}"
-
-
-def cut_by_budget(seconds: float) -> str:
-    return (
-        f"✂️ Transcribed up to {_clock(seconds)}: that is what this workspace's monthly "
-        "budget had left"
-    )

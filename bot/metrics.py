@@ -46,6 +46,12 @@ class Metrics:
         self.webhooks = Counter(
             "threadscribe_webhooks", "AssemblyAI webhooks that woke a waiting job", registry=r
         )
+        self.audio_seconds = Counter(
+            "threadscribe_audio_seconds",
+            "Seconds of audio AssemblyAI billed (the window applied), as transcripts finish",
+            ["model", "platform", "workspace"],
+            registry=r,
+        )
         self.questions = Counter(
             "threadscribe_questions",
             "Questions asked in a transcript's thread, by outcome",
@@ -59,11 +65,5 @@ class Metrics:
             "threadscribe_llm_tokens",
             "Tokens the LLM Gateway counted, by purpose and direction (input, output)",
             ["purpose", "direction"],
-            registry=r,
-        )
-        self.audio_seconds = Counter(
-            "threadscribe_audio_seconds",
-            "Seconds of audio AssemblyAI billed (the window applied), as transcripts finish",
-            ["model", "platform", "workspace"],
             registry=r,
         )

@@ -245,12 +245,12 @@ class Document:
     #: timestamps carry hours (a recording past an hour)
     hours: bool = False
 
-    #: small print under the transcript: what was redacted, the deletion receipt
-    footer: tuple[str, ...] = ()
-
     @property
     def notes_text(self) -> str:
         return "\n".join(self.notes)
+
+    #: small print under the transcript: what was redacted, the deletion receipt
+    footer: tuple[str, ...] = ()
 
     @property
     def transcript_text(self) -> str:
@@ -261,7 +261,8 @@ class Document:
         """The whole rendering as spoken (a translated document's attached file)."""
         lines = self.original_lines or self.transcript_lines
         body = self.line_separator.join(lines) or NO_SPEECH
-        return "\n\n".join(p for p in (self.header, self.notes_text, self.summary, body) if p)
+        parts = (self.header, self.notes_text, self.summary, body, self.footer_text)
+        return "\n\n".join(p for p in parts if p)
 
     @property
     def footer_text(self) -> str:
@@ -269,13 +270,7 @@ class Document:
 
     @property
     def text(self) -> str:
-        parts = (
-            self.header,
-            self.notes_text,
-            self.summary,
-            self.transcript_text,
-            self.footer_text,
-        )
+        parts = (self.header, self.notes_text, self.summary, self.transcript_text, self.footer_text)
         return "\n\n".join(p for p in parts if p)
 
 
@@ -307,8 +302,8 @@ def render(
     limit cut it short (the header then says "first 4:00:00 of 10:12:33"). `speakers`
     shows each speaker (names, renames); `translation` replaces the lines with their
     translation (the original stays in `original_lines`); `notes` are shown under the
-    header, after the one about an unsure language. `footer`: small-print lines under
-    it (what was redacted).
+    header, after the one about an unsure language. `footer`: small-print lines under it
+    (what was redacted).
 
     A transcript without speech (AssemblyAI's `text` "" and no words, for silence or a
     tone) renders as the header and one NO_SPEECH line: no speaker section, and no AI

@@ -341,6 +341,14 @@ class Revisions:
         self, job: Job, options: JobOptions, *, by: str, reuse: bool, started: str
     ) -> Answer:
         reuse = reuse and not self._config.delete_after_delivery and job.transcript_id is not None
+        if (
+            not reuse
+            and by != job.sharer
+            and await self._store.opt_outs.opted_out(job.platform, job.sharer)
+        ):
+            # Transcribing again is asking for it anew: the sharer's opt-out (issue 12)
+            # holds, as it does for their other recordings.
+            return Answer(messages.SHARER_OPTED_OUT, ok=False)
         replaces = self._replaces(job)
         posted = {}
         status = job.step_posted(DeliveryStep.STATUS)

@@ -98,6 +98,12 @@ class Span:
         )
 
 
+#: What a deleted transcript says instead of its audio URL and its text (openapi.yml's
+#: DeleteTranscriptResponse example).
+DELETED_AUDIO_URL = "http://deleted_by_user"
+DELETED_TEXT = "Deleted by user."
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     id: str

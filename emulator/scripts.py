@@ -1,13 +1,13 @@
 """Deterministic transcripts: a script's turns, or a placeholder, laid over the audio.
 
 A script is `<scripts_dir>/<sha256 of the audio bytes>.json`:
-`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`. An utterance
-may also say who speaks (`"name": "Ada"`: speaker identification maps its speaker to that
-name when the request offers it) and what it says in other languages
-(`"translated_texts": {"es": "..."}`: translation answers with it; without one, a target
-language gets the text marked `[es] ...`). A script may add `"entities": {"Ada Lovelace":
-"person_name"}`: what PII redaction finds in it besides what has a fixed shape
-(emulator/redaction.py).
+`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`, and
+optionally `"entities": {"Ada Lovelace": "person_name"}`: what PII redaction finds in it
+besides what has a fixed shape (emulator/redaction.py). An utterance may also say who
+speaks (`"name": "Ada"`: speaker identification maps its speaker to that name when the
+request offers it) and what it says in other languages (`"translated_texts": {"es":
+"..."}`: translation answers with it; without one, a target language gets the text marked
+`[es] ...`).
 Its words are spread over the real duration in proportion to their length, with a short
 pause between turns, so that text, words, utterances and timings always agree. The
 script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words

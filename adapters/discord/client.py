@@ -164,8 +164,6 @@ def commands(
     async def auto(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
         await intake.set_auto(interaction, state == "on")
 
-    preferences.add_commands(settings, intake)
-
     @settings.command(name="policy", description="Who gets transcribed in this channel")
     @app_commands.describe(
         mode="auto: every recording; on-request: when asked; off: nothing; default: the bot's"
@@ -201,4 +199,5 @@ def commands(
     async def usage(interaction: discord.Interaction) -> None:
         await controls.usage(interaction)
 
+    preferences.add_commands(settings, intake)
     return [transcribe, transcribe_message, forget_message, settings]

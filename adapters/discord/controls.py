@@ -142,15 +142,14 @@ class DiscordControls:
                 str(interaction.guild_id),
                 str(settings_channel(interaction.channel)),
             )
-            # Issue 11's preferences (names, summary, translation, vocabulary), said by the
-            # core the same way on every platform.
-            guild = str(interaction.guild_id)
-            channel_id = str(settings_channel(interaction.channel))
+            # Speaker names, the summary, translation and vocabulary (bot/revisions.py).
+            where = ChannelRef(
+                Platform.DISCORD,
+                str(interaction.guild_id),
+                str(settings_channel(interaction.channel)),
+            )
             preferences = await self._core.configure(
-                ChannelRef(Platform.DISCORD, guild, channel_id),
-                "settings",
-                by=str(interaction.user.id),
-                admin=admin,
+                where, "settings", by=str(interaction.user.id), admin=False
             )
             lines = [
                 self._settings_text(here),

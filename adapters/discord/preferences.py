@@ -37,8 +37,6 @@ def add_commands(settings: app_commands.Group, intake: Events) -> None:
     ) -> None:
         await configure(intake, interaction, f"translate {language}")
 
-    # `show` is adapters/discord/controls.py's: it includes these preferences.
-
     vocab = app_commands.Group(
         name="vocab",
         description="Words this channel's transcripts should get right",

@@ -119,13 +119,13 @@ def result(post: Post) -> SlackMessage:
     # The small print (what was redacted, the deletion receipt) always has its place.
     small = [{"type": "context", "elements": [mrkdwn(escape(document.footer_text))]}]
     small = small if document.footer else []
-    room = MAX_BLOCKS - 1 - len(actions) - len(small)
+    room = MAX_BLOCKS - 1 - len(small) - len(actions)
     if len(blocks) > room:
         blocks = blocks[:room]
         note = note or "… the rest is in transcript.txt"
     if note:
         blocks.append({"type": "context", "elements": [mrkdwn(escape(note))]})
-    return SlackMessage(escape(post.text), blocks + actions + small)
+    return SlackMessage(escape(post.text), blocks + actions + small)  # small print last
 
 
 def who(label: str, members: Mapping[str, str] | None) -> str:

@@ -15,7 +15,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import texts
+from adapters.slack import preferences, texts
 from adapters.slack.admins import Admins
 from adapters.slack.answers import SHOWN_HITS, search_message
 from adapters.slack.blocks import escape
@@ -47,10 +47,6 @@ async def _permalink(client: AsyncWebClient, channel: str, ts: str | None) -> st
 
 
 COMMAND: Final = "/transcribe"
-#: `/transcribe <word> …` that are a channel's settings (bot/revisions.py reads them).
-SETTINGS_WORDS: Final = frozenset(
-    {"names", "summary", "translate", "vocab", "vocabulary", "settings"}
-)
 
 
 class Commands:
@@ -89,8 +85,8 @@ class Commands:
             return
         if word in ("", "help"):
             answer = texts.HELP
-        elif first in SETTINGS_WORDS:
-            answer = await self._configure(body, text, client)
+        elif preferences.is_preference(text):
+            answer = await preferences.configure(self._core, self._admins, body, text, client)
         elif word in ("on", "off"):
             answer = await self._auto(body, client, enabled=word == "on")
         elif word == "status":
@@ -174,17 +170,6 @@ class Commands:
         )
         channel = str(body.get("channel_name") or body["channel_id"])
         return messages.auto_changed(enabled, f"#{channel}")
-
-    async def _configure(self, body: Mapping[str, Any], text: str, client: AsyncWebClient) -> str:
-        """`/transcribe names|summary|translate|vocab|settings …`: the core's settings
-        commands, for this channel (changing settings is for admins; the vocabulary is
-        anyone's, and the core knows which is which)."""
-        user = body["user_id"]
-        where = ChannelRef(Platform.SLACK, body["team_id"], body["channel_id"])
-        admin = text.lower().startswith(("vocab", "settings")) or await self.may_configure(
-            client, body["team_id"], user
-        )
-        return await self._core.configure(where, text, by=user, admin=admin)
 
     async def may_configure(self, client: AsyncWebClient, team: str, user: str) -> bool:
         """Workspace admins and owners, and the configured allowlist."""

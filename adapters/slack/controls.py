@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import texts
+from adapters.slack import preferences, texts
 from adapters.slack.admins import Admins
 from adapters.slack.blocks import escape
 from bot import reports
@@ -61,13 +61,18 @@ class SlackControls:
 
     async def settings(self, body: Mapping[str, Any], client: AsyncWebClient) -> str:
         """The answer to `/transcribe-settings [...]`, as mrkdwn (already escaped)."""
-        words = str(body.get("text") or "").lower().split()
+        text = str(body.get("text") or "")
+        if preferences.is_preference(text):  # names, summary, translate, vocab (issue 11)
+            answer = await preferences.configure(self._core, self._admins, body, text, client)
+            return escape(answer)
+        words = text.lower().split()
         team, where, user = body["team_id"], body["channel_id"], body["user_id"]
         controls = self._core.controls
         policies = controls.settings.redact_pii_policies
         if not words or words == ["show"]:
             view = await controls.channel(Platform.SLACK, team, where)
-            return _shown(view, where, policies)
+            more = escape(await preferences.described(self._core, body))
+            return f"{_shown(view, where, policies)}\n{more}"
         if words[0] == "help" or len(words) != 2:
             return escape(texts.SETTINGS_HELP)
         what, value = words

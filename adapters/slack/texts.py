@@ -25,11 +25,11 @@ HELP: Final = (
     "| list: words this channel's transcripts should get right\n"
     "• /transcribe names on|off, summary on|off, translate es|off, settings: this "
     "channel's transcripts (admins)\n"
-    "• On a result: Rename speakers, or Redo with another language, speaker count or a "
-    "translation.\n"
     "• /transcribe optout | optin: whether recordings you share are transcribed "
     "automatically\n"
     "• /transcribe usage: this month's hours and estimated cost (workspace admins)\n"
+    "• On a result: Rename speakers, or Redo with another language, speaker count or a "
+    "translation.\n"
     "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me; "
     "More actions → Forget transcript removes a transcript.\n"
     "• /transcribe-settings: this channel's policy and PII redaction"
@@ -100,14 +100,6 @@ def unreachable(api_url: str, exc: BaseException) -> str:
     return f"cannot reach Slack at {api_url} ({reason}): check SLACK_API_URL and the network"
 
 
-#: The assistant status while a question is answered (Slack shows it as "<app> is …").
-THINKING: Final = "is reading the transcript…"
-
-
-def searching(words: str) -> str:
-    return f"Searching this channel's recordings for “{words}”…"
-
-
 # -- privacy and cost controls -------------------------------------------------------------
 
 ADMINS_ONLY: Final = (
@@ -124,6 +116,9 @@ SETTINGS_HELP: Final = (
     "transcripts here (admins)\n"
     "• /transcribe-settings redacted-audio on | off | default: also post the audio with "
     "the personal data beeped out (admins)\n"
+    "• /transcribe-settings names on|off, summary on|off, translate es|off: speaker names, "
+    "the AI summary and a translation here (admins); vocab add|remove|spell|list: words "
+    "this channel's transcripts should get right (anyone)\n"
     "Your own choice: /transcribe optout | optin. Usage: /transcribe usage (admins). "
     "To remove a transcript: More actions (⋯) → Forget transcript, on the message."
 )
@@ -134,3 +129,9 @@ FORGET_HOW: Final = (
     "message or on my result in its thread: my posts there, the transcript at AssemblyAI "
     "and my record of it are deleted."
 )
+#: The assistant status while a question is answered (Slack shows it as "<app> is …").
+THINKING: Final = "is reading the transcript…"
+
+
+def searching(words: str) -> str:
+    return f"Searching this channel's recordings for “{words}”…"

@@ -471,6 +471,8 @@ async def poll(ctx: StepContext, job: Job) -> Job:
         )
         working.fetched = transcript
         billed, model = transcript.billed_seconds, transcript.speech_model_used
+        if job.options.reuse_transcript and job.submit_started_at is None:
+            billed = 0.0  # taken over from the job it redoes, which was billed for it
         # Settled before the move, so that a crash in between settles it again, the same.
         await settle(ctx, job, billed, model)
         return await ctx.moved(
@@ -645,7 +647,7 @@ async def _post_again(ctx: StepContext, job: Job) -> Post | None:
     """The result post rebuilt from AssemblyAI, None when that cannot be done (it was
     deleted meanwhile by an attempt that did not get to record it)."""
     try:
-        post, _speakers = await _result_post(ctx, job)
+        post, _shown = await _result_post(ctx, job)
         return post
     except (Fail, Retry) as exc:
         log.info("job %s: the result cannot be rebuilt for its receipt: %s", job.id, exc)
@@ -655,7 +657,7 @@ async def _post_again(ctx: StepContext, job: Job) -> Post | None:
 def with_receipt(post: Post, limit: int) -> Post:
     """`post` with the deletion receipt in its small print."""
     if post.document is None:
-        return Post(f"{post.text}\n{messages.DELETED_RECEIPT}", post.files)
+        return Post(f"{post.text}\n{messages.DELETED_RECEIPT}", post.files, None, post.controls)
     document = render.with_footer(post.document, messages.DELETED_RECEIPT)
     rendered = render.fit(document, limit)
     return Post(rendered.inline, post.files, document, post.controls)

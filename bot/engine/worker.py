@@ -89,16 +89,16 @@ class EngineConfig:
     #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
     retention: timedelta | None = timedelta(days=30)
     prune_every: float = 3600.0  # seconds between looks for jobs past their retention
-    #: questions one person may ask in an hour (QUESTIONS_PER_HOUR)
-    questions_per_hour: int = 20
-    #: how far back `/transcribe search` looks (SEARCH_DAYS)
-    search_days: int = 30
     #: hours each workspace may transcribe per calendar month (MONTHLY_BUDGET_HOURS)
     budget_hours: float | None = None
     #: usage records (and notices said once) are deleted this long after
     usage_retention: timedelta = timedelta(days=400)
     #: the least of the budget a recording of unknown length is taken in with (seconds)
     budget_min_slice: float = 60.0
+    #: questions one person may ask in an hour (QUESTIONS_PER_HOUR)
+    questions_per_hour: int = 20
+    #: how far back `/transcribe search` looks (SEARCH_DAYS)
+    search_days: int = 30
 
     def step_settings(self) -> StepSettings:
         return StepSettings(

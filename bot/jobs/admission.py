@@ -48,6 +48,10 @@ _Pending = tuple[IntakeRecord, Limits | None, "Budget | None", "asyncio.Future[A
 def needed_seconds(record: IntakeRecord, longest: float) -> tuple[float, bool]:
     """The most seconds `record` can bill, and whether that is its length (measured by the
     platform) rather than the limit of what any job may run."""
+    if record.options.reuse_transcript:
+        # A redo that takes over the transcript it redoes (renamed speakers, a
+        # translation) has AssemblyAI transcribe nothing: nothing to reserve.
+        return 0.0, True
     start = (record.options.audio_start_from or 0) / 1000
     end = record.options.audio_end_at
     if record.audio_duration is None:

@@ -168,30 +168,6 @@ class JobStore:
             .order_by(JobRow.created_at, JobRow.id)
         )
 
-    async def delivered_in(
-        self,
-        platform: Platform,
-        workspace: str,
-        channels: Sequence[str],
-        *,
-        since: datetime | None = None,
-        limit: int = 200,
-    ) -> list[Job]:
-        """Delivered jobs with a transcript in these channels (created since `since`),
-        newest first, at most `limit`: the recordings a question or a search is about."""
-        query = select(JobRow).where(
-            JobRow.platform == platform,
-            JobRow.workspace == workspace,
-            JobRow.channel.in_(list(channels)),
-            JobRow.state == JobState.DELIVERED,
-            JobRow.transcript_id.is_not(None),
-        )
-        if since is not None:
-            query = query.where(JobRow.created_at >= since)
-        return await self._jobs(
-            query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
-        )
-
     async def recent_of(
         self, platform: Platform, workspace: str, person: str, limit: int = 10
     ) -> list[Job]:
@@ -237,6 +213,30 @@ class JobStore:
         async with self.db.session() as session:
             result = await session.execute(delete(JobRow).where(JobRow.id == job_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delivered_in(
+        self,
+        platform: Platform,
+        workspace: str,
+        channels: Sequence[str],
+        *,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Job]:
+        """Delivered jobs with a transcript in these channels (created since `since`),
+        newest first, at most `limit`: the recordings a question or a search is about."""
+        query = select(JobRow).where(
+            JobRow.platform == platform,
+            JobRow.workspace == workspace,
+            JobRow.channel.in_(list(channels)),
+            JobRow.state == JobState.DELIVERED,
+            JobRow.transcript_id.is_not(None),
+        )
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        return await self._jobs(
+            query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        )
 
     async def recent(self, limit: int = 50) -> list[Job]:
         """The newest jobs, delivered or not, newest first."""

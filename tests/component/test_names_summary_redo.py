@@ -405,6 +405,48 @@ async def test_rename_edits_the_result_in_place_without_a_new_transcription(
     assert not too_long.ok and too_long.errors == {"1": "A name can have at most 35 characters."}
 
 
+async def test_a_rename_is_free_even_with_the_budget_used_up(
+    tmp_path: Path, emulator: EmulatorServer, meeting: AudioSample, media_server: Any
+) -> None:
+    """A rename takes over the transcript it renames: nothing is reserved against the
+    monthly budget (issue 12's), and nothing is billed twice in its ledger."""
+    from bot.jobs import month_start
+
+    budget = meeting.duration / 3600  # exactly the one recording
+    async with make_harness(tmp_path, emulator, budget_hours=budget, budget_min_slice=1.0) as h:
+        h.platform.known = PEOPLE
+        job = await deliver(h, media_server(meeting.path))
+        billed = job.billed_seconds
+        assert billed is not None and billed > 0
+        answer = await h.core.rename(h.ref(job.id), {"0": "Ada"}, by="U2")
+        assert answer.ok, answer.text  # admitted with the budget used up
+        await h.drain()
+        [redo] = await h.store.redos_of(job.id)
+        assert redo.state is JobState.DELIVERED and redo.billed_seconds == 0.0
+        since = month_start(h.store.now())
+        assert await h.store.usage.billed_since(Platform.SLACK, "T1", since) == billed
+        # A redo that transcribes again is a new cost: refused, naming the budget.
+        refused = await h.core.redo(h.ref(redo.id), "lang:de", by="U2")
+        assert not refused.ok and "budget" in refused.text
+
+
+async def test_the_sharers_opt_out_holds_for_a_redo_by_someone_else(
+    harness: Harness, meeting: AudioSample, media_server: Any
+) -> None:
+    from bot import messages
+
+    job = await deliver(harness, media_server(meeting.path))  # shared by U1
+    await harness.store.opt_outs.set(Platform.SLACK, job.sharer, True)
+    refused = await harness.core.redo(harness.ref(job.id), "lang:fr", by="U2")
+    assert not refused.ok and refused.text == messages.SHARER_OPTED_OUT
+    renamed = await harness.core.rename(harness.ref(job.id), {"0": "Ada"}, by="U2")
+    assert renamed.ok  # a rename transcribes nothing: it only changes what the thread shows
+    await harness.drain()
+    mine = await harness.core.redo(harness.ref(job.id), "lang:fr", by=job.sharer)
+    assert mine.ok  # their own request still works
+    assert harness.submissions() == 1  # nothing transcribed again before that
+
+
 async def test_rename_is_refused_where_it_cannot_work(
     tmp_path: Path, emulator: EmulatorServer, meeting: AudioSample, media_server: Any
 ) -> None:

@@ -155,8 +155,60 @@ def _check_option(option: Any, at: str) -> list[str]:
     ]
 
 
+def _check_element(element: Any, at: str) -> list[str]:
+    """Interactive elements: buttons, static selects and overflow menus (what an app's
+    Home tab and messages use), with Slack's published limits."""
+    if not isinstance(element, dict):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    kind = element.get("type")
+    errors = _check_string(element.get("action_id"), f"{at}/action_id", max_len=255, required=False)
+    if kind == "button":
+        errors += _check_text(element.get("text"), f"{at}/text", max_len=75, types=("plain_text",))
+        errors += _check_string(element.get("value"), f"{at}/value", max_len=2000, required=False)
+        if element.get("style") not in (None, "primary", "danger"):
+            errors.append(f"must be primary or danger [json-pointer:{at}/style]")
+    elif kind == "static_select":
+        if "placeholder" in element:  # optional
+            errors += _check_text(
+                element["placeholder"], f"{at}/placeholder", max_len=150, types=("plain_text",)
+            )
+        options, groups = element.get("options"), element.get("option_groups")
+        if (options is None) == (groups is None):
+            return [*errors, f"must provide either options or option_groups [json-pointer:{at}]"]
+        every: list[Any] = []
+        if options is not None:
+            errors += _check_options(options, f"{at}/options")
+            every = list(options) if isinstance(options, list) else []
+        else:
+            if not isinstance(groups, list) or not 1 <= len(groups) <= 100:
+                return [*errors, f"must be a list of 1-100 items [json-pointer:{at}/option_groups]"]
+            for g, group in enumerate(groups):
+                where = f"{at}/option_groups/{g}"
+                if not isinstance(group, dict):
+                    errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
+                    continue
+                errors += _check_text(
+                    group.get("label"), f"{where}/label", max_len=75, types=("plain_text",)
+                )
+                errors += _check_options(group.get("options"), f"{where}/options")
+                if isinstance(group.get("options"), list):
+                    every += group["options"]
+        initial = element.get("initial_option")
+        if initial is not None and initial not in every:
+            errors.append(f"must match one of the options [json-pointer:{at}/initial_option]")
+    elif kind == "overflow":
+        options = element.get("options")
+        if not isinstance(options, list) or not 2 <= len(options) <= 5:
+            return [*errors, f"must be a list of 2-5 items [json-pointer:{at}/options]"]
+        for j, option in enumerate(options):
+            errors += _check_option(option, f"{at}/options/{j}")
+    else:
+        errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
+    return errors
+
+
 def _check_options(options: Any, at: str) -> list[str]:
-    """A list of options (of a select or one of its groups): 1-100, values unique."""
+    """A select's options: 1-100, each a plain_text text and a distinct value."""
     if not isinstance(options, list) or not 1 <= len(options) <= 100:
         return [f"must be a list of 1-100 items [json-pointer:{at}]"]
     errors: list[str] = []
@@ -186,81 +238,27 @@ def _check_input(element: dict[str, Any], at: str) -> list[str]:
     return errors
 
 
-def _check_element(element: Any, at: str) -> list[str]:
-    """Interactive elements: buttons, static selects and overflow menus (what an app's
-    Home tab and messages use), with Slack's published limits."""
-    if not isinstance(element, dict):
-        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
-    kind = element.get("type")
-    errors = _check_string(element.get("action_id"), f"{at}/action_id", max_len=255, required=False)
-    if kind == "button":
-        errors += _check_text(element.get("text"), f"{at}/text", max_len=75, types=("plain_text",))
-        errors += _check_string(element.get("value"), f"{at}/value", max_len=2000, required=False)
-        if element.get("style") not in (None, "primary", "danger"):
-            errors.append(f"must be primary or danger [json-pointer:{at}/style]")
-    elif kind == "static_select":
-        if "placeholder" in element:  # optional
-            errors += _check_text(
-                element["placeholder"], f"{at}/placeholder", max_len=150, types=("plain_text",)
-            )
-        options, groups = element.get("options"), element.get("option_groups")
-        if (options is None) == (groups is None):
-            return [*errors, f"must provide either options or option_groups [json-pointer:{at}]"]
-        if options is not None:
-            errors += _check_options(options, f"{at}/options")
-            listed = options if isinstance(options, list) else []
-        else:
-            listed = []
-            if not isinstance(groups, list) or not 1 <= len(groups) <= 100:
-                return [*errors, f"must be a list of 1-100 items [json-pointer:{at}/option_groups]"]
-            for g, group in enumerate(groups):
-                where = f"{at}/option_groups/{g}"
-                if not isinstance(group, dict):
-                    errors.append(f"failed to match all allowed schemas [json-pointer:{where}]")
-                    continue
-                errors += _check_text(
-                    group.get("label"), f"{where}/label", max_len=75, types=("plain_text",)
-                )
-                errors += _check_options(group.get("options"), f"{where}/options")
-                if isinstance(group.get("options"), list):
-                    listed += group["options"]
-        initial = element.get("initial_option")
-        if initial is not None and initial not in listed:
-            errors.append(f"must match one of the options [json-pointer:{at}/initial_option]")
-    elif kind == "overflow":
-        options = element.get("options")
-        if not isinstance(options, list) or not 2 <= len(options) <= 5:
-            return [*errors, f"must be a list of 2-5 items [json-pointer:{at}/options]"]
-        for j, option in enumerate(options):
-            errors += _check_option(option, f"{at}/options/{j}")
-    else:
-        errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
-    return errors
-
-
 def validate_view(view: Any, *, surface: str = "modal") -> list[str]:
-    """Every problem of a view for `surface` ("home", "modal": views.open), [] when Slack
-    takes it."""
+    """Every problem of a view for `surface` ("home", "modal"), [] when Slack takes it."""
     if not isinstance(view, dict):
         return ["failed to match all allowed schemas [json-pointer:/view]"]
     errors: list[str] = []
     if view.get("type") != surface:
         errors.append(f"must be {surface} [json-pointer:/view/type]")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return [*errors, "must be a list [json-pointer:/view/blocks]"]
+    errors += validate_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, root="/view/blocks")
+    for name, limit in (("private_metadata", 3000), ("callback_id", 255), ("external_id", 255)):
+        errors += _check_string(view.get(name), f"/view/{name}", max_len=limit, required=False)
     if surface == "modal":
         errors += _check_text(view.get("title"), "/view/title", max_len=24, types=("plain_text",))
         for key in ("submit", "close"):
             if key in view:
                 errors += _check_text(view[key], f"/view/{key}", max_len=24, types=("plain_text",))
-    blocks = view.get("blocks")
-    if not isinstance(blocks, list):
-        return [*errors, "must be a list [json-pointer:/view/blocks]"]
-    if (
-        surface == "modal"
-        and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
-        and "submit" not in view
-    ):
-        errors.append("a modal with inputs needs a submit button [json-pointer:/view/submit]")
-    errors += validate_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, root="/view/blocks")
-    for name, limit in (("private_metadata", 3000), ("callback_id", 255), ("external_id", 255)):
-        errors += _check_string(view.get(name), f"/view/{name}", max_len=limit, required=False)
+        if (
+            any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+            and "submit" not in view
+        ):
+            errors.append("a modal with inputs needs a submit button [json-pointer:/view/submit]")
     return errors

@@ -183,11 +183,13 @@ async def test_vocabulary_and_settings_under_transcribe_settings(
     spelled = await run({"vocab": {"spell": {"words": "the board", "write": "Board"}}})
     assert spelled == "Transcripts here now always write the board → Board."
     assert (await run({"summary": {"state": "off"}})).startswith("The AI summary is off here")
-    # `show` (issue 12's) says the channel's policy and redaction, then these.
+    # `show` has these beside the channel's policy and redaction (issue 12's controls).
+    shown_settings = (await run({"show": {}})).split("\n")
+    assert shown_settings[0].startswith("Settings of <#")
     assert (
         "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
         "1 spelling"
-    ) in (await run({"show": {}})).splitlines()
+    ) in shown_settings
     ix = await bot.fake.dispatch_slash_command(
         "transcribe-settings", {"names": {"state": "off"}}, user=world.alice, permissions=0
     )

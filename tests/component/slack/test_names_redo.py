@@ -71,8 +71,10 @@ async def interact(bot: SlackBot, payload: dict[str, Any]) -> str:
     return answer.text
 
 
-async def command(bot: SlackBot, text: str, user: str, channel: str = "C0STANDUP1") -> str:
-    form = bot.fake.events.slash_command(text, channel=channel, user=user)
+async def command(
+    bot: SlackBot, text: str, user: str, channel: str = "C0STANDUP1", name: str = "/transcribe"
+) -> str:
+    form = bot.fake.events.slash_command(text, channel=channel, user=user, command=name)
     answer = await bot.fake.send_to_app(bot.events_url, bot.fake.events.http_command(form))
     assert answer.status == 200, answer.text
     return str(json.loads(answer.text)["text"])
@@ -213,6 +215,20 @@ async def test_vocabulary_and_settings_under_transcribe(
         "AssemblyAI does not translate into tt"
     )
     assert await command(bot, "settings", user=ALICE) == (
+        "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
+        "0 spellings"
+    )
+    # The same commands under /transcribe-settings, beside the channel's policy.
+    settings = "/transcribe-settings"
+    assert (await command(bot, "names on", user=ALICE, name=settings)).startswith(
+        "Only the people who may change this channel"
+    )
+    assert (await command(bot, "names on", user=DANA, name=settings)).startswith(
+        "Speaker names are on here"
+    )
+    shown = await command(bot, "", user=ALICE, name=settings)
+    assert shown.startswith("Settings of <#C0STANDUP1>:")  # issue 12's policy and redaction
+    assert shown.endswith(
         "Speaker names: on · AI summary: off · translation: off · vocabulary: 2 keyterms, "
         "0 spellings"
     )

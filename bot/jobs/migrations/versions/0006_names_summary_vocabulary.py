@@ -3,7 +3,7 @@ speakers its result shows; channel_preferences: speaker names, the summary, a tr
 and the vocabulary, per channel
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-10
 """
 
