@@ -40,6 +40,8 @@ class Working:
     last_poll: float | None = None
     #: the finished transcript the poll just fetched, for the delivery right after it
     fetched: Transcript | None = None
+    #: seconds after submission at which its webhook said the transcript is done
+    webhook_at: float | None = None
 
 
 class Memory:

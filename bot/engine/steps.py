@@ -69,6 +69,11 @@ class StepSettings:
     transfer_floor: float = 120.0
     transfer_min_rate: float = 100_000.0
 
+    @property
+    def webhooks(self) -> bool:
+        """AssemblyAI is asked to call back: polls are only the fallback."""
+        return self.webhook_url is not None and self.webhook_secret is not None
+
     def transfer_time(self, size: int) -> float:
         """How long moving `size` bytes may take in all, stalls included."""
         return max(self.transfer_floor, size / self.transfer_min_rate)
@@ -126,7 +131,8 @@ async def submit(ctx: StepContext, job: Job) -> None:
         found = await _recover(ctx, job)
         if found is not None:
             log.info("job %s: adopting transcript %s from a lost answer", job.id, found.id)
-            await _submitted(ctx, job, found.id, found.status)
+            # Its webhook may have come while no job waited for it: poll on the schedule.
+            await _submitted(ctx, job, found.id, found.status, webhook=False)
             return
     audio_url = await _link_for(ctx, job)
     if audio_url is None:
@@ -149,11 +155,23 @@ async def submit(ctx: StepContext, job: Job) -> None:
 
 
 async def _submitted(
-    ctx: StepContext, job: Job, transcript_id: str, status: TranscriptStatus
+    ctx: StepContext,
+    job: Job,
+    transcript_id: str,
+    status: TranscriptStatus,
+    *,
+    webhook: bool | None = None,
 ) -> None:
-    delay = ctx.schedule.next_delay(
-        elapsed=0.0, polls=0, duration=job.audio_duration, status=status
-    )
+    delay = 0.0
+    if not status.done:  # an adopted transcript may be finished already
+        delay = ctx.schedule.next_delay(
+            elapsed=0.0,
+            polls=0,
+            duration=job.audio_duration,
+            status=status,
+            model=schedule_model(job, ctx.settings),
+            webhook=ctx.settings.webhooks if webhook is None else webhook,
+        )
     now = ctx.store.now()
     job = await ctx.moved(
         job,
@@ -357,13 +375,23 @@ async def poll(ctx: StepContext, job: Job) -> Job:
             polls=polls,
             duration=job.audio_duration,
             status=transcript.status,
+            model=schedule_model(job, ctx.settings),
+            webhook=ctx.settings.webhooks,
         )
         await ctx.store.queue.poll_later(job.id, ctx.owner, now + timedelta(seconds=delay))
         return replace(job, lease_owner=None, polls=polls)
     previous, working.last_poll = working.last_poll, None
+    woken, working.webhook_at = working.webhook_at, None
     if elapsed is not None:
+        # Learnt from the length the job was scheduled with (the platform's), so that the
+        # next job of that length is aimed from what this one took.
         ctx.schedule.learn(
-            duration=job.audio_duration, turnaround=elapsed, polls=polls, previous=previous
+            duration=job.audio_duration,
+            turnaround=woken if woken is not None else elapsed,
+            polls=polls,
+            previous=previous,
+            model=schedule_model(job, ctx.settings),
+            exact=woken is not None,
         )
     if _link_refused(job, transcript):
         # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
@@ -529,6 +557,11 @@ def transcript_options(job: Job, settings: StepSettings) -> aai.TranscriptOption
         webhook_auth_header_name=WEBHOOK_HEADER if webhook else None,
         webhook_auth_header_value=settings.webhook_secret if webhook else None,
     )
+
+
+def schedule_model(job: Job, settings: StepSettings) -> str:
+    """The speech models a job asks for, as the poll schedule tells turnarounds apart."""
+    return ",".join(job.options.speech_models or settings.speech_models)
 
 
 def _link_refused(job: Job, transcript: Transcript) -> bool:

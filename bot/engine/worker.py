@@ -225,6 +225,10 @@ class Engine:
         if job is None or job.state is not JobState.SUBMITTED:
             return False
         self.metrics.webhooks.inc()
+        if job.submitted_at is not None:
+            # An exact turnaround for the poll schedule to learn from.
+            elapsed = (self.store.now() - job.submitted_at).total_seconds()
+            self.memory(job.id).webhook_at = max(0.0, elapsed)
         # Start on it here and now when this process has room, rather than on the loop's
         # next turn; if someone holds it (a poll under way), it is made due for them.
         room = len(self._tasks) < self.config.max_tasks and self.accepting
