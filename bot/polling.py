@@ -233,8 +233,9 @@ class PollSchedule:
     prior_sigma: float = 0.5
     #: GETs one second of added latency is worth (the trade the schedule optimises)
     latency_cost: float = 0.8
-    #: never more than this between two polls of one job (a fixed 3 s loop's pace)
-    max_gap: float = 3.0
+    #: never more than this between two polls of one job: under a fixed 3 s loop's pace,
+    #: so that the slowest case (a job done just after a poll) stays below its p95 too
+    max_gap: float = 2.5
     #: while AssemblyAI still has the job queued (account busy), check at this pace
     queued_gap: float = 3.0
     #: with webhooks: the fallback poll waits for this quantile of the turnaround, plus
@@ -258,19 +259,23 @@ class PollSchedule:
         return self.expected(duration) if duration is not None and duration > 0 else 1.0
 
     def spread(self, model: str | None, duration: float | None) -> tuple[float, float]:
-        """(mu, sigma) of log(turnaround / location) for a job of this model and length."""
+        """(mu, sigma) of log(turnaround / location) for a job of this model and length:
+        its class's fit once it has `CLASS_MIN` jobs, until then its model's lengths
+        pooled, until then the prior. Sigma is widened by a small sample's uncertainty:
+        a spread underestimated from a few jobs would poll too close to the median and
+        leave the late ones waiting the whole gap."""
         own = self.spreads.get((model or "", length_class(duration)))
         if own is not None and len(own.observed) >= CLASS_MIN:
-            return own.mu, own.sigma
-        pool = self.pooled.get(model or "")
-        if duration is not None and duration > 0 and pool is not None and pool.observed:
-            n = len(pool.observed)
-            if n >= CLASS_MIN:
-                return pool.mu, pool.sigma
-            # a little evidence: between the prior and what was seen
-            return pool.mu * n / CLASS_MIN, max(pool.sigma, self.prior_sigma)
+            return own.mu, own.sigma * math.sqrt(1 + 1 / len(own.observed))
         if duration is None or duration <= 0:
             return math.log(self.base + self.ratio * 60), max(1.0, self.prior_sigma)
+        pool = self.pooled.get(model or "")
+        if pool is not None and pool.observed:
+            n = len(pool.observed)
+            if n >= CLASS_MIN:
+                return pool.mu, pool.sigma * math.sqrt(1 + 1 / n)
+            # a little evidence: between the prior and what was seen
+            return pool.mu * n / CLASS_MIN, max(pool.sigma, self.prior_sigma)
         return 0.0, self.prior_sigma
 
     def quantile(self, q: float, *, duration: float | None, model: str | None = None) -> float:
