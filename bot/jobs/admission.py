@@ -155,11 +155,22 @@ async def _in_flight_counts(
     people and channels of `records`."""
     users: dict[tuple[Platform, str, str], int] = {}
     channels: dict[tuple[Platform, str, str], int] = {}
+    platforms = {r.platform for r in records}
+    workspaces = {r.workspace for r in records}
     for column, into in ((JobRow.requester, users), (JobRow.channel, channels)):
         values = {getattr(r, column.key) for r in records}
+        # Every column of (platform, workspace, person or channel, state) constrained, so
+        # the count reads those people's unfinished jobs only, whatever else the table
+        # holds; the lists' cross product may count a few more groups than asked, read
+        # by key below and harmless.
         query = (
             select(JobRow.platform, JobRow.workspace, column, func.count())
-            .where(JobRow.state.in_(_IN_FLIGHT), column.in_(values))
+            .where(
+                JobRow.platform.in_(platforms),
+                JobRow.workspace.in_(workspaces),
+                column.in_(values),
+                JobRow.state.in_(_IN_FLIGHT),
+            )
             .group_by(JobRow.platform, JobRow.workspace, column)
         )
         for platform, workspace, value, count in await session.execute(query):
