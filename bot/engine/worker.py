@@ -75,6 +75,11 @@ class EngineConfig:
     #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
     retention: timedelta | None = timedelta(days=30)
     prune_every: float = 3600.0  # seconds between looks for jobs past their retention
+    #: a new job's ⏳ and status message wait for a pause this long in the intakes...
+    intake_quiet: float = 0.05
+    #: ...but never longer than this
+    intake_quiet_max: float = 1.0
+    turn_interval: float = 0.02  # the worker's loop looks at the store at most this often
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -130,6 +135,7 @@ class Engine:
         self.health = health or Health()
         self.lifecycle = Lifecycle.NEW
         self._pruned_at: float | None = None  # the event loop's time of the last prune
+        self._intake_seen = float("-inf")  # the event loop's time of the latest intake
         self.memory = Memory()
         self.feedback = Feedback(
             store, self.platforms, self.memory, status_interval=self.config.status_interval
@@ -164,6 +170,7 @@ class Engine:
             return IntakeOutcome(None, False, refused)
         # Limits and the insert in one transaction, grouped with concurrent intakes.
         limits = Limits(self.config.per_user, self.config.per_channel)
+        self._intake_seen = asyncio.get_running_loop().time()
         admission = await self.store.admission.admit(record, limits)
         if admission.job is None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
@@ -193,8 +200,10 @@ class Engine:
 
     async def _announce_new(self, job: Job) -> None:
         """React and post the status message for a new job, under a short lease so that a
-        worker claiming the job meanwhile does not announce it too."""
+        worker claiming the job meanwhile does not announce it too; once a burst of
+        intakes has been acknowledged."""
         async with self.feedback.announcing:
+            await self._after_intakes()  # here: each one, not once for a burst's jobs
             try:
                 leased = await self.store.queue.lease(
                     job.id, self.owner, lease_seconds=self.config.lease
@@ -209,6 +218,19 @@ class Engine:
             except Exception:
                 # The worker announces it when it takes the job; nothing is lost.
                 log.warning("could not announce job %s", job.id, exc_info=True)
+
+    async def _after_intakes(self) -> None:
+        """Wait until no intake has come for `intake_quiet` seconds (at most
+        `intake_quiet_max`): a burst of events is acknowledged first, and the reactions
+        and status messages of its jobs follow it rather than competing with it for the
+        database and the CPU while the platform waits for its answers."""
+        loop = asyncio.get_running_loop()
+        quiet, until = self.config.intake_quiet, loop.time() + self.config.intake_quiet_max
+        while (now := loop.time()) < until:
+            left = self._intake_seen + quiet - now
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, until - now))
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -302,11 +324,15 @@ class Engine:
         await self.prune()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.lifecycle is Lifecycle.RUNNING:
+            turn = loop.time()
             try:
-                await self._dispatch()
+                # A burst of intakes is acknowledged before new work starts beside it.
+                await self._after_intakes()
+                _started, free = await self._dispatch_counted()
                 await self._prune_when_due()
-                wait = await self._next_due_in()
+                wait = await self._next_due_in(free)
             except Exception:
                 log.exception("engine loop error; retrying shortly")
                 wait = 1.0
@@ -315,16 +341,25 @@ class Engine:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             self._wake.clear()
+            # However often it is woken (each job's step ending wakes it), the loop looks
+            # at the store at most every `turn_interval`: its queries are the same for one
+            # wake as for fifty.
+            rest = turn + self.config.turn_interval - loop.time()
+            if rest > 0 and self.lifecycle is Lifecycle.RUNNING:
+                await asyncio.sleep(rest)
 
     async def _free_slots(self) -> int:
         """Slots towards AssemblyAI no replica uses (a job leased to start holds one)."""
         return self.config.concurrency - await self.store.queue.slots_taken()
 
-    async def _next_due_in(self) -> float | None:
-        """Seconds until a job this process could claim becomes due (None: none waits)."""
+    async def _next_due_in(self, free: int | None = None) -> float | None:
+        """Seconds until a job this process could claim becomes due (None: none waits);
+        `free`: the slots towards AssemblyAI left free, if just counted."""
         if len(self._tasks) >= self.config.max_tasks:
             return None  # no room: a finishing task wakes the loop
-        states = _UNFINISHED if await self._free_slots() > 0 else _UNGATED
+        if free is None:
+            free = await self._free_slots()
+        states = _UNFINISHED if free > 0 else _UNGATED
         when = await self.store.queue.next_due(states, platforms=list(self.platforms))
         if when is None:
             return None
@@ -332,8 +367,13 @@ class Engine:
 
     async def _dispatch(self) -> int:
         """Claim what is due and start a task per job; returns how many were started."""
+        started, _free = await self._dispatch_counted()
+        return started
+
+    async def _dispatch_counted(self) -> tuple[int, int | None]:
+        """`_dispatch`, and the slots left free (None when not counted)."""
         if not self.accepting:
-            return 0
+            return 0, None
         platforms = list(self.platforms)
         started = 0
         queue = self.store.queue
@@ -350,8 +390,9 @@ class Engine:
         # FIFO towards AssemblyAI: the oldest waiting jobs get the free slots, counted and
         # claimed in one step in the store, so the cap holds across replicas.
         room = self.config.max_tasks - len(self._tasks)
+        free: int | None = None
         if room > 0:
-            jobs = await queue.claim_new(
+            jobs, free = await queue.claim_new_counted(
                 self.owner,
                 lease_seconds=self.config.lease,
                 cap=self.config.concurrency,
@@ -359,7 +400,7 @@ class Engine:
                 platforms=platforms,
             )
             started += self._start_all(jobs)
-        return started
+        return started, free
 
     def _start_all(self, jobs: list[Job]) -> int:
         started = 0
@@ -396,6 +437,9 @@ class Engine:
     async def _run_job(self, job: Job) -> None:
         try:
             async with self._renewing(job):
+                # A step waits for a burst of intakes to be acknowledged: the platform
+                # gives those 3 s, a job's next step loses nothing by a moment's wait.
+                await self._after_intakes()
                 await self._advance(job)
         except asyncio.CancelledError:
             # Shutdown ran out of patience: hand the job back now rather than letting the

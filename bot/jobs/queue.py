@@ -116,14 +116,31 @@ class JobQueue:
         """Lease new jobs, oldest first, as many as the `cap` of slots towards AssemblyAI
         leaves (and `limit` at most). The slots are counted, and the jobs claimed, in one
         transaction that every replica serialises on, so the cap holds across replicas."""
+        jobs, _free = await self.claim_new_counted(
+            owner, lease_seconds=lease_seconds, cap=cap, limit=limit, now=now, platforms=platforms
+        )
+        return jobs
+
+    async def claim_new_counted(
+        self,
+        owner: str,
+        *,
+        lease_seconds: float,
+        cap: int,
+        limit: int,
+        now: datetime | None = None,
+        platforms: Iterable[Platform] | None = None,
+    ) -> tuple[list[Job], int]:
+        """`claim_new`, and the slots still free after it (the worker's loop needs both,
+        and counting them again would be another query)."""
         moment = self._lease_now(now)
         async with self._db.session() as session:
             if self._db.dialect == "postgresql":
                 await session.execute(select(func.pg_advisory_xact_lock(_GATE_LOCK)))
             free = cap - await self._slots_taken(session, moment)
             if free <= 0 or limit <= 0:
-                return []
-            return await self._claim(
+                return [], max(0, free)
+            jobs = await self._claim(
                 session,
                 owner,
                 lease_seconds,
@@ -132,6 +149,7 @@ class JobQueue:
                 moment,
                 platforms,
             )
+            return jobs, free - len(jobs)
 
     async def slots_taken(self, *, now: datetime | None = None) -> int:
         """Slots towards AssemblyAI in use, by every replica."""
