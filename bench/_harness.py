@@ -429,6 +429,78 @@ def schedule_outcome(times: Sequence[float], turnaround: float, gap: float) -> t
     return len(times) + more, last + more * gap - turnaround
 
 
+@dataclass
+class StampedSlack:
+    """The real Slack adapter as the engine's platform, posting to the Slack fake over
+    HTTP, stamping when Slack has answered each job's result post and final reaction."""
+
+    adapter: Any  # adapters.slack.SlackAdapter
+    result_at: dict[str, float] = field(default_factory=dict)
+    done_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> Platform:
+        return Platform.SLACK
+
+    @property
+    def message_limit(self) -> int:
+        return int(self.adapter.message_limit)
+
+    async def open_file(self, where: ThreadRef, source: Any) -> Any:
+        return await self.adapter.open_file(where, source)
+
+    async def public_url(self, where: ThreadRef, source: Any) -> str | None:
+        return await self.adapter.public_url(where, source)  # type: ignore[no-any-return]
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        message_id: str = await self.adapter.post(where, post, key=key)
+        if key.endswith(":result"):
+            self.result_at.setdefault(key.rsplit(":", 1)[0], time.time())
+        return message_id
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        await self.adapter.edit(where, message_id, post, key=key)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        await self.adapter.react(where, reaction)
+        if reaction is not Reaction.WORKING:
+            self.done_at.setdefault(where.job_id, time.time())
+
+
+@contextlib.asynccontextmanager
+async def slack_engine(
+    workdir: Path, child: Child, config: EngineConfig, fake: Any, *, name: str = "slack"
+) -> AsyncIterator[Bot]:
+    """`bot_engine`, delivering through the real Slack adapter to `fake` (a FakeSlack)."""
+    from adapters.slack import create
+    from bot.config import Settings
+    from bot.intake import Intake
+    from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET
+
+    store = await JobStore.open(f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
+    client = aai.AssemblyAIClient(
+        Secret(API_KEY), base_url=child.base_url, llm_base_url=child.base_url
+    )
+    settings = Settings(
+        slack_api_url=fake.api_url,
+        slack_bot_token=Secret(BOT_TOKEN),
+        slack_signing_secret=Secret(SIGNING_SECRET),
+    )
+    engine = Engine(store, client, {}, config)
+    adapter = create(settings, Intake(engine, store, urls=config.urls))
+    platform = StampedSlack(adapter)
+    engine.add_platform(platform)  # type: ignore[arg-type]
+    await adapter.start()
+    try:
+        yield Bot(engine, platform, store, client)  # type: ignore[arg-type]
+    finally:
+        await engine.stop()
+        await adapter.stop()
+        await adapter.close()
+        await client.close()
+        await store.close()
+
+
 def engine_config(**overrides: Any) -> EngineConfig:
     """Production defaults, with the per-user and per-channel limits out of the way, and
     links to this machine allowed (the audio is served on loopback: ALLOW_PRIVATE_URLS)."""

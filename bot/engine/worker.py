@@ -75,7 +75,9 @@ class EngineConfig:
     #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
     retention: timedelta | None = timedelta(days=30)
     prune_every: float = 3600.0  # seconds between looks for jobs past their retention
-    #: a new job's ⏳ and status message wait for a pause this long in the intakes...
+    #: during a burst of this many intakes in a row, each within intake_quiet of the last,
+    #: a new job's ⏳ and status message, and other jobs' steps, wait for a pause this long
+    intake_burst: int = 8
     intake_quiet: float = 0.05
     #: ...but never longer than this
     intake_quiet_max: float = 1.0
@@ -136,6 +138,7 @@ class Engine:
         self.lifecycle = Lifecycle.NEW
         self._pruned_at: float | None = None  # the event loop's time of the last prune
         self._intake_seen = float("-inf")  # the event loop's time of the latest intake
+        self._intake_streak = 0  # intakes in a row, each within intake_quiet of the last
         self.memory = Memory()
         self.feedback = Feedback(
             store, self.platforms, self.memory, status_interval=self.config.status_interval
@@ -170,7 +173,10 @@ class Engine:
             return IntakeOutcome(None, False, refused)
         # Limits and the insert in one transaction, grouped with concurrent intakes.
         limits = Limits(self.config.per_user, self.config.per_channel)
-        self._intake_seen = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        close = now - self._intake_seen < self.config.intake_quiet
+        self._intake_streak = self._intake_streak + 1 if close else 1
+        self._intake_seen = now
         admission = await self.store.admission.admit(record, limits)
         if admission.job is None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
@@ -220,10 +226,14 @@ class Engine:
                 log.warning("could not announce job %s", job.id, exc_info=True)
 
     async def _after_intakes(self) -> None:
-        """Wait until no intake has come for `intake_quiet` seconds (at most
-        `intake_quiet_max`): a burst of events is acknowledged first, and the reactions
-        and status messages of its jobs follow it rather than competing with it for the
-        database and the CPU while the platform waits for its answers."""
+        """During a burst of intakes (`intake_burst` in a row, each within `intake_quiet`
+        of the last), wait until none has come for `intake_quiet` seconds (at most
+        `intake_quiet_max`): the burst is acknowledged first, and the reactions and status
+        messages of its jobs, and other jobs' next steps, follow it rather than competing
+        with it for the database and the CPU while the platform waits for its answers. A
+        lone intake holds nothing up."""
+        if self._intake_streak < self.config.intake_burst:
+            return
         loop = asyncio.get_running_loop()
         quiet, until = self.config.intake_quiet, loop.time() + self.config.intake_quiet_max
         while (now := loop.time()) < until:

@@ -98,7 +98,7 @@ class Admissions:
         records = [record for record, _limits, _future in batch]
         keys = {record.dedupe_key for record in records}
         now = self._db.clock()
-        async with self._db.session() as session:
+        async with self._db.session(durable=True) as session:
             found = await session.scalars(_EXISTING, {"keys": list(keys)})
             existing = {row.dedupe_key: job_of(row) for row in found}
             users, channels = await _in_flight_counts(session, records)

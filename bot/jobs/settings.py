@@ -65,7 +65,7 @@ class ChannelSettingsStore:
                 "updated_at": insert.excluded.updated_at,
             },
         ).returning(ChannelSettingsRow)
-        async with self._db.session() as session:
+        async with self._db.session(durable=True) as session:
             row = (await session.scalars(upsert, execution_options=RETURNING)).one()
             saved = channel_settings_of(row)
         self._remember((platform, workspace, channel), saved)
