@@ -53,7 +53,7 @@ from bot.jobs import JobState, JobStore, Platform
 from bot.polling import PollSchedule
 from bot.transcript import TranscriptStatus
 from bot.urls import UrlPolicy
-from tests.recording import RecordingPlatform
+from tests.fakes.recording import RecordingPlatform
 
 API_KEY = "bench-key"
 REPO = Path(__file__).resolve().parent.parent

@@ -49,7 +49,7 @@ from bot.jobs import Job
 from bot.models import DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule, optimal_times
 from bot.web import WEBHOOK_PATH, create_app
-from tests.recording import url_intake
+from tests.fakes.recording import url_intake
 
 MODEL = ",".join(DEFAULT_SPEECH_MODELS)  # what the poll schedule keys its classes by
 DURATIONS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)

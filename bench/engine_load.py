@@ -36,7 +36,7 @@ from bot.chat import Reaction
 from bot.config import Secret
 from bot.jobs import JobState
 from bot.web import WEBHOOK_PATH, create_app
-from tests.recording import url_intake
+from tests.fakes.recording import url_intake
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import sqlite3
 import statistics
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.fakes.slack import BOT_TOKEN, GENERAL, SIGNING_SECRET, FakeSlack
+from tests.helpers.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
@@ -59,12 +59,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100.0
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the sender's process ------------------------------------------------------------------

@@ -62,6 +62,24 @@ settings:
                               refuse bigger or longer audio (only when set; a link of
                               unknown length is transcribed up to the limit)
 """
+RUN_DESCRIPTION = """\
+Run the bot: connect to Slack (Socket Mode or HTTP mode) and/or Discord, take the
+recordings people share, send them to AssemblyAI and answer in the thread. Also serves
+AssemblyAI's webhooks (with PUBLIC_URL), /healthz, /readyz and /metrics on HOST:PORT.
+Start-up stops with one line naming the variable to fix when a setting, a token or the
+port cannot work; `threadscribe doctor` checks the same without starting."""
+DOCTOR_DESCRIPTION = """\
+Check the configuration against everything it can reach: the settings, AssemblyAI's key
+and models, the LLM Gateway, the database, the port, PUBLIC_URL, and Slack's and
+Discord's tokens, scopes, intents and installs. One run reports every problem with its
+fix; it changes nothing (it never creates the database). Exit status 1 if anything
+failed, else 0."""
+SETTINGS_SOURCES = """\
+settings:
+  Read from the environment and from a .env file in the working directory (the
+  environment wins where both set a variable; an empty value means unset). Start from
+  .env.example, which lists every variable with its default; the README explains each.
+"""
 #: Options that shape a new transcript, so mean nothing with --id.
 NEW_AUDIO_ONLY = (
     ("--speakers", "speakers"),
@@ -99,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the bot (Slack and/or Discord) and its web server")
+    run = sub.add_parser(
+        "run",
+        help="run the bot (Slack and/or Discord) and its web server",
+        description=RUN_DESCRIPTION,
+        epilog=SETTINGS_SOURCES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser(
@@ -171,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_transcribe)
 
     doctor = sub.add_parser(
-        "doctor", help="check the configuration against everything it can reach"
+        "doctor",
+        help="check the configuration against everything it can reach",
+        description=DOCTOR_DESCRIPTION,
+        epilog=SETTINGS_SOURCES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doctor.set_defaults(func=cmd_doctor)
 
@@ -193,12 +221,14 @@ def _warn(message: str) -> None:
     print(f"threadscribe: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, *, model_warnings: bool = True) -> Settings:
     """The settings, or ConfigError with every problem (`.env` lines included); warnings
-    (a deprecated model, a misspelt name in `.env`) are printed and do not stop anything."""
+    (a deprecated model, a misspelt name in `.env`) are printed and do not stop anything.
+    `transcribe` warns of the models it will use itself (a flag may replace the setting's)."""
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
-    for warning in [*env_file_warnings(env), *speech_model_warnings(settings.speech_models)]:
+    models = speech_model_warnings(settings.speech_models) if model_warnings else []
+    for warning in [*env_file_warnings(env), *models]:
         _warn(warning)
     problems = [*env.problems, *problems]
     if problems:
@@ -214,7 +244,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     logs.configure(logging.ERROR)
     try:
-        settings = _settings(args)
+        settings = _settings(args, model_warnings=False)
         settings.require_assemblyai_key()
         target = Pickup(args.id) if args.id else parse_source(args.source)
     except (ConfigError, SourceError) as exc:

@@ -22,14 +22,16 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 from dotenv.parser import parse_stream
 
 from bot.errors import ConfigError, InvalidDatabaseURL
-from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.logs import LogFormat
 from bot.models import (
     DEFAULT_LLM_MODEL,
@@ -39,6 +41,18 @@ from bot.models import (
 )
 
 T = TypeVar("T")
+
+#: A SQLite file in the working directory (bot/jobs/database.py checks and opens URLs).
+DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./threadscribe.db"
+
+
+def parse_database_url(raw: str) -> URL:
+    """bot.jobs.database's check, imported when a URL is given (SQLAlchemy is heavy, and
+    the terminal command rarely needs it)."""
+    from bot.jobs.database import parse_database_url as parse
+
+    return parse(raw)
+
 
 DEFAULT_ASSEMBLYAI_BASE_URL: Final = "https://api.assemblyai.com"
 DEFAULT_LLM_GATEWAY_URL: Final = "https://llm-gateway.assemblyai.com"
@@ -149,6 +163,8 @@ class Settings:
     #: the variables that were given a value (the rest took their defaults), for a caller
     #: whose own defaults differ: `threadscribe transcribe` applies MAX_FILE_MB only if set
     given: frozenset[str] = frozenset()
+    #: the variables whose value could not be used (their defaults stand in, for doctor)
+    invalid: frozenset[str] = frozenset()
 
     @property
     def slack_enabled(self) -> bool:
@@ -271,7 +287,9 @@ class Settings:
             job_retention_days=reader.parse("JOB_RETENTION_DAYS", 30, _bounded(1, 3650)),
             readiness_grace_seconds=reader.parse("READINESS_GRACE_SECONDS", 60, _bounded(1, 3600)),
         )
-        settings = dataclasses.replace(settings, given=frozenset(reader.given))
+        settings = dataclasses.replace(
+            settings, given=frozenset(reader.given), invalid=frozenset(reader.invalid)
+        )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             reader.problems.append(
                 "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (multi-workspace install): "
@@ -423,6 +441,7 @@ class _Reader:
         self.env = env
         self.problems: list[str] = []
         self.given: set[str] = set()
+        self.invalid: set[str] = set()
 
     def optional(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
@@ -438,6 +457,7 @@ class _Reader:
             return parse(raw)
         except ValueError as exc:
             self.problems.append(f"{name} {exc}")
+            self.invalid.add(name)
             return default
 
     def secret(self, name: str, prefix: str | None = None) -> Secret | None:

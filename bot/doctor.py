@@ -239,6 +239,9 @@ async def check_database(settings: Settings) -> list[Finding]:
 async def check_port(settings: Settings) -> list[Finding]:
     """`run` must be able to listen on HOST:PORT; a threadscribe already there is fine."""
     area = "Port"
+    if unusable := sorted({"HOST", "PORT"} & settings.invalid):
+        # The default would be checked instead, and pass: say nothing that is not so.
+        return [warn(area, f"not checked: {' and '.join(unusable)} above must be fixed first")]
     host, port = settings.bind_host, settings.port
     try:
         server = await asyncio.start_server(lambda _r, _w: None, host, port)

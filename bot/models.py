@@ -77,7 +77,8 @@ def speech_model_problem(model: str) -> str | None:
     """Why AssemblyAI would refuse `model`, or None if it accepts it."""
     if model in ACCEPTED_SPEECH_MODELS:
         return None
-    accepted = ", ".join(LISTED_SPEECH_MODELS)
+    # Suggest what is current: the listed models less the deprecated ones.
+    accepted = ", ".join(m for m in LISTED_SPEECH_MODELS if m not in DEPRECATED_SPEECH_MODELS)
     if model in REJECTED_SPEECH_MODELS:
         return f"{model} is no longer offered by AssemblyAI (use one of {accepted})"
     return f"{model} is not an AssemblyAI speech model (use one of {accepted})"

@@ -33,13 +33,13 @@ from bot.assemblyai import (
 )
 from bot.chat import Adapter, Core, Platform
 from bot.config import Secret, Settings, speech_model_warnings
-from bot.doctor import Check
+from bot.doctor import Check, Finding
 from bot.engine import Engine, EngineConfig
 from bot.errors import ConfigError
 from bot.health import Health
 from bot.intake import Intake
 from bot.jobs import JobStore
-from bot.jobs.database import make_engine, parse_database_url
+from bot.jobs.database import make_engine, parse_database_url, read_only_engine
 from bot.metrics import Metrics
 from bot.polling import PollSchedule
 from bot.urls import UrlPolicy
@@ -96,12 +96,38 @@ def platform_checks(settings: Settings) -> list[Check]:
     if settings.slack_bot_token or settings.slack_client_id or settings.slack_app_token:
         from adapters.slack import doctor as slack_doctor
 
-        checks.append(slack_doctor.check)
+        async def check_slack(settings: Settings) -> list[Finding]:
+            findings = await slack_doctor.check(settings)
+            if settings.slack_oauth:
+                count = await installed_workspaces(settings)
+                findings.append(slack_doctor.installations(count, settings.public_url))
+            return findings
+
+        checks.append(check_slack)
     if settings.discord_token:
         from adapters.discord import doctor as discord_doctor
 
         checks.append(discord_doctor.check)
     return checks
+
+
+async def installed_workspaces(settings: Settings) -> int | None:
+    """How many workspaces installed the app, read without changing the database (None
+    when it cannot be read)."""
+    from adapters.slack.workspaces import OAuthTables
+
+    assert settings.slack_client_id is not None
+    engine = read_only_engine(settings.database_url.value)
+    if engine is None:
+        return 0  # no database yet, so no installs
+    tables = OAuthTables(settings.slack_client_id, engine)
+    try:
+        return await tables.workspaces()
+    except Exception as exc:  # unreachable, or unreadable: the Database check says why
+        log.debug("cannot count Slack installs: %s", exc)
+        return None
+    finally:
+        await tables.close()
 
 
 def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineConfig:

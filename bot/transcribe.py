@@ -68,6 +68,8 @@ from bot.transcript import Transcript, TranscriptStatus
 from bot.urls import PrivateAddress, UrlPolicy, UrlRefused
 
 ASSEMBLYAI = "AssemblyAI"
+#: Files larger than this get the API key checked before their upload begins.
+KEY_CHECK_BYTES = 8_000_000
 #: after Ctrl-C, how long a submit on its way may take to answer with the job's id
 SUBMIT_GRACE = 10.0
 
@@ -164,6 +166,11 @@ async def transcribe(
     async with AssemblyAIClient(
         api_key, base_url=settings.assemblyai_base_url, llm_base_url=settings.llm_gateway_url
     ) as client:
+        target = request.target
+        if isinstance(target, FileSource) and target.size > KEY_CHECK_BYTES:
+            # A rejected key would only show after the whole upload: ask first (one cheap
+            # read; a small file's upload is the check itself).
+            await client.list(limit=1)
         transcript = await obtain(client, prepared, stderr)
         # "No spoken audio" is a recording without speech, not a failure: say so.
         transcript = render.without_speech(transcript) or transcript
@@ -441,6 +448,8 @@ def _status(stderr: Console) -> Iterator[Callable[[Transcript], None]]:
         task = progress.add_task("Submitted", total=1)
 
         def show(transcript: Transcript) -> None:
+            # "No spoken audio" is a finished transcript of nothing, not a failure.
+            transcript = render.without_speech(transcript) or transcript
             text = _STATUS_TEXT[transcript.status]
             if transcript.status is TranscriptStatus.QUEUED and transcript.throttled:
                 text += " (waiting for a free slot on the account)"

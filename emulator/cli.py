@@ -103,9 +103,17 @@ def run(args: argparse.Namespace) -> int:
     if not api_key:
         _fail("no API key: pass --api-key or set ASSEMBLYAI_API_KEY")
         return EXIT_USAGE
-    if args.scripts is not None and not args.scripts.is_dir():
-        _fail(f"--scripts {args.scripts} is not a directory")
-        return EXIT_USAGE
+    if args.scripts is not None:
+        if args.scripts.exists() and not args.scripts.is_dir():
+            _fail(f"--scripts {args.scripts} is not a directory")
+            return EXIT_USAGE
+        if not args.scripts.exists():
+            args.scripts.mkdir(parents=True)
+            print(
+                f"created {args.scripts}/: put <sha256 of the audio>.json scripts in it",
+                file=sys.stderr,
+                flush=True,
+            )
     try:
         config = build_config(args, api_key)
     except ValueError as exc:

@@ -1,4 +1,10 @@
-"""Shared pytest configuration; fixtures live in the modules named in `pytest_plugins`."""
+"""Shared pytest configuration for every layer (unit/, component/, system/, conformance/).
+
+Fixtures for all of them live in the modules named in `pytest_plugins`: the emulator and
+the audio library (tests/helpers/emulator_server.py), PostgreSQL (tests/helpers/pg.py),
+`fake_slack` and `fake_discord` (tests/fakes/slack.py, discord.py). Each layer's own
+conftest.py adds what only its tests use.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.emulator_server", "tests.pg"]
+pytest_plugins = [
+    "tests.helpers.emulator_server",
+    "tests.helpers.pg",
+    "tests.fakes.slack",
+    "tests.fakes.discord",
+]
 
 # scripts/test installs every tool the suite needs and sets this, so that in CI a test can
 # never pass by skipping itself for want of espeak-ng, ffmpeg or PostgreSQL.
@@ -51,7 +62,9 @@ def media_server() -> Generator[Callable[[Path], str], None, None]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever looks for shutdown() every poll_interval: 0.5 s by default, which each
+    # test using this fixture would sit out at its end.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
 
     def publish(path: Path) -> str:

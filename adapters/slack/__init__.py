@@ -175,6 +175,9 @@ class SlackAdapter:
         self._client.session = self._session
         if self._oauth is not None:
             await self._oauth.create()
+            if not await self._oauth.workspaces():
+                # Bolt drops every event of a workspace without an install: say so now.
+                log.warning(texts.NO_INSTALL_YET)
         else:
             await self._check_bot_token()
         self.bolt.gate.open()

@@ -30,6 +30,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import texts
 from adapters.slack.commands import COMMAND, Commands
 from adapters.slack.events import Events
 
@@ -45,6 +46,18 @@ class _DeliberateClient(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "`token` will be unused" not in record.getMessage()
+
+
+class _NotInstalled(logging.Filter):
+    """Bolt's line for an event from a workspace without an install names no fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "the AuthorizeResult (returned value from authorize) for it was not found" in (
+            record.getMessage()
+        ):
+            record.msg, record.args = texts.EVENT_NOT_INSTALLED, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class _QuietReconnects(logging.Filter):
@@ -67,6 +80,8 @@ _TICKET = re.compile(r"(ticket=)[^&'\s]+")
 BOLT_LOG = logging.getLogger("threadscribe.slack.bolt")
 BOLT_LOG.addFilter(_DeliberateClient())
 BOLT_LOG.addFilter(_QuietReconnects())
+# Bolt's authorization middleware logs under a name of its own.
+logging.getLogger("slack_bolt.AsyncMultiTeamsAuthorization").addFilter(_NotInstalled())
 
 
 class Gate:

@@ -175,6 +175,22 @@ async def _http(public_url: str | None) -> Finding:
     return ok(AREA, f"HTTP mode: {url} answers and checks Slack's signatures")
 
 
+def installations(count: int | None, public_url: str | None) -> Finding:
+    """With multi-workspace installs, events from a workspace without an install are
+    dropped: none at all means the bot answers nobody yet."""
+    if count is None:
+        return warn(AREA, "installs: the database could not be read (see Database above)")
+    if count:
+        return ok(AREA, f"installed in {count} workspace{'s' if count != 1 else ''}")
+    where = f"{public_url.rstrip('/')}/slack/install" if public_url else "/slack/install"
+    return fail(
+        AREA,
+        "no workspace has installed threadscribe yet, so every event would be dropped: "
+        f"start `threadscribe run` and open {where} to install it (or remove SLACK_CLIENT_ID "
+        "and SLACK_CLIENT_SECRET to use SLACK_BOT_TOKEN in one workspace)",
+    )
+
+
 async def _oauth(settings: Settings, client: AsyncWebClient) -> Finding:
     assert settings.slack_client_id and settings.slack_client_secret
     try:

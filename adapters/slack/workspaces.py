@@ -21,6 +21,8 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from sqlalchemy import distinct, func, inspect, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack.texts import not_installed
@@ -137,6 +139,25 @@ class OAuthTables:
         # slack_sdk leaves these two untyped.
         await self.installations.create_tables()  # type: ignore[no-untyped-call]
         await self.states.create_tables()  # type: ignore[no-untyped-call]
+
+    async def workspaces(self) -> int:
+        """How many workspaces have installed the app (0 before the tables exist)."""
+        bots = self.installations.bots
+        query = select(func.count(distinct(bots.c.team_id))).where(
+            bots.c.client_id == self.installations.client_id
+        )
+        try:
+            async with self.engine.connect() as conn:
+                return int(await conn.scalar(query) or 0)
+        except (OperationalError, ProgrammingError):
+            if await self._tables_missing():
+                return 0
+            raise
+
+    async def _tables_missing(self) -> bool:
+        name = self.installations.bots.name
+        async with self.engine.connect() as conn:
+            return not await conn.run_sync(lambda sync: inspect(sync).has_table(name))
 
     async def close(self) -> None:
         await self.engine.dispose()

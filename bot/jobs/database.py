@@ -20,12 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -44,9 +40,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.config import DEFAULT_DATABASE_URL as DEFAULT_DATABASE_URL  # re-exported
 from bot.errors import DatabaseUnavailable, InvalidDatabaseURL, SchemaTooNew, StoreClosed
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./threadscribe.db"
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -191,6 +191,10 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    # Alembic is imported where it is used: a third of a second that `threadscribe
+    # transcribe`, `--help` and `doctor` need not pay.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
@@ -199,6 +203,9 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
@@ -222,6 +229,17 @@ def _sqlite_read_only(url: URL) -> URL | None:
     return url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
 
 
+def read_only_engine(raw: str | URL, *, connect_timeout: float = 5.0) -> AsyncEngine | None:
+    """An engine that reads the database without changing it (for `threadscribe doctor`);
+    None when it is a SQLite file that does not exist yet (it is not created)."""
+    url = _sqlite_read_only(parse_database_url(raw))
+    if url is None:
+        return None
+    if url.get_backend_name() == "sqlite":
+        return create_async_engine(url)
+    return make_engine(url, connect_timeout=connect_timeout, busy_timeout=connect_timeout)
+
+
 @asynccontextmanager
 async def schema_lock(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that holds the migration lock until it ends."""
@@ -238,6 +256,10 @@ async def migrate(engine: AsyncEngine, url: URL) -> None:
 
 
 def _upgrade(connection: Connection, url: str) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = _alembic_config(connection)
     known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
     for revision in MigrationContext.configure(connection).get_current_heads():
@@ -256,15 +278,11 @@ async def inspect_schema(raw: str | URL, *, connect_timeout: float = 5.0) -> str
     url = parse_database_url(raw)
     safe = safe_url(url)
     check_sqlite_folder(url)
-    readonly = _sqlite_read_only(url)
-    if readonly is None:
+    engine = read_only_engine(url, connect_timeout=connect_timeout)
+    if engine is None:
         return f"{safe} does not exist yet: `threadscribe run` creates it"
-    url = readonly
-    engine = (
-        create_async_engine(url)
-        if url.get_backend_name() == "sqlite"
-        else make_engine(url, connect_timeout=connect_timeout, busy_timeout=connect_timeout)
-    )
+    from alembic.runtime.migration import MigrationContext
+
     try:
         async with engine.connect() as conn:
             heads = await conn.run_sync(

@@ -830,7 +830,8 @@ async def run_client(client: discord.Client, token: str) -> AsyncIterator[discor
 
 @pytest.fixture(name="fake_discord")
 async def fake_discord_fixture() -> AsyncIterator[FakeDiscord]:
-    """A started FakeDiscord with discord.py pointed at it."""
+    """`fake_discord`: a started FakeDiscord with discord.py pointed at it (a plugin of
+    tests/conftest.py, so every test may ask for it)."""
     async with FakeDiscord(heartbeat_interval=41.25) as fake:
         with fake.pointed_at():
             yield fake

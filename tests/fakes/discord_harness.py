@@ -7,8 +7,9 @@
 
 The adapter is built by `adapters.discord.create` from `Settings` whose two Discord URLs
 point at the fake (the only seam); the engine is the real one, on a SQLite store in the
-test's tmp_path, talking to the AssemblyAI emulator. Test modules import the fixtures
-they use (`fake_discord`, `store`, `assemblyai`, `bot`).
+test's tmp_path, talking to the AssemblyAI emulator. The fixtures are in
+tests/component/conftest.py (`store`, `assemblyai`) and tests/component/discord/conftest.py
+(`bot`, made with a module's `bot_options`).
 """
 
 from __future__ import annotations
@@ -18,48 +19,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from adapters.discord import DiscordAdapter, create
-from bot.assemblyai import AssemblyAIClient, RetryPolicy
+from bot.assemblyai import AssemblyAIClient
 from bot.chat import Core
 from bot.config import Secret, Settings
 from bot.engine import Engine, EngineConfig
 from bot.jobs import Job, JobState, JobStore
-from bot.polling import PollSchedule
 from bot.run import compose
-from bot.urls import UrlPolicy
-from tests.emulator_server import EmulatorServer
-from tests.fakes.discord import FakeDiscord, fake_discord_fixture
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_model import JSON
+from tests.helpers.engine import FAST_ENGINE, fast_polls
 
-__all__ = [
-    "FAST_ENGINE",
-    "Harness",
-    "assemblyai_fixture",
-    "bot_fixture",
-    "discord_settings",
-    "fake_discord_fixture",
-    "running_bot",
-    "store_fixture",
-]
-
-#: Engine timings for tests: short leases and waits, quick retries.
-FAST_ENGINE = EngineConfig(
-    # The tests serve media on loopback: let the bot fetch it (the default refuses).
-    urls=UrlPolicy(allow_private=True),
-    lease=5.0,
-    idle=0.05,
-    retry_base=0.05,
-    retry_cap=0.2,
-    status_interval=0.0,
-    shutdown_grace=2.0,
-)
-#: Poll the emulator (0.2 s per job) soon and often.
-FAST_POLLS = PollSchedule(base=0.2, ratio=0.0, first_gap=0.05, growth=1.2, unknown_first=0.2)
+__all__ = ["Harness", "discord_settings", "running_bot", "states"]
 
 
 def discord_settings(fake: FakeDiscord, **overrides: Any) -> Settings:
@@ -133,7 +106,7 @@ async def running_bot(
 
     chosen = discord_settings(fake, **({"discord_dev_guild": fake.world.guild.id} | settings))
     engine, core, [adapter] = compose(
-        chosen, store, client, [make], config=config, schedule=FAST_POLLS
+        chosen, store, client, [make], config=config, schedule=fast_polls()
     )
     assert isinstance(adapter, DiscordAdapter)
     errors = _Errors()
@@ -152,35 +125,6 @@ async def running_bot(
     if errors.records and not harness.errors_expected:
         logged = "\n".join(f"{r.name}: {r.getMessage()} {r.exc_info!r}" for r in errors.records)
         raise AssertionError(f"the adapter logged errors:\n{logged}")
-
-
-@pytest.fixture(name="store")
-async def store_fixture(tmp_path: Path) -> AsyncIterator[JobStore]:
-    store = await JobStore.open(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture(name="assemblyai")
-async def assemblyai_fixture(emulator: EmulatorServer) -> AsyncIterator[AssemblyAIClient]:
-    client = AssemblyAIClient(
-        Secret(emulator.api_key),
-        base_url=emulator.base_url,
-        llm_base_url=emulator.base_url,
-        retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.1),
-    )
-    async with client:
-        yield client
-
-
-@pytest.fixture(name="bot")
-async def bot_fixture(
-    fake_discord: FakeDiscord, store: JobStore, assemblyai: AssemblyAIClient
-) -> AsyncIterator[Harness]:
-    async with running_bot(fake_discord, store, assemblyai) as harness:
-        yield harness
 
 
 def states(jobs: list[Job]) -> list[JobState]:

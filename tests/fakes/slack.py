@@ -149,7 +149,8 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._touch])
         app.add_routes(self.web.routes() + self.socket.routes() + self.oauth.routes())
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        # A handler still running at close (a delayed call of a killed bot) is cancelled soon.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
@@ -450,9 +451,7 @@ class FakeSlack:
 
 @pytest.fixture(name="fake_slack")
 async def fake_slack_fixture() -> AsyncIterator[FakeSlack]:
-    """`fake_slack`: a started FakeSlack with the seeded workspace, closed after the test.
-
-    Import `fake_slack_fixture` into a test module to use it.
-    """
+    """`fake_slack`: a started FakeSlack with the seeded workspace, closed after the test
+    (a plugin of tests/conftest.py, so every test may ask for it)."""
     async with FakeSlack() as fake:
         yield fake

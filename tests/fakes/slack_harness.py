@@ -28,20 +28,9 @@ from bot.config import Secret, Settings
 from bot.engine import Engine, EngineConfig
 from bot.jobs import Job, JobStore
 from bot.run import builtin_factories, compose
-from bot.urls import UrlPolicy
-from tests.emulator_server import EmulatorServer, local_server
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
-
-FAST_ENGINE = EngineConfig(
-    # The tests serve media on loopback: let the bot fetch it (the default refuses).
-    urls=UrlPolicy(allow_private=True),
-    lease=5.0,
-    retry_base=0.05,
-    retry_cap=0.2,
-    status_interval=0.0,
-    idle=0.05,
-    shutdown_grace=2.0,
-)
+from tests.helpers.emulator_server import EmulatorServer, local_server
+from tests.helpers.engine import FAST_ENGINE, fast_polls
 
 
 def slack_settings(
@@ -124,7 +113,9 @@ async def slack_bot(
     client = assemblyai(settings)
     # The composition root's own wiring (OAuth tables included), for the settings given.
     factories = builtin_factories(settings)
-    engine, core, [adapter] = compose(settings, store, client, factories, config=config)
+    engine, core, [adapter] = compose(
+        settings, store, client, factories, config=config, schedule=fast_polls()
+    )
     assert isinstance(adapter, SlackAdapter)
     web_app = web.Application()
     web_app.add_routes(adapter.routes())
