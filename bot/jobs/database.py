@@ -151,6 +151,9 @@ def make_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> Asy
     return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": connect_timeout})
 
 
+_SYNCHRONOUS = "threadscribe.synchronous"  # a connection's mode, in its .info
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     # pysqlite's legacy transaction handling issues BEGIN late and never for DDL. Take
     # that job over (SQLAlchemy's documented recipe), and make the BEGIN IMMEDIATE: the
@@ -185,8 +188,12 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         # its last moments, and the job resumes from an earlier step, which every step is
         # made to survive (idempotency keys, the lost-submission recovery). A FULL commit
         # makes every NORMAL one before it durable too.
-        durable = options.get(SQLITE_DURABLE, False)
-        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        # The mode stays with the connection: it is set only when it changes (a PRAGMA is
+        # a statement, a round trip to the driver's thread, like any other).
+        mode = "FULL" if options.get(SQLITE_DURABLE, False) else "NORMAL"
+        if conn.info.get(_SYNCHRONOUS) != mode:
+            conn.exec_driver_sql(f"PRAGMA synchronous = {mode}")
+            conn.info[_SYNCHRONOUS] = mode
         conn.exec_driver_sql("BEGIN" if options.get(SQLITE_DEFERRED, False) else "BEGIN IMMEDIATE")
 
 
