@@ -184,13 +184,29 @@ async def _submitted(
         submit_started_at=None,
         next_attempt_at=now + timedelta(seconds=delay),
     )
+    # A webhook that came before the transcript's id was stored (a quick transcript's
+    # can) found no job: it is remembered, and taken now that any later one finds the job.
+    early = ctx.memory.take_early_webhook(transcript_id)
     await ctx.feedback.status(job, messages.status_transcribing(0.0), force=True)
     # Hand the job back only after that edit: a task that delivered it meanwhile (its
     # webhook came first) would otherwise have its final status overwritten by it. A
     # same-state transition keeps a webhook's make_due.
-    await ctx.store.queue.transition(
-        job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+    if early is None:
+        await ctx.store.queue.transition(
+            job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+        )
+        return
+    ctx.metrics.webhooks.inc()
+    ctx.memory(job.id).webhook_at = 0.0
+    await ctx.store.queue.transition(  # done: poll it now, as a webhook does
+        job.id,
+        ctx.owner,
+        JobState.SUBMITTED,
+        JobState.SUBMITTED,
+        release=True,
+        next_attempt_at=ctx.store.now(),
     )
+    ctx.wake()
 
 
 #: How far back the search for a lost submission looks, besides the clocks' skew.

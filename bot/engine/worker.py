@@ -254,7 +254,11 @@ class Engine:
         """AssemblyAI says the transcript is done: make its job due now. Returns whether a
         job was waiting for it (a replay, or an unknown id, changes nothing)."""
         job = await self.store.get_by_transcript_id(transcript_id)
-        if job is None or job.state is not JobState.SUBMITTED:
+        if job is None:
+            # Perhaps a job of this process has it and has not stored it yet: it looks.
+            self.memory.early_webhook(transcript_id, self.store.now())
+            return False
+        if job.state is not JobState.SUBMITTED:
             return False
         self.metrics.webhooks.inc()
         if job.submitted_at is not None:
