@@ -531,9 +531,11 @@ async def bot_engine(
     *,
     schedule: PollSchedule | None = None,
     name: str = "jobs",
+    database: str | None = None,
 ) -> AsyncIterator[Bot]:
-    """A real engine (SQLite store under `workdir`, real client) on the emulator."""
-    store = await JobStore.open(f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
+    """A real engine (SQLite store under `workdir`, or `database`; real client) on the
+    emulator."""
+    store = await JobStore.open(database or f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
     client = aai.AssemblyAIClient(
         Secret(API_KEY), base_url=child.base_url, llm_base_url=child.base_url
     )
