@@ -255,9 +255,14 @@ class Engine:
         job was waiting for it (a replay, or an unknown id, changes nothing)."""
         job = await self.store.get_by_transcript_id(transcript_id)
         if job is None:
-            # Perhaps a job of this process has it and has not stored it yet: it looks.
+            # Perhaps a job of this process has it and has not stored it yet: it looks for
+            # this note once it has. Look again after leaving the note, in case it stored
+            # and looked in between (then the note is ours to take back).
             self.memory.early_webhook(transcript_id, self.store.now())
-            return False
+            job = await self.store.get_by_transcript_id(transcript_id)
+            if job is None:
+                return False
+            self.memory.take_early_webhook(transcript_id)
         if job.state is not JobState.SUBMITTED:
             return False
         self.metrics.webhooks.inc()
