@@ -374,11 +374,18 @@ class TimedPlatform(RecordingPlatform):
 
     result_at: dict[str, float] = field(default_factory=dict)
     done_at: dict[str, float] = field(default_factory=dict)
+    #: False: keep each post's key, not its text and files (Slack's side of the wire: a
+    #: load bench's 2-hour transcripts would otherwise count against the bot's memory)
+    keep_bodies: bool = True
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         if key.endswith(":result"):
             self.result_at.setdefault(key.rsplit(":", 1)[0], time.time())
-        return await super().post(where, post, key=key)
+        message_id = await super().post(where, post, key=key)
+        if not self.keep_bodies:
+            posted = self.posts[-1]
+            posted.text, posted.files = "", {}
+        return message_id
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         if reaction is not Reaction.WORKING:
@@ -532,6 +539,7 @@ async def bot_engine(
     schedule: PollSchedule | None = None,
     name: str = "jobs",
     database: str | None = None,
+    keep_bodies: bool = True,
 ) -> AsyncIterator[Bot]:
     """A real engine (SQLite store under `workdir`, or `database`; real client) on the
     emulator."""
@@ -539,7 +547,7 @@ async def bot_engine(
     client = aai.AssemblyAIClient(
         Secret(API_KEY), base_url=child.base_url, llm_base_url=child.base_url
     )
-    platform = TimedPlatform(name=Platform.SLACK)
+    platform = TimedPlatform(name=Platform.SLACK, keep_bodies=keep_bodies)
     engine = Engine(store, client, {Platform.SLACK: platform}, config, schedule=schedule)
     try:
         yield Bot(engine, platform, store, client)

@@ -158,7 +158,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> bool:
                 "webhook_secret": Secret(secrets.token_urlsafe(32)),
             }
         config = h.engine_config(concurrency=n, **overrides)
-        async with h.bot_engine(workdir, child, config, name="load") as bot:
+        async with h.bot_engine(workdir, child, config, name="load", keep_bodies=False) as bot:
             runner = None
             if sock is not None:
                 runner = web.AppRunner(create_app(bot.engine), access_log=None)
