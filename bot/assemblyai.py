@@ -43,7 +43,7 @@ from bot.errors import (
     TransportError,
 )
 from bot.models import DEFAULT_SPEECH_MODELS
-from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus
+from bot.transcript import Span, Transcript, TranscriptPage, TranscriptStatus, Translation
 
 __all__ = [
     "APIError",
@@ -51,6 +51,7 @@ __all__ = [
     "AssemblyAIError",
     "AuthenticationError",
     "BadRequestError",
+    "ChatAnswer",
     "ClientClosedError",
     "NotFoundError",
     "RateLimitError",
@@ -91,6 +92,20 @@ class Timeouts:
     request: float = 30.0  # whole request for JSON calls
     connect: float = 10.0
     read: float = 60.0  # between bytes, for uploads and large downloads
+    llm: float = 90.0  # one LLM Gateway call (a model writing a summary takes a while)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAnswer:
+    """One chat completion: the text, and why the model stopped (`length`: cut at
+    `max_tokens`)."""
+
+    content: str
+    finish_reason: str | None = None
+
+    @property
+    def cut(self) -> bool:
+        return self.finish_reason == "length"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +120,21 @@ class TranscriptOptions:
     audio_end_at: int | None = None
     punctuate: bool | None = None
     format_text: bool | None = None
+    #: `keyterms_prompt`: words and phrases to hear right (checked against the models)
+    keyterms: tuple[str, ...] = ()
+    #: `custom_spelling`: (the words or phrases, the one word to write instead)
+    spellings: tuple[tuple[tuple[str, ...], str], ...] = ()
+    #: speaker identification by name (`speech_understanding`): the names to map to
+    speaker_names: tuple[str, ...] = ()
     webhook_url: str | None = None
     webhook_auth_header_name: str | None = None
     webhook_auth_header_value: Secret | None = field(default=None, repr=False)
+    #: PII redaction (`redact_pii` with its policies and substitution), and a copy of the
+    #: audio with the PII beeped out (`redact_pii_audio`, as `redact_pii_audio_quality`)
+    redact_pii_policies: tuple[str, ...] = ()
+    redact_pii_sub: str | None = None
+    redact_pii_audio: bool = False
+    redact_pii_audio_quality: str = "mp3"
 
     def to_json(self, audio_url: str) -> dict[str, Any]:
         body: dict[str, Any] = {"audio_url": audio_url, "speech_models": list(self.speech_models)}
@@ -126,8 +153,29 @@ class TranscriptOptions:
             "webhook_auth_header_name": self.webhook_auth_header_name,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
+        if self.keyterms:
+            body["keyterms_prompt"] = list(self.keyterms)
+        if self.spellings:
+            body["custom_spelling"] = [{"from": list(f), "to": t} for f, t in self.spellings]
+        if self.speaker_names and self.speaker_labels:
+            body["speech_understanding"] = {
+                "request": {
+                    "speaker_identification": {
+                        "speaker_type": "name",
+                        "known_values": list(self.speaker_names),
+                    }
+                }
+            }
         if self.webhook_auth_header_value is not None:
             body["webhook_auth_header_value"] = self.webhook_auth_header_value.value
+        if self.redact_pii_policies:
+            body["redact_pii"] = True
+            body["redact_pii_policies"] = list(self.redact_pii_policies)
+            if self.redact_pii_sub is not None:
+                body["redact_pii_sub"] = self.redact_pii_sub
+            if self.redact_pii_audio:
+                body["redact_pii_audio"] = True
+                body["redact_pii_audio_quality"] = self.redact_pii_audio_quality
         return body
 
 
@@ -314,6 +362,17 @@ class AssemblyAIClient:
         query = {k: str(v) for k, v in params.items() if v is not None}
         return TranscriptPage.from_json(await self._json("GET", "/v2/transcript", params=query))
 
+    async def redacted_audio(self, transcript_id: str) -> str | None:
+        """The URL of the transcript's PII-redacted audio (`redact_pii_audio`; AssemblyAI
+        keeps it 24 hours), None while AssemblyAI is still making it (202). The URL is
+        presigned: fetch it without the API key. BadRequestError (400) when there is none
+        (not asked for, expired, the transcript deleted)."""
+        path = f"/v2/transcript/{transcript_id}/redacted-audio"
+        data = await self._retrying(lambda: self._send("GET", path, pending=True))
+        if data is None:
+            return None
+        return str(data["redacted_audio_url"])
+
     async def sentences(self, transcript_id: str) -> tuple[Span, ...]:
         data = await self._json("GET", f"/v2/transcript/{transcript_id}/sentences")
         return tuple(Span.from_json(s) for s in data["sentences"])
@@ -360,13 +419,69 @@ class AssemblyAIClient:
         self, messages: Sequence[Mapping[str, str]], *, model: str, max_tokens: int = 600
     ) -> str:
         """One chat completion from AssemblyAI's LLM Gateway; returns the answer text."""
-        body = {"model": model, "messages": list(messages), "max_tokens": max_tokens}
+        return (await self.complete(messages, model=model, max_tokens=max_tokens)).content
+
+    async def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        model: str,
+        max_tokens: int,
+        schema: Mapping[str, Any] | None = None,
+        schema_name: str = "answer",
+        attempts: int | None = None,
+    ) -> ChatAnswer:
+        """One chat completion, `max_tokens` always given; with `schema`, asked for as
+        structured output (`response_format` json_schema, strict). `attempts` bounds the
+        retries (an LLM call is slow: a summary should not hold a delivery for minutes)."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+        }
+        if schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": dict(schema), "strict": True},
+            }
         url = f"{self.llm_base_url}/v1/chat/completions"
-        data = await self._json("POST", url, json=body)
+        timeout = aiohttp.ClientTimeout(total=self.timeouts.llm, connect=self.timeouts.connect)
+        data = await self._retrying(
+            lambda: self._send("POST", url, json=body, client_timeout=timeout),
+            attempts=attempts,
+        )
         try:
-            return str(data["choices"][0]["message"]["content"])
+            choice = data["choices"][0]
+            return ChatAnswer(str(choice["message"]["content"]), choice.get("finish_reason"))
         except (KeyError, IndexError, TypeError) as exc:
             raise APIError("the LLM Gateway answered without a message") from exc
+
+    async def translate(
+        self, transcript_id: str, language: str, *, attempts: int | None = None
+    ) -> Translation:
+        """Speech Understanding's translation of a finished transcript (the LLM Gateway's
+        `POST /v1/understanding`), utterance by utterance."""
+        body = {
+            "transcript_id": transcript_id,
+            "speech_understanding": {
+                "request": {
+                    "translation": {
+                        "target_languages": [language],
+                        "formal": False,
+                        "match_original_utterance": True,
+                    }
+                }
+            },
+        }
+        url = f"{self.llm_base_url}/v1/understanding"
+        timeout = aiohttp.ClientTimeout(total=self.timeouts.llm, connect=self.timeouts.connect)
+        data = await self._retrying(
+            lambda: self._send("POST", url, json=body, client_timeout=timeout),
+            attempts=attempts,
+        )
+        if not isinstance(data, dict):
+            raise APIError("the LLM Gateway answered without a translation")
+        return Translation.from_json(data, language)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -374,10 +489,14 @@ class AssemblyAIClient:
         return await self._retrying(lambda: self._send(method, path, **kwargs))
 
     async def _retrying(
-        self, attempt: Callable[[], Awaitable[Any]], *, safe_only: bool = False
+        self,
+        attempt: Callable[[], Awaitable[Any]],
+        *,
+        safe_only: bool = False,
+        attempts: int | None = None,
     ) -> Any:
         retrying = AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            stop=tenacity.stop_after_attempt(attempts or self.retry.attempts),
             wait=_Wait(self.retry),
             retry=_retry_after(self.retry, safe_only=safe_only),
             before_sleep=_log_retry,
@@ -396,6 +515,7 @@ class AssemblyAIClient:
         path: str,
         *,
         text: bool = False,
+        pending: bool = False,
         client_timeout: aiohttp.ClientTimeout | None = None,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -411,6 +531,8 @@ class AssemblyAIClient:
             ) as response:
                 if response.status >= 400:
                     raise await _error(response)
+                if pending and response.status == 202:
+                    return None  # accepted, not ready yet (redacted audio being made)
                 if text:
                     return await response.text()
                 return await response.json(content_type=None)

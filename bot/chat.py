@@ -18,27 +18,49 @@ import enum
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
 
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
-from bot.jobs import FileSource, Job, JobOptions, JobState, Platform, Source, UrlSource
+from bot.jobs import (
+    ChannelPolicy,
+    FileSource,
+    Job,
+    JobOptions,
+    JobState,
+    Platform,
+    Source,
+    UrlSource,
+)
 from bot.jobs.records import JSONScalar
 from bot.render import Document, RenderedFile
+from bot.speakers import Person
+
+if TYPE_CHECKING:
+    # Named apart from `Controls` below (a result's Rename and Redo).
+    from bot.controls import Controls as PrivacyControls
 
 __all__ = [
     "Adapter",
+    "Answer",
     "Attachment",
+    "ChannelPolicy",
+    "ChannelRef",
     "ChatPlatform",
+    "Controls",
     "Core",
     "FileSource",
     "FileStream",
     "FileUnavailable",
     "JSONScalar",
     "JobOptions",
+    "JobRef",
     "JobState",
+    "MenuGroup",
+    "MenuItem",
+    "Person",
     "Platform",
     "PlatformError",
     "PlatformRefused",
@@ -46,6 +68,8 @@ __all__ = [
     "Post",
     "Progress",
     "Reaction",
+    "RenameField",
+    "RenameForm",
     "Source",
     "Taken",
     "ThreadRef",
@@ -108,6 +132,9 @@ class Trigger:
     own_hosts: Sequence[str] = ()
     #: the channel whose settings apply, when not `channel` (a Discord thread: its parent)
     settings_channel: str | None = None
+    #: who posted the message, when that is not `requester` (someone used Transcribe or a
+    #: mention on another person's message): their opt-out applies, and they may forget it
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +156,8 @@ class Taken:
     created_ids: tuple[str, ...] = ()
     #: ids of the jobs it found made already
     existing_ids: tuple[str, ...] = ()
+    #: what to tell the person besides (a request with options redid an existing job)
+    answers: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -144,6 +173,78 @@ class Progress:
     state: JobState
     #: jobs ahead of it in the queue (for a job still waiting), else None
     ahead: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """A channel, for its settings (a Discord thread: its parent's)."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """A job someone acts on from its result (Rename, Redo): where they clicked, and the
+    job id the result carries. The core checks that the job is that channel's."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to tell someone who asked the core for something: `text`, and, for a form,
+    what is wrong with which field (field key -> message)."""
+
+    text: str
+    ok: bool = True
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RenameField:
+    """One speaker of a result, as the rename form shows it."""
+
+    key: str  # what the answer names the field by
+    speaker: str  # "Speaker A", or the name speaker identification found
+    current: str  # the name shown now ("" when it is still "Speaker A")
+
+
+@dataclass(frozen=True, slots=True)
+class RenameForm:
+    job_id: str
+    fields: tuple[RenameField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MenuItem:
+    label: str
+    value: str  # what `Core.redo` takes back ("lang:fr", "speakers:3", "translate:es")
+
+
+@dataclass(frozen=True, slots=True)
+class MenuGroup:
+    label: str  # "Language", "Speakers", "Translate to"
+    items: tuple[MenuItem, ...]
+    #: the kind of choice ("lang", "speakers", "translate", "model"), for a platform that
+    #: asks in words rather than from a list (Discord's modals)
+    kind: str = ""
+    #: the value shown first in that case (the language used now)
+    current: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """The actions a result offers (its buttons): rename its speakers, redo it with other
+    options (the menu, the same on every platform)."""
+
+    job_id: str
+    rename: bool = False
+    redo: tuple[MenuGroup, ...] = ()
 
 
 @runtime_checkable
@@ -172,6 +273,35 @@ class Core(Protocol):
 
     async def progress(self, platform: Platform, workspace: str, requester: str) -> list[Progress]:
         """The person's unfinished jobs, oldest first, with queue positions."""
+        ...
+
+    # -- a channel's preferences and a result's actions (bot/revisions.py) --------------
+
+    async def configure(self, where: ChannelRef, command: str, *, by: str, admin: bool) -> str:
+        """Apply a settings command (`names off`, `summary on`, `translate es`, `vocab add
+        Kubernetes, Thessaloniki`, `vocab list`, `settings`), said the same way on every
+        platform; the answer to show. `admin`: whether the person may change settings
+        (the vocabulary is anyone's)."""
+        ...
+
+    async def rename_form(self, ref: JobRef) -> RenameForm | Answer:
+        """The speakers of a delivered result, to rename; an Answer when it cannot be."""
+        ...
+
+    async def rename(self, ref: JobRef, names: Mapping[str, str], *, by: str) -> Answer:
+        """Rename a result's speakers (field key -> name; empty: as it was): a redo of the
+        job that edits its result in place, with the summary made again."""
+        ...
+
+    async def redo(self, ref: JobRef, choice: str, *, by: str) -> Answer:
+        """Redo a job with one option changed (a `MenuItem.value`): a new job whose
+        result replaces the old one in the same thread."""
+        ...
+
+    @property
+    def controls(self) -> PrivacyControls:
+        """Privacy and cost controls: channel policies, redaction, opt-outs, usage, the
+        overview, forget (bot/controls.py)."""
         ...
 
 
@@ -238,6 +368,8 @@ class Post:
     text: str
     files: Sequence[RenderedFile] = ()
     document: Document | None = None
+    #: the actions the result offers (a result's Rename and Redo)
+    controls: Controls | None = None
 
 
 @runtime_checkable
@@ -272,11 +404,34 @@ class ChatPlatform(Protocol):
         ...
 
     async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
-        """Replace the text of a message the bot posted earlier under `key`."""
+        """Replace a message the bot posted earlier (its text, document and controls);
+        files in `post` go with it (Discord: as its attachments; Slack: uploaded in the
+        thread once, under `key`)."""
         ...
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         """Show `reaction` on the source message (replacing the previous one)."""
+        ...
+
+    async def people(self, where: ThreadRef) -> Sequence[Person]:
+        """Who may be speaking in the job's recording, likeliest first: who shared it,
+        who it mentions, who takes part in its thread, and the members of a small
+        channel, each with the name the platform shows for them. Bots are left out."""
+        ...
+
+    @property
+    def file_limit(self) -> int:
+        """Bytes one file the bot posts may hold (Discord's uploads are small)."""
+        ...
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        """Delete what the bot posted for the job (`message_ids`, recorded as it posted,
+        and whatever it uploaded with them) and take its reaction off the source message
+        (`/transcribe forget`). Messages already gone are no error."""
+        ...
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        """Tell the workspace's admins `text` directly (a budget alert)."""
         ...
 
 

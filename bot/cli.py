@@ -224,7 +224,8 @@ def _warn(message: str) -> None:
 def _settings(args: argparse.Namespace, *, model_warnings: bool = True) -> Settings:
     """The settings, or ConfigError with every problem (`.env` lines included); warnings
     (a deprecated model, a misspelt name in `.env`) are printed and do not stop anything.
-    `transcribe` warns of the models it will use itself (a flag may replace the setting's)."""
+    `transcribe` warns of the models it will use itself (a flag may replace the setting's),
+    and `run` logs the warning with its other start-up lines."""
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
     models = speech_model_warnings(settings.speech_models) if model_warnings else []
@@ -270,6 +271,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             txt=args.txt, srt=args.srt, vtt=args.vtt, json=args.json, save=not args.no_save
         ),
         ai_summary=args.ai_summary,
+        llm_model=settings.llm_model,
         limits=Limits.from_settings(settings),
         ffprobe=shutil.which("ffprobe"),
         poll_interval=args.poll_interval,
@@ -293,7 +295,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.run import builtin_factories, load_factory, serve
 
     try:
-        settings = _settings(args)
+        settings = _settings(args, model_warnings=False)  # `run` logs them itself, once
         settings.require_assemblyai_key()
         # Extra adapters by import path ("package.module:function", comma-separated): an
         # extension point, and how the tests plug in a recording platform.

@@ -34,8 +34,14 @@ from dotenv.parser import parse_stream
 from bot.errors import ConfigError, InvalidDatabaseURL
 from bot.logs import LogFormat
 from bot.models import (
+    ACCEPTED_SPEECH_MODELS,
     DEFAULT_LLM_MODEL,
+    DEFAULT_PII_POLICIES,
+    DEFAULT_PRICE_PER_HOUR,
     DEFAULT_SPEECH_MODELS,
+    PII_POLICIES,
+    PII_SUBSTITUTIONS,
+    ChannelPolicy,
     speech_model_problem,
     speech_model_warning,
 )
@@ -136,14 +142,33 @@ class Settings:
     slack_client_id: str | None = None
     slack_client_secret: Secret | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
-    slack_auto_transcribe: bool = True
+    #: the policy of channels nobody configured (SLACK_AUTO_TRANSCRIBE: true/false too)
+    slack_auto_transcribe: ChannelPolicy = ChannelPolicy.AUTO
     slack_admin_users: tuple[str, ...] = ()
+    #: what happens to recordings sent to the bot directly
+    slack_dm_transcribe: ChannelPolicy = ChannelPolicy.AUTO
 
     discord_token: Secret | None = None
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
     discord_dev_guild: int | None = None
-    discord_auto_transcribe: bool = True
+    discord_auto_transcribe: ChannelPolicy = ChannelPolicy.AUTO
+    discord_dm_transcribe: ChannelPolicy = ChannelPolicy.AUTO
+
+    #: where the bot works at all (empty: everywhere it is installed or invited)
+    allowed_workspaces: tuple[str, ...] = ()
+    allowed_guilds: tuple[str, ...] = ()
+    allowed_channels: tuple[str, ...] = ()
+    #: PII redaction for every channel that does not say otherwise
+    redact_pii: bool = False
+    redact_pii_policies: tuple[str, ...] = DEFAULT_PII_POLICIES
+    redact_pii_sub: str = "entity_name"
+    redact_pii_audio: bool = False
+    #: hours of audio each workspace or server may transcribe per calendar month (UTC)
+    monthly_budget_hours: float | None = None
+    #: USD per hour of audio, by speech model, for the estimated cost in `/transcribe usage`
+    price_per_hour: tuple[tuple[str, float], ...] = tuple(DEFAULT_PRICE_PER_HOUR.items())
+    usage_retention_days: int = 400
 
     max_concurrent_jobs: int = 5
     max_jobs_per_user: int = 3
@@ -151,7 +176,7 @@ class Settings:
     max_file_mb: int = 1000
     max_duration_minutes: int = 240
     delete_after_delivery: bool = False
-    ai_summary: bool = False
+    ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
     webhook_secret: Secret | None = None
     job_lease_seconds: int = 30
@@ -165,6 +190,14 @@ class Settings:
     given: frozenset[str] = frozenset()
     #: the variables whose value could not be used (their defaults stand in, for doctor)
     invalid: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # The old booleans (`auto-transcribe on|off`), as callers may still pass them.
+        for name in ("slack_auto_transcribe", "discord_auto_transcribe"):
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                policy = ChannelPolicy.AUTO if value else ChannelPolicy.ON_REQUEST
+                object.__setattr__(self, name, policy)
 
     @property
     def slack_enabled(self) -> bool:
@@ -265,13 +298,37 @@ class Settings:
             slack_client_id=reader.optional("SLACK_CLIENT_ID"),
             slack_client_secret=reader.secret("SLACK_CLIENT_SECRET"),
             slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
-            slack_auto_transcribe=reader.parse("SLACK_AUTO_TRANSCRIBE", True, _boolean),
+            slack_auto_transcribe=reader.parse(
+                "SLACK_AUTO_TRANSCRIBE", ChannelPolicy.AUTO, ChannelPolicy.parse
+            ),
             slack_admin_users=reader.parse("SLACK_ADMIN_USERS", (), _slack_ids),
+            slack_dm_transcribe=reader.parse(
+                "SLACK_DM_TRANSCRIBE", ChannelPolicy.AUTO, ChannelPolicy.parse
+            ),
             discord_token=reader.secret("DISCORD_TOKEN"),
             discord_api_url=reader.optional_url("DISCORD_API_URL"),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
             discord_dev_guild=reader.parse("DISCORD_DEV_GUILD", None, _snowflake),
-            discord_auto_transcribe=reader.parse("DISCORD_AUTO_TRANSCRIBE", True, _boolean),
+            discord_auto_transcribe=reader.parse(
+                "DISCORD_AUTO_TRANSCRIBE", ChannelPolicy.AUTO, ChannelPolicy.parse
+            ),
+            discord_dm_transcribe=reader.parse(
+                "DISCORD_DM_TRANSCRIBE", ChannelPolicy.AUTO, ChannelPolicy.parse
+            ),
+            allowed_workspaces=reader.parse("ALLOWED_WORKSPACES", (), _team_ids),
+            allowed_guilds=reader.parse("ALLOWED_GUILDS", (), _guild_ids),
+            allowed_channels=reader.parse("ALLOWED_CHANNELS", (), _channel_ids),
+            redact_pii=reader.parse("REDACT_PII", False, _boolean),
+            redact_pii_policies=reader.parse(
+                "REDACT_PII_POLICIES", DEFAULT_PII_POLICIES, parse_pii_policies
+            ),
+            redact_pii_sub=reader.parse("REDACT_PII_SUB", "entity_name", _pii_substitution),
+            redact_pii_audio=reader.parse("REDACT_PII_AUDIO", False, _boolean),
+            monthly_budget_hours=reader.parse("MONTHLY_BUDGET_HOURS", None, _hours),
+            price_per_hour=reader.parse(
+                "ASSEMBLYAI_PRICE_PER_HOUR", tuple(DEFAULT_PRICE_PER_HOUR.items()), _prices
+            ),
+            usage_retention_days=reader.parse("USAGE_RETENTION_DAYS", 400, _bounded(62, 3650)),
             max_concurrent_jobs=reader.parse("MAX_CONCURRENT_JOBS", 5, _bounded(1, 200)),
             max_jobs_per_user=reader.parse("MAX_JOBS_PER_USER", 3, _bounded(1, 1000)),
             max_jobs_per_channel=reader.parse("MAX_JOBS_PER_CHANNEL", 10, _bounded(1, 10000)),
@@ -279,7 +336,7 @@ class Settings:
             max_file_mb=reader.parse("MAX_FILE_MB", 1000, _bounded(1, 2200)),
             max_duration_minutes=reader.parse("MAX_DURATION_MINUTES", 240, _bounded(1, 600)),
             delete_after_delivery=reader.parse("DELETE_AFTER_DELIVERY", False, _boolean),
-            ai_summary=reader.parse("AI_SUMMARY", False, _boolean),
+            ai_summary=reader.parse("AI_SUMMARY", True, _boolean),
             llm_model=reader.parse("LLM_MODEL", DEFAULT_LLM_MODEL, _model_name),
             webhook_secret=reader.secret("WEBHOOK_SECRET"),
             job_lease_seconds=reader.parse("JOB_LEASE_SECONDS", 30, _bounded(2, 3600)),
@@ -528,7 +585,11 @@ def parse_speech_models(raw: str) -> tuple[str, ...]:
         )
     problems = [p for p in map(speech_model_problem, models) if p is not None]
     if problems:
-        raise ValueError("names a model AssemblyAI does not accept: " + "; ".join(problems))
+        # One run names everything: a deprecated model beside the rejected one is said too.
+        notes = [w for w in map(speech_model_warning, models) if w is not None]
+        raise ValueError(
+            "names a model AssemblyAI does not accept: " + "; ".join([*problems, *notes])
+        )
     if len(set(models)) != len(models):
         raise ValueError(f"names a model twice (got {raw!r})")
     return models
@@ -591,3 +652,73 @@ def _slack_ids(raw: str) -> tuple[str, ...]:
     if not all(_SLACK_ID.match(i) for i in ids):
         raise ValueError(f"must be comma-separated member ids such as U0123ABCD (got {raw!r})")
     return ids
+
+
+def _ids(raw: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
+    ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not ids or not all(pattern.match(i) for i in ids):
+        raise ValueError(f"must be comma-separated ids such as {example} (got {raw!r})")
+    return ids
+
+
+def _team_ids(raw: str) -> tuple[str, ...]:
+    return _ids(raw, re.compile(r"^[TE][A-Z0-9]{2,}$"), "T0123ABCD (Slack workspace ids)")
+
+
+def _guild_ids(raw: str) -> tuple[str, ...]:
+    return _ids(raw, re.compile(r"^\d{1,20}$"), "1310000000000000100 (Discord server ids)")
+
+
+def _channel_ids(raw: str) -> tuple[str, ...]:
+    # Slack's C/G ids and Discord's snowflakes never collide, so one list serves both.
+    return _ids(raw, re.compile(r"^(?:[CG][A-Z0-9]{2,}|\d{1,20})$"), "C0123ABCD or a Discord id")
+
+
+def parse_pii_policies(raw: str) -> tuple[str, ...]:
+    """`phone_number,email_address` -> a tuple; ValueError names an unknown policy."""
+    policies = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    unknown = [p for p in policies if p not in PII_POLICIES]
+    if not policies or unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(PII_POLICIES), n=1) if unknown else []
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(
+            "must be a comma-separated list of AssemblyAI PII policies such as "
+            f"phone_number,email_address{hint} (got {raw!r})"
+        )
+    return policies
+
+
+def _pii_substitution(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in PII_SUBSTITUTIONS:
+        raise ValueError(f"must be entity_name ([PHONE_NUMBER]) or hash (####) (got {raw!r})")
+    return value
+
+
+def _hours(raw: str) -> float:
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= 1_000_000 or hours != hours:
+        raise ValueError(f"must be a number of hours above 0, such as 50 or 7.5 (got {raw!r})")
+    return hours
+
+
+def _prices(raw: str) -> tuple[tuple[str, float], ...]:
+    """`assemblyai-stt-3-7=0.21,universal-2=0.15`: models not named keep their default."""
+    prices = dict(DEFAULT_PRICE_PER_HOUR)
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        model, sep, value = part.partition("=")
+        model = model.strip()
+        try:
+            price = float(value) if sep else -1.0
+        except ValueError:
+            price = -1.0
+        if model not in ACCEPTED_SPEECH_MODELS or not 0 <= price < 1000:
+            raise ValueError(
+                "must be model=USD-per-hour pairs, comma-separated, such as "
+                f"assemblyai-stt-3-7=0.21,universal-2=0.15 (got {part!r})"
+            )
+        prices[model] = price
+    return tuple(prices.items())

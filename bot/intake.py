@@ -4,7 +4,9 @@ what people are told when something cannot be taken.
 
 `Intake` is the `Core` adapters are given (bot/chat.py). For each trigger it:
 
-1. skips it when nobody asked and auto-transcribe is off in the channel (DMs are asking);
+1. asks the controls (bot/controls.py) whether it may be taken in at all: the allowlists,
+   the channel's policy (auto, on-request, off; DMs have their own), the sharer's
+   opt-out, and which PII redaction the jobs will ask for;
 2. sorts the attachments into media (by MIME type or extension) and other files;
 3. finds the links in the text (linear in its length), drops the platform's own hosts
    and links whose extension says plainly they are not media, keeps those whose
@@ -30,16 +32,27 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from bot import messages
-from bot.chat import Attachment, Progress, Taken, Trigger
+from bot.chat import (
+    Answer,
+    Attachment,
+    ChannelRef,
+    JobRef,
+    Progress,
+    RenameForm,
+    Taken,
+    Trigger,
+)
+from bot.controls import Controls, ControlSettings, job_title
 from bot.errors import OptionsError
 from bot.jobs import (
+    ChannelPolicy,
     FileSource,
     IntakeRecord,
-    Job,
     JobOptions,
     JobState,
     JobStore,
     Platform,
+    Redaction,
     UrlSource,
 )
 from bot.urls import UrlPolicy, UrlRefused
@@ -185,11 +198,15 @@ class Request:
 
 
 def parse_request(text: str, *, words: bool = False) -> Request:
-    """`<url> [speakers=N] [lang=xx] [srt] [vtt]`, in any order. With `words`, other words
-    are talk (a mention: "@threadscribe speakers=2 please"), not mistakes."""
+    """`<url> [speakers=N] [lang=xx] [translate=xx] [srt] [vtt]`, in any order. With
+    `words`, other words are talk (a mention: "@threadscribe speakers=2 please"), not
+    mistakes."""
+    from bot.revisions import translation_target  # it takes `language_code` from here
+
     url = None
     speakers = None
     language = None
+    translate = None
     formats: list[str] = []
     for token in text.split():
         key, sep, value = token.partition("=")
@@ -200,6 +217,8 @@ def parse_request(text: str, *, words: bool = False) -> Request:
             speakers = int(value)
         elif sep and key in ("lang", "language"):
             language = language_code(value)
+        elif sep and key in ("translate", "translation"):
+            translate = translation_target(value)
         elif not sep and key in ("srt", "vtt"):
             if key not in formats:
                 formats.append(key)
@@ -211,7 +230,12 @@ def parse_request(text: str, *, words: bool = False) -> Request:
             url = links[0]
         elif not words:
             raise OptionsError(f"I don't understand {token!r}. Usage: {messages.USAGE}")
-    options = JobOptions(speakers_expected=speakers, language_code=language, formats=tuple(formats))
+    options = JobOptions(
+        speakers_expected=speakers,
+        language_code=language,
+        formats=tuple(formats),
+        translate_to=translate,
+    )
     return Request(url=url, options=options)
 
 
@@ -241,21 +265,28 @@ class Intake:
         engine: Engine,
         store: JobStore,
         *,
-        auto_defaults: Mapping[Platform, bool] | None = None,
+        controls: ControlSettings | None = None,
         urls: UrlPolicy | None = None,
         probe_timeout: float = 1.5,
     ) -> None:
         self._engine = engine
         self._store = store
-        self._auto_defaults = dict(auto_defaults or {})
+        self._controls = Controls(store, controls, engine=engine)
         self._urls = urls or UrlPolicy()
         self._session: aiohttp.ClientSession | None = None
         self._probe = LinkProbe(self._http, timeout=probe_timeout, urls=self._urls)
         self._refused: OrderedDict[str, None] = OrderedDict()
+        from bot.revisions import Revisions  # it needs this module's parser
+
+        self.revisions = Revisions(engine, store)
 
     @property
     def accepting(self) -> bool:
         return self._engine.accepting
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
 
     async def close(self) -> None:
         if self._session is not None:
@@ -270,12 +301,9 @@ class Intake:
     # -- Core ----------------------------------------------------------------------------
 
     async def take(self, trigger: Trigger) -> Taken:
-        asked = trigger.explicit or trigger.direct
-        channel = trigger.settings_channel or trigger.channel
-        if not asked and not await self.auto_transcribe(
-            trigger.platform, trigger.workspace, channel
-        ):
-            return Taken()
+        screened = await self._controls.screen(trigger)
+        if not screened.take:
+            return Taken(refusals=(screened.refusal,) if screened.refusal else ())
         files = [a for a in trigger.attachments if is_media(a.mimetype, a.name)]
         others = tuple(
             a.name or str(a.ref.get("id") or "a file")
@@ -283,9 +311,18 @@ class Intake:
             if not is_media(a.mimetype, a.name)
         )
         links, refused_links = await self._media_links(trigger)
+        if files or links:
+            channel = trigger.settings_channel or trigger.channel
+            prefs = await self._store.preferences.get(trigger.platform, trigger.workspace, channel)
+            options = replace(
+                trigger.options,
+                settings_channel=trigger.settings_channel,
+                translate_to=trigger.options.translate_to or prefs.translate_to,
+            )
+            trigger = replace(trigger, options=options)
         items = [
-            *(self._file_item(trigger, a) for a in files),
-            *map(self._link_item(trigger), links),
+            *(self._file_item(trigger, a, screened.redaction) for a in files),
+            *map(self._link_item(trigger, screened.redaction), links),
             *refused_links,
         ]
         records = [item.record for item in items if item.record is not None]
@@ -296,6 +333,7 @@ class Intake:
         created_ids: list[str] = []
         existing_ids: list[str] = []
         refusals: list[str] = []
+        answers: list[str] = []
         for item in items:
             outcome = by_key.get(item.record.dedupe_key) if item.record is not None else None
             reason = item.refusal if outcome is None else outcome.refused
@@ -309,9 +347,16 @@ class Intake:
             if outcome.created:
                 created.append(item.title)
                 created_ids.append(outcome.job.id)
-            else:
-                existing.append(item.title)
-                existing_ids.append(outcome.job.id)
+                continue
+            existing.append(item.title)
+            existing_ids.append(outcome.job.id)
+            if trigger.explicit:
+                # Asked again, with other options: a redo of what was done.
+                answer = await self.revisions.redo_with(
+                    outcome.job, trigger.options, by=trigger.requester
+                )
+                if answer is not None:
+                    answers.append(answer if len(items) == 1 else f"{item.title}: {answer}")
         return Taken(
             created=tuple(created),
             existing=tuple(existing),
@@ -319,24 +364,20 @@ class Intake:
             other_files=others,
             created_ids=tuple(created_ids),
             existing_ids=tuple(existing_ids),
+            answers=tuple(answers),
         )
 
     async def auto_transcribe(self, platform: Platform, workspace: str, channel: str) -> bool:
-        settings = await self._store.settings.get(platform, workspace, channel)
-        if settings is None:
-            return self._auto_defaults.get(platform, True)
-        return settings.auto_transcribe
+        """Whether the channel's policy is `auto` (the old switch)."""
+        view = await self._controls.channel(platform, workspace, channel)
+        return view.policy is ChannelPolicy.AUTO
 
     async def set_auto_transcribe(
         self, platform: Platform, workspace: str, channel: str, enabled: bool, *, by: str
     ) -> None:
-        await self._store.settings.set_auto_transcribe(
-            platform, workspace, channel, enabled, updated_by=by
-        )
-        log.info(
-            "auto-transcribe %s in %s by %s", "on" if enabled else "off", channel, by,
-            extra={"platform": platform.value, "channel": channel},
-        )  # fmt: skip
+        """The old switch: on is the `auto` policy, off `on-request`."""
+        policy = ChannelPolicy.AUTO if enabled else ChannelPolicy.ON_REQUEST
+        await self._controls.set_policy(platform, workspace, channel, policy, by=by)
 
     async def progress(self, platform: Platform, workspace: str, requester: str) -> list[Progress]:
         found = []
@@ -344,8 +385,20 @@ class Intake:
             # The queue is global (one concurrency limit towards AssemblyAI), so a position
             # counts every waiting job, not only this workspace's.
             ahead = await self._store.ahead_of(job) if job.state is JobState.RECEIVED else None
-            found.append(Progress(_source_title(job), job.state, ahead))
+            found.append(Progress(job_title(job), job.state, ahead))
         return found
+
+    async def configure(self, where: ChannelRef, command: str, *, by: str, admin: bool) -> str:
+        return await self.revisions.configure(where, command, by=by, admin=admin)
+
+    async def rename_form(self, ref: JobRef) -> RenameForm | Answer:
+        return await self.revisions.rename_form(ref)
+
+    async def rename(self, ref: JobRef, names: Mapping[str, str], *, by: str) -> Answer:
+        return await self.revisions.rename(ref, names, by=by)
+
+    async def redo(self, ref: JobRef, choice: str, *, by: str) -> Answer:
+        return await self.revisions.redo(ref, choice, by=by)
 
     # -- the pieces ----------------------------------------------------------------------
 
@@ -390,22 +443,24 @@ class Intake:
             return str(exc)
         return None
 
-    def _file_item(self, trigger: Trigger, attachment: Attachment) -> _Item:
+    def _file_item(
+        self, trigger: Trigger, attachment: Attachment, redaction: Redaction | None
+    ) -> _Item:
         title = attachment.title or attachment.name or "a file"
         key = f"{_origin(trigger)}:file:{attachment.ref.get('id')}"
         try:
             source = FileSource(attachment.ref)
-            record = self._record(trigger, source, title, attachment.duration)
+            record = self._record(trigger, source, title, attachment.duration, redaction)
         except (ValueError, TypeError) as exc:
             log.warning("file %s cannot be taken in: %s", title, exc)
             return _Item(title, refusal=messages.file_unusable(title), key=key)
         return _Item(title, record, key=record.dedupe_key)
 
-    def _link_item(self, trigger: Trigger) -> Callable[[str], _Item]:
+    def _link_item(self, trigger: Trigger, redaction: Redaction | None) -> Callable[[str], _Item]:
         def item(url: str) -> _Item:
             title = link_title(url)
             try:
-                record = self._record(trigger, UrlSource(url), title, None)
+                record = self._record(trigger, UrlSource(url), title, None, redaction)
             except ValueError as exc:
                 return _Item(
                     title,
@@ -427,8 +482,15 @@ class Intake:
 
     @staticmethod
     def _record(
-        trigger: Trigger, source: FileSource | UrlSource, title: str, duration: float | None
+        trigger: Trigger,
+        source: FileSource | UrlSource,
+        title: str,
+        duration: float | None,
+        redaction: Redaction | None = None,
     ) -> IntakeRecord:
+        options = replace(trigger.options, title=trigger.options.title or title)
+        if redaction is not None:
+            options = replace(options, redaction=redaction)
         return IntakeRecord(
             platform=trigger.platform,
             workspace=trigger.workspace,
@@ -438,22 +500,15 @@ class Intake:
             thread=trigger.thread,
             message=trigger.message,
             event_id=trigger.event_id,
-            options=replace(trigger.options, title=trigger.options.title or title),
+            options=options,
             audio_duration=duration,
+            author=trigger.author,
         )
 
 
 def _origin(trigger: Trigger) -> str:
     where = trigger.message or f"event:{trigger.event_id}"
     return f"{trigger.platform}:{trigger.workspace}:{trigger.channel}:{where}"
-
-
-def _source_title(job: Job) -> str:
-    """What a person's job is called in `/transcribe status`: the link they gave, or the
-    recording's title."""
-    if isinstance(job.source, UrlSource):
-        return job.source.url
-    return job.options.title or str(job.source.ref.get("name") or "a file")
 
 
 __all__ = [

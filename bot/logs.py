@@ -55,6 +55,9 @@ MIN_SECRET: Final = 8
 #: DEBUG lines of these loggers print every SQL statement with its parameters, so stored
 #: secrets (the webhook secret, Slack installations' tokens) too: never below INFO.
 QUIETER: Final = ("aiosqlite",)
+#: Alembic's INFO lines ("Context impl SQLiteImpl.", one per revision) say at every start
+#: what the store's own one line says better: only their warnings are kept.
+WARNINGS_ONLY: Final = ("alembic.runtime.migration",)
 _HANDLER: Final = "threadscribe"
 _BARE: Final = re.compile(r"[\w.,:/@+%-]+", re.ASCII)
 _ESCAPES: Final = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -84,6 +87,8 @@ def configure(
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.INFO:
             logger.setLevel(logging.INFO)
+    for name in WARNINGS_ONLY:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def formatter(fmt: LogFormat, *, secrets: Iterable[str] = ()) -> logging.Formatter:

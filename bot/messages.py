@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.config import redact_url
 from bot.errors import (
@@ -67,6 +68,7 @@ def explain(exc: BaseException) -> str:
 SHUTTING_DOWN = "threadscribe is restarting: please try again in a minute"
 EMPTY_FILE = "that file is empty (0 bytes): there is nothing to transcribe"
 RENDER_FAILED = "the transcript arrived but could not be formatted; the details are in the log"
+TRANSCRIPT_DELETED = "the transcript was deleted at AssemblyAI before it could be posted"
 
 
 def _megabytes(size: float) -> str:
@@ -152,6 +154,18 @@ def status_transcribing(elapsed: float | None) -> str:
 
 def status_done() -> str:
     return "✅ Transcribed"
+
+
+def status_updating() -> str:
+    return "✏️ Updating the transcript"
+
+
+def status_redone() -> str:
+    return "✅ Transcribed (redone)"
+
+
+def status_redo_failed() -> str:
+    return "❌ The redo did not work: the transcript stands as it was"
 
 
 def status_failed() -> str:
@@ -365,3 +379,302 @@ def interrupted(transcript_id: str) -> str:
         f"Stopped waiting. AssemblyAI keeps working on transcript {transcript_id}; pick it up "
         f"with: threadscribe transcribe --id {transcript_id}"
     )
+
+
+# -- who gets transcribed, what it costs (bot/controls.py) ------------------------------
+
+#: How each channel policy reads to people.
+POLICY_WORDS = {
+    "auto": "every recording shared here is transcribed",
+    "on-request": "only recordings someone asks for are transcribed",
+    "off": "nothing is transcribed here",
+}
+_WORKSPACE = {"slack": "workspace", "discord": "server"}
+
+
+def not_enabled(platform: str, *, workspace: bool) -> str:
+    """The bot is not enabled in this workspace (or server), or, with `workspace` False,
+    in this channel."""
+    where = f"this {_WORKSPACE.get(platform, 'workspace')}" if workspace else "this channel"
+    return (
+        f"threadscribe is not enabled in {where}: nothing here is transcribed. An admin "
+        "can enable it in the bot's settings (ALLOWED_WORKSPACES, ALLOWED_GUILDS, "
+        "ALLOWED_CHANNELS)"
+    )
+
+
+def transcription_off(*, direct: bool) -> str:
+    if direct:
+        return "I don't transcribe direct messages here: ask in a channel where I am"
+    return "transcription is off in this channel: an admin can turn it on with /transcribe-settings"
+
+
+OPTED_OUT_DM = (
+    "you opted out of automatic transcription, so I left this one alone: use Transcribe "
+    "on the message to have it transcribed, or opt back in"
+)
+SHARER_OPTED_OUT = (
+    "the person who shared it opted out of transcription: only they can ask for their "
+    "recordings to be transcribed"
+)
+
+
+def opted(opted_out: bool, *, changed: bool) -> str:
+    if opted_out:
+        already = "" if changed else " (you had already)"
+        return (
+            f"You opted out{already}: recordings you share are no longer transcribed "
+            "automatically, and nobody else can ask for them. Your own requests still work."
+        )
+    already = "" if changed else " (you were not opted out)"
+    return (
+        f"You opted back in{already}: recordings you share are transcribed where the "
+        "channel transcribes automatically."
+    )
+
+
+NOTHING_TO_FORGET = "I have no transcript of that message."
+NOT_YOURS_TO_FORGET = (
+    "Only the person who shared the recording, whoever asked for its transcript, or an "
+    "admin can remove it."
+)
+
+
+def forgetting(titles: Sequence[str], running: Sequence[str]) -> str:
+    shown = ", ".join(titles[:3]) + (f" and {len(titles) - 3} more" if len(titles) > 3 else "")
+    text = (
+        f"Forgetting {shown}: my posts about it are being removed, its transcript is "
+        "deleted at AssemblyAI, and so is my record of it."
+    )
+    if running:
+        text += (
+            " It was still being transcribed: it is stopped here, and deleted at "
+            "AssemblyAI as soon as AssemblyAI has finished it."
+        )
+    return text
+
+
+def hours(seconds: float) -> str:
+    """`2.5 h`, `45 min`, `30 s`: a usage figure."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def usd(amount: float) -> str:
+    """`$12.34`; a small amount to the hundredth of a cent (`$0.0024`), not `$0.00`."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+
+
+def _month_day(moment: datetime) -> str:
+    return f"{moment.day} {moment.strftime('%B')}"
+
+
+def budget_size(budget_hours: float) -> str:
+    """`50 h`, `7.5 h`; a budget under an hour in minutes or seconds."""
+    return f"{budget_hours:g} h" if budget_hours >= 1 else hours(budget_hours * 3600)
+
+
+def budget_refused(
+    budget_hours: float, left: float | None, needed: float | None, resets: datetime
+) -> str:
+    """Why a job is refused for the monthly budget, naming it."""
+    budget = f"this workspace's monthly transcription budget of {budget_size(budget_hours)}"
+    reset = f"it starts again on {_month_day(resets)}"
+    if needed is not None and left is not None and left > 0:
+        return (
+            f"that recording needs {hours(needed)}, and only {hours(left)} of {budget} "
+            f"is left: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
+        )
+    return f"{budget} is used up: {reset}, or an admin can raise MONTHLY_BUDGET_HOURS"
+
+
+def budget_alert(percent: int, budget_hours: float, billed: float, resets: datetime) -> str:
+    """What admins are told, once, at 80 % and at 100 % of the month's budget."""
+    state = "is used up" if percent >= 100 else f"is {percent} % used"
+    return (
+        f"threadscribe: this month's transcription budget of {budget_size(budget_hours)} {state} "
+        f"({hours(billed)} transcribed). New recordings are refused once it is used up; "
+        f"it starts again on {_month_day(resets)} (UTC). Raise MONTHLY_BUDGET_HOURS to "
+        "allow more."
+    )
+
+
+DELETED_RECEIPT = "🗑 Deleted at AssemblyAI after delivery"
+
+
+def redacted_audio_unavailable(reason: str) -> str:
+    return f"Redacted audio unavailable: {reason}"
+
+
+def redacted_audio_link(url: str) -> str:
+    return f"Redacted audio (too large to attach; the link works for 24 hours): {url}"
+
+
+def cut_by_budget(seconds: float) -> str:
+    return (
+        f"✂️ Transcribed up to {_clock(seconds)}: that is what this workspace's monthly "
+        "budget had left"
+    )
+
+
+# -- named speakers, the summary, vocabulary, redo (issue 11) -------------------------
+
+SETTINGS_ADMINS_ONLY = (
+    "Only the people who may change this channel's settings can do that (admins); the "
+    "vocabulary is anyone's: vocab add, vocab remove."
+)
+SETTINGS_USAGE = (
+    "Settings: names on|off, summary on|off, translate <language>|off, "
+    "vocab add <words, …> | remove <words, …> | spell <words> as <Word> | unspell <Word> "
+    "| list, settings"
+)
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def names_changed(enabled: bool) -> str:
+    if enabled:
+        return (
+            "Speaker names are on here: where AssemblyAI can tell who is who, transcripts "
+            "show the people of this conversation by name."
+        )
+    return "Speaker names are off here: transcripts show Speaker A, Speaker B."
+
+
+def summary_changed(enabled: bool) -> str:
+    if enabled:
+        return "The AI summary is on here: results start with points, decisions and action items."
+    return "The AI summary is off here: results show the transcript and talk time only."
+
+
+def translation_changed(language: str | None) -> str:
+    if language is None:
+        return "Results here are no longer translated."
+    return f"Results here are translated into {language} (the original is attached)."
+
+
+def translation_unsupported(code: str, language: str) -> str:
+    return (
+        f"AssemblyAI does not translate into {language} ({code}): choose another language, "
+        "for example es, fr, de, pt or ja"
+    )
+
+
+def vocabulary_added(added: Sequence[str], total: int) -> str:
+    words = ", ".join(added)
+    return f"Added to this channel's vocabulary: {words}. It has {total:,} keyterms now."
+
+
+def vocabulary_removed(removed: Sequence[str], missing: Sequence[str], total: int) -> str:
+    parts = []
+    if removed:
+        parts.append(f"Removed: {', '.join(removed)}.")
+    if missing:
+        parts.append(f"Not in the vocabulary: {', '.join(missing)}.")
+    parts.append(f"It has {total:,} keyterms now.")
+    return " ".join(parts)
+
+
+def vocabulary_over(problem: str) -> str:
+    return f"Not added: the vocabulary would have {problem}. Remove some first (vocab remove)."
+
+
+def spelling_added(rule: str) -> str:
+    return f"Transcripts here now always write {rule}."
+
+
+def spelling_removed(word: str, found: bool) -> str:
+    if found:
+        return f"Transcripts here no longer replace anything with {word}."
+    return f"There is no spelling rule for {word} here."
+
+
+TOO_MANY_SPELLINGS = (
+    "This channel has 100 spelling rules already: remove one first (vocab unspell)."
+)
+
+
+def vocabulary_list(terms: Sequence[str], spellings: Sequence[str]) -> str:
+    if not terms and not spellings:
+        return (
+            "This channel has no vocabulary yet. Add the names and jargon people use: "
+            "vocab add Kubernetes, Thessaloniki"
+        )
+    lines = []
+    if terms:
+        shown = ", ".join(terms[:200]) + (
+            f" and {len(terms) - 200:,} more" if len(terms) > 200 else ""
+        )
+        lines.append(f"Keyterms ({len(terms):,}): {shown}")
+    if spellings:
+        lines.append("Always written: " + "; ".join(spellings))
+    return "\n".join(lines)
+
+
+def settings_summary(
+    *, names: bool, summary: bool, translate: str | None, terms: int, spellings: int
+) -> str:
+    return (
+        f"Speaker names: {on_off(names)} · AI summary: {on_off(summary)} · "
+        f"translation: {translate or 'off'} · vocabulary: {_count(terms, 'keyterm')}, "
+        f"{_count(spellings, 'spelling')}"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+# -- the result's actions --------------------------------------------------------------
+
+NOT_THIS_CHANNEL = "That transcript is not from this channel."
+JOB_GONE = "That transcript is too old: its record is gone. Share the recording again."
+STILL_WORKING = "That transcript is still being made: try again when it is done."
+REDO_UNDER_WAY = "A redo of that transcript is under way already: it replaces the result when done."
+NOTHING_TO_RENAME = "There are no speakers to rename in that transcript."
+RENAME_FAILED_JOB = "That transcription failed, so there are no speakers to rename: try Redo."
+TRANSCRIPT_DELETED = (
+    "Transcripts are deleted at AssemblyAI once posted here (DELETE_AFTER_DELIVERY), so "
+    "this one cannot be renamed; Redo transcribes the recording again."
+)
+NAMES_UNCHANGED = "Nothing changed: the speakers keep their names."
+REDO_SAME = "That is how it was transcribed already."
+RENAMING = "Renaming the speakers: the transcript above updates in a moment."
+ALREADY_REDONE = "That redo was made already: see the thread."
+
+
+def name_too_long(limit: int) -> str:
+    return f"A name can have at most {limit} characters."
+
+
+def unknown_choice(choice: str) -> str:
+    return f"I don't know how to redo with {choice!r}."
+
+
+def redoing(what: str) -> str:
+    return f"Redoing it with {what}: the result in the thread is replaced when it is done."
+
+
+def redone(note: str) -> str:
+    return f"Redone: {note[:1].upper()}{note[1:]}."
+
+
+def speakers_renamed() -> str:
+    return "speakers renamed"
+
+
+def redo_failed(reason: str) -> str:
+    return f"Sorry, the redo did not work: {reason}. The result above is unchanged."
+
+
+def translation_failed(reason: str) -> str:
+    return f"Translation unavailable ({reason}): showing the transcript as spoken."
+
+
+def names_skipped(reason: str) -> str:
+    return f"Speaker names not looked up ({reason})."

@@ -46,3 +46,9 @@ class Metrics:
         self.webhooks = Counter(
             "threadscribe_webhooks", "AssemblyAI webhooks that woke a waiting job", registry=r
         )
+        self.audio_seconds = Counter(
+            "threadscribe_audio_seconds",
+            "Seconds of audio AssemblyAI billed (the window applied), as transcripts finish",
+            ["model", "platform", "workspace"],
+            registry=r,
+        )

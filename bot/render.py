@@ -1,26 +1,29 @@
-"""A finished transcript as chat-sized plain text: header, speaker statistics, summary,
-transcript lines, the prompt for an AI summary, and the ladder that fits it all under a
-platform's message limit.
+"""A finished transcript as chat-sized plain text: header, notes, summary, speaker
+statistics, transcript lines, and the ladder that fits it all under a platform's message
+limit.
 
 Everything here is pure and deterministic. Output is plain text; adapters build Block Kit
-or embeds from the structured `Document`. Lengths are counted in code points (`len`).
+or embeds from the structured `Document` (the AI summary as data, the members behind
+speaker names). Lengths are counted in code points (`len`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from bot.transcript import Span, Transcript, TranscriptStatus, Utterance
+from bot.transcript import Span, Transcript, TranscriptStatus, Translation, Utterance
+
+if TYPE_CHECKING:
+    from bot.speakers import Speakers
+    from bot.summary import Outcome, Summary
 
 SLACK_SECTION_LIMIT = 3_000
 SLACK_MESSAGE_LIMIT = 40_000
 DISCORD_MESSAGE_LIMIT = 2_000
-
-# About 25k tokens: fits every LLM Gateway model with room left for the answer.
-PROMPT_MAX_CHARS = 100_000
 
 NO_SPEECH = "(no speech detected)"
 # AssemblyAI ends a job with this error, instead of an empty transcript, when language
@@ -28,7 +31,6 @@ NO_SPEECH = "(no speech detected)"
 # "language_detection cannot be performed on files with no spoken audio.").
 _NO_SPOKEN_AUDIO = "no spoken audio"
 _PARAGRAPH_CHARS = 600  # unlabelled text is grouped into paragraphs of about this size
-_NOTE_RESERVE = 400  # prompt room kept for the truncation note and marker
 
 _LANGUAGES = {
     "ar": "Arabic", "bn": "Bengali", "ca": "Catalan", "cs": "Czech", "da": "Danish",
@@ -40,25 +42,8 @@ _LANGUAGES = {
     "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
 }  # fmt: skip
 
-_SYSTEM_PROMPT = (
-    "You summarise recorded conversations for a chat thread. Use only what the transcript "
-    "says; never invent names, numbers or decisions."
-)
-_ASK_LABELLED = (
-    "Summarise this conversation in at most 6 short bullet points, most important first. "
-    "Start each bullet with the speaker it comes from, exactly as labelled (for example "
-    "'Speaker A:'). Finish with decisions and action items, if there are any. Plain text, "
-    "no headings."
-)
-_ASK_UNLABELLED = (
-    "Summarise this recording in at most 6 short bullet points, most important first. "
-    "It has no speaker labels, so do not attribute points to people. Finish with decisions "
-    "and action items, if there are any. Plain text, no headings."
-)
-_SHORTENED_NOTE = (
-    "Note: the transcript is too long to send whole; the parts marked [...] are left out. "
-    "Say so in one short line at the end."
-)
+#: Below this `language_confidence`, the result says it is unsure of the language.
+LANGUAGE_DOUBT = 0.7
 
 
 def format_timestamp(ms: int, *, hours: bool = False) -> str:
@@ -88,7 +73,7 @@ def speaker_label(speaker: str | None) -> str:
     """`Speaker A` for AssemblyAI's letters; a name from speaker identification as it is."""
     if speaker is None:
         return "All speech"
-    return f"Speaker {speaker}" if len(speaker) <= 2 else speaker
+    return f"Speaker {speaker}" if len(speaker) <= 2 and speaker.isupper() else speaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +83,17 @@ class SpeakerStats:
     share: float  # of all talk time, 0.0-1.0
     words: int
     turns: int
+    #: how the speaker is shown (a name, "Speaker A")
+    shown: str | None = None
 
     @property
     def label(self) -> str:
-        return speaker_label(self.speaker)
+        return self.shown if self.shown is not None else speaker_label(self.speaker)
 
 
-def speaker_stats(transcript: Transcript) -> tuple[SpeakerStats, ...]:
+def speaker_stats(
+    transcript: Transcript, speakers: Speakers | None = None
+) -> tuple[SpeakerStats, ...]:
     """Per speaker, in order of first appearance.
 
     A turn is one utterance: AssemblyAI already merges consecutive speech by one speaker
@@ -124,8 +113,11 @@ def speaker_stats(transcript: Transcript) -> tuple[SpeakerStats, ...]:
         word_count[u.speaker] = word_count.get(u.speaker, 0) + _utterance_words(u)
         turns[u.speaker] = turns.get(u.speaker, 0) + 1
     total = sum(talk_ms.values())
+    label = speakers.label if speakers is not None else speaker_label
     return tuple(
-        SpeakerStats(s, talk_ms[s], talk_ms[s] / total if total else 0.0, word_count[s], turns[s])
+        SpeakerStats(
+            s, talk_ms[s], talk_ms[s] / total if total else 0.0, word_count[s], turns[s], label(s)
+        )
         for s in talk_ms
     )
 
@@ -143,12 +135,14 @@ def stats_lines(stats: Sequence[SpeakerStats]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def utterance_lines(utterances: Sequence[Utterance]) -> tuple[str, ...]:
+def utterance_lines(
+    utterances: Sequence[Utterance], speakers: Speakers | None = None
+) -> tuple[str, ...]:
     """`Speaker A [00:05]: text`, one line per utterance."""
     hours = any(u.start >= 3_600_000 for u in utterances)
+    label = speakers.label if speakers is not None else speaker_label
     return tuple(
-        f"{speaker_label(u.speaker)} [{format_timestamp(u.start, hours=hours)}]: "
-        f"{_one_line(u.text)}"
+        f"{label(u.speaker)} [{format_timestamp(u.start, hours=hours)}]: {_one_line(u.text)}"
         for u in utterances
     )
 
@@ -173,62 +167,53 @@ def paragraph_lines(
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """The AI summary's text, or the reason there is none."""
+def summary_lines(summary: Summary, *, hours: bool = False) -> list[str]:
+    """The AI summary as plain lines: its points, then decisions and action items, each
+    with the timestamp it comes from (`• Ada [00:12]: …`)."""
 
-    text: str | None = None
-    reason: str | None = None
+    def at(ms: int | None) -> str:
+        return f" [{format_timestamp(ms, hours=hours)}]" if ms is not None else ""
 
-    @classmethod
-    def from_llm(cls, answer: str) -> Summary:
-        text = re.sub(r"\n{3,}", "\n\n", answer.strip())
-        return cls(text=text) if text else cls(reason="empty response")
+    lines = []
+    for point in summary.points:
+        who = point.speaker or ""
+        lead = (
+            f"{who}{at(point.at)}: "
+            if who
+            else (f"{at(point.at).strip()} " if point.at is not None else "")
+        )
+        lines.append(f"• {lead}{point.text}")
+    if summary.decisions:
+        lines.append("Decisions")
+        lines += [f"• {d.text}{at(d.at)}" for d in summary.decisions]
+    if summary.action_items:
+        lines.append("Action items")
+        for item in summary.action_items:
+            owner = f"{item.owner}: " if item.owner else ""
+            due = f" (by {item.due})" if item.due else ""
+            lines.append(f"• {owner}{item.task}{due}{at(item.at)}")
+    return lines
 
-    @classmethod
-    def unavailable(cls, reason: str) -> Summary:
-        return cls(reason=_one_line(reason) or "no reason given")
+
+def summary_failed(reason: str) -> str:
+    return f"(Summary unavailable: {_one_line(reason) or 'no reason given'})"
 
 
-def summary_section(lines: Sequence[str], summary: Summary | None = None) -> str:
-    """The AI summary, or why it is missing when one was asked for, then the stats `lines`."""
+def summary_section(
+    lines: Sequence[str], summary: Outcome | None = None, *, hours: bool = False
+) -> str:
+    """The AI summary, or the one line saying why it is missing when one was asked for,
+    then the speaker statistics `lines`."""
+    from bot.summary import SummaryFailed  # the summary module imports this one
+
     parts = []
-    if summary is not None and summary.text:
-        parts.append(f"Summary\n{summary.text}")
+    if isinstance(summary, SummaryFailed):
+        parts.append(f"Summary\n{summary_failed(summary.reason)}")
     elif summary is not None:
-        reason = summary.reason or "no reason given"
-        parts.append(f"Summary\n(AI summary unavailable: {reason}; showing talk-time statistics)")
+        parts.append("Summary\n" + "\n".join(summary_lines(summary, hours=hours)))
     if lines:
         parts.append("Speakers\n" + "\n".join(lines))
     return "\n\n".join(parts)
-
-
-def summary_prompt(
-    transcript: Transcript,
-    *,
-    paragraphs: Sequence[Span] | None = None,
-    max_chars: int = PROMPT_MAX_CHARS,
-) -> list[dict[str, str]]:
-    """Chat-completion messages asking for a short summary attributed to speakers.
-
-    The user message is at most `max_chars` long. A longer transcript keeps whole
-    utterances from its start (two thirds) and its end (one third, where decisions tend to
-    be) and says what it left out.
-    """
-    if transcript.utterances:
-        ask, noun = _ASK_LABELLED, "utterances"
-        units = [f"{speaker_label(u.speaker)}: {_one_line(u.text)}" for u in transcript.utterances]
-    else:
-        ask, noun = _ASK_UNLABELLED, "paragraphs"
-        units = list(paragraph_lines(transcript, paragraphs))
-    excerpt = "\n".join(units) or NO_SPEECH
-    user = f"{ask}\n\nTranscript:\n{excerpt}"
-    if len(user) > max_chars:
-        budget = max_chars - len(ask) - _NOTE_RESERVE
-        if budget < 200:
-            raise ValueError(f"max_chars={max_chars} leaves no room for the transcript")
-        user = f"{ask}\n\n{_SHORTENED_NOTE}\n\nTranscript:\n{_shorten(units, budget, noun)}"
-    return [{"role": "system", "content": _SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,18 +225,53 @@ class Document:
     language: str | None  # "English"
     stats: tuple[SpeakerStats, ...]
     stats_lines: tuple[str, ...]
+    #: the plain-text section under the header: the AI summary (or why there is none),
+    #: then the speaker statistics
     summary: str
     transcript_lines: tuple[str, ...]
     line_separator: str  # "\n" between utterances, "\n\n" between paragraphs
     word_count: int
+    #: the AI summary as data (None: none was made), and why it failed, if it did
+    ai: Summary | None = None
+    ai_failed: str | None = None
+    #: one-line notes under the header (an unsure language, a redo, a vocabulary left out)
+    notes: tuple[str, ...] = ()
+    #: speaker label -> platform member id, for the labels that are members' names
+    members: Mapping[str, str] = field(default_factory=dict)
+    #: the language the lines are translated into (its name); None: as spoken
+    translated: str | None = None
+    #: the transcript as spoken, when the lines shown are a translation
+    original_lines: tuple[str, ...] = ()
+    #: timestamps carry hours (a recording past an hour)
+    hours: bool = False
+
+    @property
+    def notes_text(self) -> str:
+        return "\n".join(self.notes)
+
+    #: small print under the transcript: what was redacted, the deletion receipt
+    footer: tuple[str, ...] = ()
 
     @property
     def transcript_text(self) -> str:
         return self.line_separator.join(self.transcript_lines) or NO_SPEECH
 
     @property
+    def original_text(self) -> str:
+        """The whole rendering as spoken (a translated document's attached file)."""
+        lines = self.original_lines or self.transcript_lines
+        body = self.line_separator.join(lines) or NO_SPEECH
+        parts = (self.header, self.notes_text, self.summary, body, self.footer_text)
+        return "\n\n".join(p for p in parts if p)
+
+    @property
+    def footer_text(self) -> str:
+        return "\n".join(self.footer)
+
+    @property
     def text(self) -> str:
-        return "\n\n".join(p for p in (self.header, self.summary, self.transcript_text) if p)
+        parts = (self.header, self.notes_text, self.summary, self.transcript_text, self.footer_text)
+        return "\n\n".join(p for p in parts if p)
 
 
 def without_speech(transcript: Transcript) -> Transcript | None:
@@ -270,54 +290,102 @@ def render(
     transcript: Transcript,
     *,
     paragraphs: Sequence[Span] | None = None,
-    summary: Summary | None = None,
+    summary: Outcome | None = None,
     transcribed_up_to: float | None = None,
+    speakers: Speakers | None = None,
+    translation: Translation | None = None,
+    notes: Sequence[str] = (),
+    footer: Sequence[str] = (),
 ) -> Document:
-    """Render a completed transcript. `summary` is the AI summary, when one was asked for.
-    `transcribed_up_to`: seconds of the recording transcribed, when a limit cut it short
-    (the header then says "first 4:00:00 of 10:12:33").
+    """Render a completed transcript. `summary` is the AI summary (or why it failed), when
+    one was asked for. `transcribed_up_to`: seconds of the recording transcribed, when a
+    limit cut it short (the header then says "first 4:00:00 of 10:12:33"). `speakers`
+    shows each speaker (names, renames); `translation` replaces the lines with their
+    translation (the original stays in `original_lines`); `notes` are shown under the
+    header, after the one about an unsure language. `footer`: small-print lines under it
+    (what was redacted).
 
     A transcript without speech (AssemblyAI's `text` "" and no words, for silence or a
     tone) renders as the header and one NO_SPEECH line: no speaker section, and no AI
     summary, which could only be about nothing.
     """
+    from bot.summary import SummaryFailed  # the summary module imports this one
+
     if transcript.status is not TranscriptStatus.COMPLETED:
         raise ValueError(f"cannot render a transcript that is {transcript.status}")
-    stats = speaker_stats(transcript)
+    stats = speaker_stats(transcript, speakers)
     lines = stats_lines(stats)
+    hours = any(u.start >= 3_600_000 for u in transcript.utterances)
     if transcript.utterances:
-        body, separator = utterance_lines(transcript.utterances), "\n"
+        body, separator = utterance_lines(transcript.utterances, speakers), "\n"
     else:
         body, separator = paragraph_lines(transcript, paragraphs), "\n\n"
+    original: tuple[str, ...] = ()
+    translated = None
+    if translation is not None and translation.utterances and body:
+        original, translated = body, language_name(translation.language)
+        body = utterance_lines(translation.utterances, speakers)
+    elif translation is not None and translation.text and body:
+        original, translated = body, language_name(translation.language)
+        pieces = (p.strip() for p in chunks(translation.text, _PARAGRAPH_CHARS))
+        body, separator = tuple(p for p in pieces if p), "\n\n"
     seconds = _duration_seconds(transcript)
     duration = format_duration(seconds) if seconds is not None else None
     if transcribed_up_to is not None and seconds is not None and seconds > transcribed_up_to:
         duration = f"first {format_duration(transcribed_up_to)} of {duration}"
     language = language_name(transcript.language_code)
+    shown_language = language
+    sure = transcript.language_confidence
+    if language and sure is not None:
+        shown_language = f"{language} ({round(sure * 100)}%)"
+    if shown_language and translated:
+        shown_language = f"{shown_language} → {translated}"
     if not body:
         summary = None  # an AI summary of nothing could only be made up
     if not stats:
-        speakers = None  # nobody to count; with no body either, the body says so, once
+        counted = None  # nobody to count; with no body either, the body says so, once
     elif stats[0].speaker is None:
-        speakers = "no speaker labels"
+        counted = "no speaker labels"
     else:
-        speakers = _plural(len(stats), "speaker")
-    parts = ("Transcript", duration, language, speakers, transcript.speech_model_used)
+        counted = _plural(len(stats), "speaker")
+    parts = ("Transcript", duration, shown_language, counted, transcript.speech_model_used)
     header = " · ".join(p for p in parts if p)
+    all_notes = list(notes)
+    if language and sure is not None and sure < LANGUAGE_DOUBT and body:
+        all_notes.insert(0, language_unsure(language, sure))
+    labels = [stat.label for stat in stats]
+    ai = None if summary is None or isinstance(summary, SummaryFailed) else summary
+    if ai is not None:
+        labels += ai.speakers
     return Document(
         header=header,
         duration=duration,
         language=language,
         stats=stats,
         stats_lines=lines,
-        summary=summary_section(lines, summary),
+        summary=summary_section(lines, summary, hours=hours),
         transcript_lines=body,
         line_separator=separator,
         word_count=_word_count(transcript),
+        ai=ai,
+        ai_failed=summary.reason if isinstance(summary, SummaryFailed) else None,
+        notes=tuple(all_notes),
+        members=speakers.members(labels) if speakers is not None else {},
+        translated=translated,
+        original_lines=original,
+        hours=hours,
+        footer=tuple(footer),
     )
 
 
-def plain_text(transcript: Transcript, *, summary: Summary | None = None) -> str:
+def language_unsure(language: str, confidence: float) -> str:
+    return (
+        f"Not sure this is {language} ({round(confidence * 100)}% sure): if it is not, "
+        "redo it with the right language."
+    )
+
+
+def plain_text(transcript: Transcript, *, summary: Outcome | None = None) -> str:
     """The whole rendering as one text, for a terminal or a `.txt` file."""
     return render(transcript, summary=summary).text + "\n"
 
@@ -325,12 +393,12 @@ def plain_text(transcript: Transcript, *, summary: Summary | None = None) -> str
 @dataclass(frozen=True, slots=True)
 class RenderedFile:
     name: str
-    content: str
+    content: str | bytes  # text (transcript.txt, subtitles) or bytes (redacted audio)
     mime: str
 
     @property
     def data(self) -> bytes:
-        return self.content.encode("utf-8")
+        return self.content if isinstance(self.content, bytes) else self.content.encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +421,24 @@ def fit(
         if text is not None
     )
     full = document.text
+    if document.translated:
+        # The result shows the translation; the transcript as spoken is attached.
+        original = RenderedFile("transcript.txt", document.original_text + "\n", "text/plain")
+        if len(full) <= limit:
+            return Rendered(full, (original, *subtitles))
+        name = f"transcript-{_slug(document.translated)}.txt"
+        translated = RenderedFile(name, full + "\n", "text/plain")
+        note = f"… full translation attached ({name}; the original in transcript.txt)"
+        return Rendered(_preview(document, limit, note), (translated, original, *subtitles))
     if len(full) <= limit:
         return Rendered(full, subtitles)
     note = f"… full transcript attached ({_plural(document.word_count, 'word')})"
     attached = RenderedFile("transcript.txt", full + "\n", "text/plain")
     return Rendered(_preview(document, limit, note), (attached, *subtitles))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "translation"
 
 
 # Closing quotes and brackets that may follow a sentence's full stop; CJK full stops.
@@ -437,7 +518,9 @@ def _clip(text: str, size: int) -> str:
 
 
 def _preview(document: Document, limit: int, note: str) -> str:
-    head = "\n\n".join(p for p in (document.header, document.summary) if p)
+    head = "\n\n".join(p for p in (document.header, document.notes_text, document.summary) if p)
+    if document.footer:
+        note = f"{note}\n\n{document.footer_text}"  # the small print is never cut off
     room = limit - len(head) - len(note) - 4  # two "\n\n" separators
     if room < 0:
         # Even header and summary overflow; the attachment holds them whole.
@@ -455,29 +538,6 @@ def _preview(document: Document, limit: int, note: str) -> str:
         taken.append(_clip(document.transcript_lines[0], room))  # its start beats nothing
     body = separator.join(taken)
     return f"{head}\n\n{body}\n\n{note}" if body else f"{head}\n\n{note}"
-
-
-def _shorten(units: Sequence[str], budget: int, noun: str) -> str:
-    head: list[str] = []
-    used = 0
-    for unit in units:
-        if used + len(unit) + 1 > budget * 2 // 3:
-            break
-        head.append(unit)
-        used += len(unit) + 1
-    if not head:  # one enormous first unit: keep its start
-        head.append(_clip(units[0], budget * 2 // 3 - 6) + " [...]")
-        used = len(head[0]) + 1
-    tail: list[str] = []
-    for unit in reversed(units[len(head) :]):
-        if used + len(unit) + 1 > budget:
-            break
-        tail.append(unit)
-        used += len(unit) + 1
-    tail.reverse()
-    omitted = len(units) - len(head) - len(tail)
-    marker = [f"[... {omitted:,} of {len(units):,} {noun} left out ...]"] if omitted else []
-    return "\n".join([*head, *marker, *tail])
 
 
 def _percents(stats: Sequence[SpeakerStats]) -> list[int]:
@@ -519,3 +579,93 @@ def _one_line(text: str) -> str:
 
 def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+# -- redaction ----------------------------------------------------------------------------
+
+#: How each PII policy is named to people, in the plural (the spec's `PiiPolicy`).
+PII_WORDS = {
+    "account_number": "account numbers",
+    "banking_information": "bank details",
+    "blood_type": "blood types",
+    "credit_card_cvv": "card security codes",
+    "credit_card_expiration": "card expiry dates",
+    "credit_card_number": "card numbers",
+    "date": "dates",
+    "date_interval": "date ranges",
+    "date_of_birth": "dates of birth",
+    "drivers_license": "driving licence numbers",
+    "drug": "medications",
+    "duration": "durations",
+    "email_address": "email addresses",
+    "event": "events",
+    "filename": "file names",
+    "gender_sexuality": "gender and sexuality terms",
+    "healthcare_number": "healthcare numbers",
+    "injury": "injuries",
+    "ip_address": "IP addresses",
+    "language": "languages",
+    "location": "addresses and places",
+    "marital_status": "marital statuses",
+    "medical_condition": "medical conditions",
+    "medical_process": "medical procedures",
+    "money_amount": "amounts of money",
+    "nationality": "nationalities",
+    "number_sequence": "number sequences",
+    "occupation": "occupations",
+    "organization": "organisations",
+    "passport_number": "passport numbers",
+    "password": "passwords",
+    "person_age": "ages",
+    "person_name": "names",
+    "phone_number": "phone numbers",
+    "physical_attribute": "physical attributes",
+    "political_affiliation": "political affiliations",
+    "religion": "religions",
+    "statistics": "medical statistics",
+    "time": "times",
+    "url": "web addresses",
+    "us_social_security_number": "social security numbers",
+    "username": "user names",
+    "vehicle_id": "vehicle ids",
+    "zodiac_sign": "zodiac signs",
+}
+_ENTITY = re.compile(r"\[([A-Z_]+)\]")
+
+
+def redaction_note(transcript: Transcript, policies: Sequence[str], substitution: str) -> str:
+    """What the transcript had redacted, for its footer: with `entity_name` substitution
+    each redacted word reads `[PHONE_NUMBER]`, so the redactions can be counted by kind
+    (consecutive words of one kind count once); with `hash` they read `####` and only the
+    kinds looked for can be named."""
+    looked_for = ", ".join(PII_WORDS.get(p, p.replace("_", " ")) for p in policies)
+    if substitution != "entity_name":
+        return f"🔒 PII redaction on ({looked_for}): redacted text shows as ####"
+    counts: dict[str, int] = {}
+    wanted = {p.upper(): p for p in policies}
+    previous = None
+    for word in transcript.words or ():
+        match = _ENTITY.search(word.text)
+        kind = wanted.get(match.group(1)) if match else None
+        if kind is not None and kind != previous:
+            counts[kind] = counts.get(kind, 0) + 1
+        previous = kind
+    if not transcript.words:
+        for match in _ENTITY.finditer(transcript.text or ""):
+            kind = wanted.get(match.group(1))
+            if kind is not None:
+                counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return f"🔒 PII redaction on: nothing found to redact ({looked_for})"
+    found = ", ".join(
+        f"{PII_WORDS.get(kind, kind.replace('_', ' '))} ({n})"
+        for kind, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+    return f"🔒 PII redacted: {found}"
+
+
+def with_footer(document: Document, line: str) -> Document:
+    """`document` with one more small-print line (the deletion receipt)."""
+    if line in document.footer:
+        return document
+    return replace(document, footer=(*document.footer, line))

@@ -33,6 +33,7 @@ from bot.assemblyai import (
 )
 from bot.chat import Adapter, Core, Platform
 from bot.config import Secret, Settings, speech_model_warnings
+from bot.controls import ControlSettings
 from bot.doctor import Check, Finding
 from bot.engine import Engine, EngineConfig
 from bot.errors import ConfigError
@@ -149,6 +150,34 @@ def engine_config(settings: Settings, webhook_secret: Secret | None) -> EngineCo
         lease=float(settings.job_lease_seconds),
         urls=UrlPolicy(allow_private=settings.allow_private_urls),
         retention=timedelta(days=settings.job_retention_days),
+        budget_hours=settings.monthly_budget_hours,
+        usage_retention=timedelta(days=settings.usage_retention_days),
+    )
+
+
+def control_settings(settings: Settings) -> ControlSettings:
+    """Who gets transcribed, what is redacted, what it costs: the settings `Controls`
+    applies (bot/controls.py)."""
+    return ControlSettings(
+        channel_defaults={
+            Platform.SLACK: settings.slack_auto_transcribe,
+            Platform.DISCORD: settings.discord_auto_transcribe,
+        },
+        dm_defaults={
+            Platform.SLACK: settings.slack_dm_transcribe,
+            Platform.DISCORD: settings.discord_dm_transcribe,
+        },
+        allowed_workspaces={
+            Platform.SLACK: frozenset(settings.allowed_workspaces),
+            Platform.DISCORD: frozenset(settings.allowed_guilds),
+        },
+        allowed_channels=frozenset(settings.allowed_channels),
+        redact_pii=settings.redact_pii,
+        redact_pii_policies=settings.redact_pii_policies,
+        redact_pii_sub=settings.redact_pii_sub,
+        redact_pii_audio=settings.redact_pii_audio,
+        budget_hours=settings.monthly_budget_hours,
+        prices=dict(settings.price_per_hour),
     )
 
 
@@ -174,15 +203,7 @@ def compose(
         schedule=schedule,
         health=health or Health(grace=float(settings.readiness_grace_seconds)),
     )
-    core = Intake(
-        engine,
-        store,
-        auto_defaults={
-            Platform.SLACK: settings.slack_auto_transcribe,
-            Platform.DISCORD: settings.discord_auto_transcribe,
-        },
-        urls=config.urls,
-    )
+    core = Intake(engine, store, controls=control_settings(settings), urls=config.urls)
     adapters = [factory(settings, core) for factory in factories]
     for adapter in adapters:
         engine.add_platform(adapter)

@@ -43,7 +43,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from bot import messages, render
+from bot import conversation, messages, render
+from bot import summary as summary_outcome
 from bot.assemblyai import (
     AssemblyAIClient,
     AssemblyAIError,
@@ -463,12 +464,9 @@ def _status(stderr: Console) -> Iterator[Callable[[Transcript], None]]:
 
 async def _ai_summary(
     client: AssemblyAIClient, transcript: Transcript, model: str
-) -> render.Summary:
-    try:
-        answer = await client.chat(render.summary_prompt(transcript), model=model)
-    except AssemblyAIError as exc:
-        return render.Summary.unavailable(exc.message)
-    return render.Summary.from_llm(answer)
+) -> summary_outcome.Outcome:
+    """The structured summary the bot posts, rendered as plain lines (bot/summary.py)."""
+    return await summary_outcome.summarise(client, conversation.lines(transcript), model=model)
 
 
 async def _save(

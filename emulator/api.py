@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,7 +88,7 @@ async def delete_transcript(request: web.Request) -> web.Response:
             "status of 'completed' or 'error' before they can be deleted.",
         )
     if not record.deleted:
-        record.scrub()
+        record.scrub()  # the redacted audio goes with it
         _forget_upload(emulator, record.request.audio_url)
     return web.json_response(transcript_json(record))
 
@@ -229,6 +232,69 @@ async def word_search(request: web.Request) -> web.Response:
     )
 
 
+#: Where redacted audio is served, as S3 would: presigned, without the API key.
+REDACTED_AUDIO_PREFIX = "/redacted-audio/"
+
+
+def _signature(emulator: Emulator, name: str, expires: str) -> str:
+    key = emulator.config.api_key.encode()  # the emulator's own secret, never handed out
+    return hmac.new(key, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+async def get_redacted_audio(request: web.Request) -> web.Response:
+    """`GET /v2/transcript/{id}/redacted-audio`: the URL of the audio with its PII beeped
+    out, for a completed transcript made with redact_pii and redact_pii_audio, for 24
+    hours after it completed; 400 with the reason otherwise."""
+    emulator = request.app[EMULATOR]
+    record = _record(request)
+    if record.deleted:
+        raise ApiError(400, "This transcript has been deleted.")
+    if record.status is not JobStatus.COMPLETED:
+        raise ApiError(
+            400,
+            f"This transcript has a status of '{record.status}'. Transcripts must have a "
+            "status of 'completed' before requesting redacted audio.",
+        )
+    request_values = record.request
+    if not (request_values.get("redact_pii") and request_values.get("redact_pii_audio")):
+        raise ApiError(
+            400,
+            "Redacted audio is only available when redact_pii and redact_pii_audio are set to true",
+        )
+    if record.redacted_audio is None:
+        raise ApiError(400, record.redacted_audio_error or "The redacted audio is not available")
+    assert record.completed is not None
+    completed = record.completed.replace(tzinfo=UTC)
+    ttl = emulator.config.redacted_audio_ttl
+    age = (datetime.now(UTC) - completed).total_seconds()
+    if age > ttl:
+        raise ApiError(
+            400, "The redacted audio has expired: redacted audio files are kept for 24 hours"
+        )
+    expires = str(int(time.time() + ttl - age))
+    name = record.redacted_audio.name
+    query = urlencode({"Expires": expires, "Signature": _signature(emulator, name, expires)})
+    url = f"{_base_url(request)}{REDACTED_AUDIO_PREFIX}{name}?{query}"
+    return web.json_response({"status": "redacted_audio_ready", "redacted_audio_url": url})
+
+
+async def redacted_audio_file(request: web.Request) -> web.StreamResponse:
+    """The redacted audio itself, for whoever holds its presigned URL (S3's answers: 403
+    for a bad or expired signature, 404 for a file that is gone)."""
+    emulator = request.app[EMULATOR]
+    name = request.match_info["name"]
+    expires = request.query.get("Expires", "")
+    signature = request.query.get("Signature", "")
+    good = hmac.compare_digest(signature, _signature(emulator, name, expires))
+    if not good or not expires.isdigit() or int(expires) < time.time():
+        return web.Response(status=403, text="AccessDenied", content_type="application/xml")
+    path = emulator.storage / name
+    if not name.startswith("redacted-") or not path.is_file():
+        return web.Response(status=404, text="NoSuchKey", content_type="application/xml")
+    kind = "audio/wav" if name.endswith(".wav") else "audio/mpeg"
+    return web.FileResponse(path, headers={"Content-Type": kind})
+
+
 def routes() -> list[web.RouteDef]:
     item = "/v2/transcript/{transcript_id}"
     return [
@@ -240,5 +306,7 @@ def routes() -> list[web.RouteDef]:
         web.get(item + "/sentences", get_sentences),
         web.get(item + "/paragraphs", get_paragraphs),
         web.get(item + "/word-search", word_search),
+        web.get(item + "/redacted-audio", get_redacted_audio),
         web.get(item + "/{subtitle_format:srt|vtt}", get_subtitles),
+        web.get(REDACTED_AUDIO_PREFIX + "{name}", redacted_audio_file),
     ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import api, control, llm
+from . import api, control, llm, understanding_api
 from .config import EmulatorConfig
 from .errors import UNAUTHORIZED, ApiError, GatewayError
 from .runtime import EMULATOR, Emulator
@@ -42,7 +42,9 @@ def _authenticate(request: web.Request) -> None:
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The route's response, or the JSON error it stands for."""
     try:
-        if request.match_info.http_exception is None:  # unknown routes answer 404 first
+        # Unknown routes answer 404 first; presigned files need no key (their URL is one).
+        presigned = request.path.startswith(api.REDACTED_AUDIO_PREFIX)
+        if request.match_info.http_exception is None and not presigned:
             _authenticate(request)
         return await handler(request)
     except ApiError as exc:
@@ -97,7 +99,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app = web.Application(middlewares=[pipeline], client_max_size=MAX_JSON_BYTES)
     app[EMULATOR] = Emulator(config)
     app.cleanup_ctx.append(_lifecycle)
-    app.add_routes(api.routes() + llm.routes() + control.routes())
+    app.add_routes(api.routes() + llm.routes() + understanding_api.routes() + control.routes())
     return app
 
 

@@ -91,7 +91,11 @@ class EmulatorConfig:
     ffprobe: str | None = field(default_factory=_find_ffprobe)
     # Path of ffmpeg, used to find where audio without a script holds speech (see
     # `speech`); None puts placeholder words over the whole duration, silence included.
+    # It also makes the PII-redacted audio, which cannot be made without it.
     ffmpeg: str | None = field(default_factory=_find_ffmpeg)
+    # How long a redacted audio file is kept after its transcript completes (the API:
+    # "Redacted audio files are only available for 24 hours").
+    redacted_audio_ttl: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -110,6 +114,8 @@ class EmulatorConfig:
             raise ValueError("webhook_retry_interval must be >= 0 and webhook_timeout > 0")
         if self.max_upload_bytes < 1 or self.max_download_bytes < 1:
             raise ValueError("size limits must be positive")
+        if self.redacted_audio_ttl <= 0:
+            raise ValueError("redacted_audio_ttl must be positive")
         if self.public_base_url is not None and not self.public_base_url.startswith(
             ("http://", "https://")
         ):

@@ -4,8 +4,10 @@ Requests are checked the way the gateway's schema says (`model` required and kno
 `messages` or `prompt`, `max_tokens` >= 1, `temperature` in 0..2). The answer is derived
 from the prompt alone, so it is deterministic: lines such as `Speaker A: ...` become a
 bullet summary that attributes each speaker's first points to them; other prompts get
-their first sentences back as bullets. A `json_schema` response format gets a JSON
-document of the requested shape. Streaming and tool calls are not emulated.
+their first sentences back as bullets. A `json_schema` response format (refused for the
+gpt-oss models, as the spec says) gets a JSON document valid against the requested
+schema, its content taken from what the prompt says (`_instance`). Streaming and tool
+calls are not emulated.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from bot.models import LLM_MODELS
+from bot.models import LLM_MODELS, supports_structured_output
 
 from .errors import GatewayError
 
@@ -91,21 +95,160 @@ def summarize(text: str) -> str:
     return "\n".join(f"- {s}" for s in sentences) or "- (empty prompt)"
 
 
-def _instance(schema: Any, text: str) -> Any:
-    """A small JSON value of the given JSON Schema's shape, its strings taken from `text`."""
-    if not isinstance(schema, dict):
-        return text
+@dataclass(frozen=True, slots=True)
+class _Fact:
+    """One thing said, as the prompt shows it: who, when (`mm:ss`), what."""
+
+    who: str | None
+    at: str | None
+    text: str
+    #: "decision" or "action item", for notes that say what a line is
+    tag: str | None = None
+    #: everything said on the line (`text` is its first sentence)
+    full: str = ""
+
+
+_TIMED_LINE = re.compile(
+    r"^\s*(?:[-•*]\s*)?\[(?P<at>\d{1,2}(?::\d\d){1,2})\]\s*(?P<who>[^:\n\[\]]{1,60}?)\s*:\s*(?P<text>\S.*)$",
+    re.M,
+)
+_TAG = re.compile(r"^(?P<who>.*?)\s*\((?P<tag>decision|action item)\)$", re.I)
+_DECISION = re.compile(r"\b(decid\w*|agree\w*|approv\w*|go with|settled)\b", re.I)
+_ACTION = re.compile(r"\b(will|i'll|we'll|you'll|going to|need to|has to|must|todo)\b", re.I)
+_WHO = frozenset({"speaker", "owner", "who", "name", "person", "assignee"})
+_WHEN = frozenset({"at", "timestamp", "time", "start", "when_said", "said_at"})
+_DUE = frozenset({"due", "deadline", "when", "by"})
+
+
+def _facts(text: str) -> list[_Fact]:
+    """Lines `[mm:ss] Who: what` (a transcript, or notes made of one), else the speaker
+    lines `Speaker A: what`, else the text's sentences."""
+    facts = []
+    for match in _TIMED_LINE.finditer(text):
+        who, tag = match["who"].strip(), None
+        tagged = _TAG.match(who)
+        if tagged is not None:
+            who, tag = tagged["who"].strip(), tagged["tag"].lower()
+        said = " ".join(match["text"].split())
+        facts.append(_Fact(who, match["at"], _SENTENCE.split(said)[0], tag, said))
+    if facts:
+        return facts
+    facts = [
+        _Fact(who, None, _SENTENCE.split(said.strip())[0])
+        for who, said in _SPEAKER_LINE.findall(text)
+    ]
+    if facts:
+        return facts
+    return [_Fact(None, None, s) for s in _SENTENCE.split(" ".join(text.split())) if s]
+
+
+def _chosen(name: str, facts: list[_Fact]) -> list[_Fact]:
+    """The facts an array property named `name` is about: those notes tag as such, else
+    those that read like one (a decision, an action item), else all."""
+    key = name.lower()
+    if any(f.tag for f in facts):
+        if "decision" in key:
+            return [f for f in facts if f.tag == "decision"]
+        if "action" in key or "task" in key or "todo" in key:
+            return [f for f in facts if f.tag == "action item"]
+        return [f for f in facts if f.tag is None]
+    if "decision" in key:
+        return _sentences(facts, lambda s: bool(_DECISION.search(s)))
+    if "action" in key or "task" in key or "todo" in key:
+        return _sentences(facts, lambda s: bool(_ACTION.search(s) and not _DECISION.search(s)))
+    return facts
+
+
+def _sentences(facts: list[_Fact], wanted: Callable[[str], bool]) -> list[_Fact]:
+    """Each sentence said that `wanted` picks, as a fact of its own."""
+    out = []
+    for fact in facts:
+        for sentence in _SENTENCE.split(fact.full or fact.text):
+            if sentence and wanted(sentence):
+                out.append(_Fact(fact.who, fact.at, sentence, fact.tag, sentence))
+    return out
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
     kind = schema.get("type")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
+        return [str(k) for k in kind]
+    if kind is None:
+        return ["object"] if "properties" in schema else ["string"]
+    return [str(kind)]
+
+
+def _instance(schema: Any, text: str, facts: list[_Fact] | None = None) -> Any:
+    """A JSON value of the given JSON Schema's shape, valid against it (types, required
+    and additional properties, enums, item counts), its content taken from the prompt:
+    arrays hold one item per thing said (decisions and action items where the property
+    says so), a property named like `speaker` or `owner` names who said it, `at` when,
+    `due` is null (nobody said), other strings are what was said."""
+    facts = _facts(text) if facts is None else facts
+    return _value(schema, "", text, facts, None)
+
+
+def _value(schema: Any, name: str, text: str, facts: list[_Fact], fact: _Fact | None) -> Any:
+    if not isinstance(schema, dict):
+        return text
     if schema.get("enum"):
         return schema["enum"][0]
-    if kind == "object" or "properties" in schema:
+    if "const" in schema:
+        return schema["const"]
+    types = _types(schema)
+    key = name.lower()
+    nullable = "null" in types
+    kind = next((t for t in types if t != "null"), "null")
+    if kind == "object":
         props = schema.get("properties", {})
-        return {name: _instance(sub, text) for name, sub in props.items()}
+        return {prop: _value(sub, prop, text, facts, fact) for prop, sub in props.items()}
     if kind == "array":
-        return [_instance(schema.get("items", {}), text)]
-    return {"integer": 0, "number": 0, "boolean": False, "null": None}.get(str(kind), text)
+        items = schema.get("items", {})
+        chosen = list(_chosen(name, facts))
+        high = schema.get("maxItems")
+        chosen = chosen[:high] if isinstance(high, int) else chosen
+        low = schema.get("minItems", 0)
+        while len(chosen) < low:
+            chosen.append(facts[len(chosen) % len(facts)] if facts else _Fact(None, None, text))
+        return [_value(items, "", text, facts, f) for f in chosen]
+    if kind == "string":
+        if key in _DUE and nullable:
+            return None
+        if fact is None:  # not about one thing said: the whole answer
+            return None if nullable and (key in _WHO or key in _WHEN) else text
+        if key in _WHO:
+            return fact.who if fact.who is not None or nullable else ""
+        if key in _WHEN:
+            return fact.at if fact.at is not None or nullable else "00:00"
+        return fact.text
+    if nullable and kind == "null":
+        return None
+    return {"integer": 0, "number": 0, "boolean": False, "null": None}.get(kind, text)
+
+
+def _response_format(value: Any, model: str, request_id: str) -> dict[str, Any] | None:
+    """The JSON schema asked for, checked as llm-gateway.yml's `ResponseFormat` says."""
+    if value is None:
+        return None
+
+    def bad(message: str) -> GatewayError:
+        return GatewayError(400, message, request_id)
+
+    if not isinstance(value, dict) or value.get("type") != "json_schema":
+        raise bad("response_format.type must be json_schema")
+    config = value.get("json_schema")
+    if not isinstance(config, dict):
+        raise bad("response_format.json_schema is required")
+    if not isinstance(config.get("name"), str) or not config["name"]:
+        raise bad("response_format.json_schema.name is required")
+    if not isinstance(config.get("schema"), dict):
+        raise bad("response_format.json_schema.schema must be an object")
+    if "strict" in config and not isinstance(config["strict"], bool):
+        raise bad("response_format.json_schema.strict must be a boolean")
+    if not supports_structured_output(model):
+        raise bad(f"response_format is not supported by model '{model}'")
+    schema: dict[str, Any] = config["schema"]
+    return schema
 
 
 async def chat_completions(request: web.Request) -> web.Response:
@@ -136,12 +279,12 @@ async def chat_completions(request: web.Request) -> web.Response:
     if body.get("stream") is True:
         raise GatewayError(400, "stream is not supported by the emulator", request_id)
 
+    schema = _response_format(body.get("response_format"), model, request_id)
     prompt = "\n".join(text for role, text in messages if role in ("user", "system"))
     answer = summarize(prompt)
-    response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema", {})
-        answer = json.dumps(_instance(schema, answer))
+    if schema is not None:
+        user = "\n".join(text for role, text in messages if role == "user")
+        answer = json.dumps(_instance(schema, answer, _facts(user)))
     finish = "stop"
     if _tokens(answer) > max_tokens:
         answer, finish = answer[: max_tokens * CHARS_PER_TOKEN], "length"

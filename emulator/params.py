@@ -15,9 +15,18 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.models import ACCEPTED_SPEECH_MODELS, LANGUAGE_CODES, LISTED_SPEECH_MODELS
+from bot.models import (
+    ACCEPTED_SPEECH_MODELS,
+    KEYTERM_MAX_WORDS,
+    LANGUAGE_CODES,
+    LISTED_SPEECH_MODELS,
+    PII_POLICIES,
+    PROMPT_MAX_WORDS,
+    keyterms_limit,
+)
 
 from .errors import ApiError
+from .understanding import Task, parse_task
 
 # LANGUAGE_CODES (TranscriptLanguageCode of openapi.yml) is the bot's list too, so the CLI
 # refuses before spending what the emulator would refuse.
@@ -181,6 +190,22 @@ class TranscriptRequest:
         """(audio_start_from, audio_end_at) in milliseconds; end None means the end."""
         return int(self.values.get("audio_start_from", 0)), self.values.get("audio_end_at")
 
+    @property
+    def understanding(self) -> Task | None:
+        """The Speech Understanding task asked for, validated when the request was."""
+        value = self.values.get("speech_understanding")
+        return None if value is None else parse_task(value, speaker_labels=self.speaker_labels)
+
+    @property
+    def keyterms(self) -> tuple[str, ...]:
+        return tuple(self.values.get("keyterms_prompt", ()))
+
+    @property
+    def spellings(self) -> tuple[tuple[tuple[str, ...], str], ...]:
+        return tuple(
+            (tuple(item["from"]), item["to"]) for item in self.values.get("custom_spelling", ())
+        )
+
     def expected_speakers(self) -> tuple[int | None, int | None]:
         """(minimum, maximum) number of speakers asked for, None where not said."""
         exact = self.values.get("speakers_expected")
@@ -237,8 +262,30 @@ def _check_combinations(values: dict[str, Any]) -> None:
     _check_window(values)
     _check_speakers(values)
     _check_webhook(values)
+    _check_vocabulary(values)
+    if "speech_understanding" in values:
+        parse_task(
+            values["speech_understanding"], speaker_labels=bool(values.get("speaker_labels"))
+        )
+    _check_redaction(values)
+
+
+def _check_redaction(values: dict[str, Any]) -> None:
     if values.get("redact_pii") and not values.get("redact_pii_policies"):
         raise ApiError(400, "redact_pii_policies must be provided when redact_pii is enabled")
+    for policy in values.get("redact_pii_policies", ()):
+        if policy not in PII_POLICIES:
+            raise ApiError(400, f"redact_pii_policies: '{policy}' is not a valid PII policy")
+    if values.get("redact_pii_audio") and not values.get("redact_pii"):
+        raise ApiError(400, "redact_pii_audio requires redact_pii to be enabled")
+    options = values.get("redact_pii_audio_options")
+    if options is not None:
+        for key, value in options.items():
+            if key == "return_redacted_no_speech_audio" and isinstance(value, bool):
+                continue
+            if key == "override_audio_redaction_method" and value == "silence":
+                continue
+            raise ApiError(400, f"redact_pii_audio_options.{key} is not allowed with {value!r}")
 
 
 def _check_window(values: dict[str, Any]) -> None:
@@ -281,3 +328,48 @@ def _check_webhook(values: dict[str, Any]) -> None:
             400,
             "webhook_auth_header_name and webhook_auth_header_value must be provided together",
         )
+
+
+def _check_vocabulary(values: dict[str, Any]) -> None:
+    """`keyterms_prompt`, `prompt` and `custom_spelling` within AssemblyAI's limits (the
+    Keyterms Prompting, Universal-3 Pro and Custom Spelling pages; the wording is the
+    emulator's own)."""
+    terms = values.get("keyterms_prompt")
+    if terms is not None:
+        if "prompt" in values:
+            raise ApiError(
+                400, "The prompt and keyterms_prompt parameters cannot be used in the same request"
+            )
+        limit = keyterms_limit(values["speech_models"])
+        if len(terms) > limit:
+            raise ApiError(
+                400,
+                f"keyterms_prompt can contain at most {limit} keyterms for the requested "
+                f"speech_models, not {len(terms)}",
+            )
+        for term in terms:
+            words = term.split()
+            if not words:
+                raise ApiError(400, "keyterms_prompt must not contain empty keyterms")
+            if len(words) > KEYTERM_MAX_WORDS:
+                raise ApiError(
+                    400,
+                    f"Each keyterm in keyterms_prompt can be at most {KEYTERM_MAX_WORDS} words: "
+                    f"'{term[:80]}'",
+                )
+    prompt = values.get("prompt")
+    if prompt is not None and len(prompt.split()) > PROMPT_MAX_WORDS:
+        raise ApiError(400, f"prompt can be at most {PROMPT_MAX_WORDS} words")
+    for index, item in enumerate(values.get("custom_spelling", ())):
+        where = f"custom_spelling[{index}]"
+        if not isinstance(item, dict) or set(item) != {"from", "to"}:
+            raise ApiError(400, f'{where} must be an Object with exactly "from" and "to"')
+        froms, to = item["from"], item["to"]
+        if (
+            not isinstance(froms, list)
+            or not froms
+            or not all(isinstance(f, str) and f.strip() for f in froms)
+        ):
+            raise ApiError(400, f"{where}.from must be a non-empty Array of Strings")
+        if not isinstance(to, str) or len(to.split()) != 1:
+            raise ApiError(400, f"{where}.to must be a single word")

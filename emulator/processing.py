@@ -18,15 +18,18 @@ import math
 import random
 from collections import deque
 from functools import partial
+from pathlib import Path
 
 from bot.models import SPEECH_MODEL_LANGUAGES
 
 from .config import EmulatorConfig
 from .fetch import DownloadError, Fetcher
 from .media import NotAudioError, probe
-from .scripts import Options, ScriptError, load_script, transcribe
+from .redaction import redact, redacted_audio
+from .scripts import Options, ScriptError, Transcription, load_script, transcribe
 from .speech import find_speech
 from .store import TranscriptRecord
+from .understanding import identify, translations
 from .webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -78,10 +81,12 @@ class Processor:
         config: EmulatorConfig,
         fetcher: Fetcher,
         webhooks: WebhookSender,
+        storage: Path | None = None,
     ) -> None:
         self._config = config
         self._fetcher = fetcher
         self._webhooks = webhooks
+        self._storage = storage
         self._queue: deque[TranscriptRecord] = deque()
         self._active: dict[str, asyncio.Task[None]] = {}
         self._closing = False
@@ -146,10 +151,22 @@ class Processor:
             )
             if options.language_detection and not result.words:
                 raise _NoSpeechError(seconds)
+            if record.request.get("redact_pii"):
+                entities = dict(script.entities) if script else {}
+                result = await self._redact(record, result, entities, media.path)
             delay = self.processing_seconds(record.id, info.duration) - (loop.time() - started)
             if delay > 0:
                 await asyncio.sleep(delay)
             model = model_used(record.request.speech_models, result.language_code)
+            task = record.request.understanding
+            record.script = script
+            if task is not None and task.kind == "speaker_identification":
+                record.identified = identify(task, script, result)
+            elif task is not None and task.kind == "translation":
+                whole, each = translations(task, script, result)
+                record.translated_texts = whole
+                if task.options.get("match_original_utterance"):
+                    record.utterance_translations = each
             record.complete(result, seconds, info.channels, model)
             logger.info("transcript completed", extra={"transcript_id": record.id})
         except DownloadError as exc:
@@ -173,6 +190,42 @@ class Processor:
             if media is not None and media.temporary:
                 media.path.unlink(missing_ok=True)
 
+    async def _redact(
+        self,
+        record: TranscriptRecord,
+        result: Transcription,
+        entities: dict[str, str],
+        source: Path,
+    ) -> Transcription:
+        """The transcript with its PII redacted, and with `redact_pii_audio` the audio's
+        redacted copy, made before the transcript completes."""
+        request = record.request
+        substitution = request.get("redact_pii_sub") or "hash"  # the spec's default
+        redacted, spans = redact(result, request.get("redact_pii_policies"), substitution, entities)
+        if not request.get("redact_pii_audio"):
+            return redacted
+        options = request.get("redact_pii_audio_options") or {}
+        if not redacted.words and not options.get("return_redacted_no_speech_audio"):
+            record.redacted_audio_error = (
+                "This transcript has no speech, so no redacted audio was made "
+                "(redact_pii_audio_options.return_redacted_no_speech_audio makes one)"
+            )
+            return redacted
+        quality = request.get("redact_pii_audio_quality") or "mp3"
+        if self._storage is None:
+            record.redacted_audio_error = "The redacted audio could not be created"
+            return redacted
+        out = self._storage / f"redacted-{record.id}.{quality}"
+        silence = options.get("override_audio_redaction_method") == "silence"
+        made = await redacted_audio(
+            self._config.ffmpeg, source, out, spans, quality=quality, silence=silence
+        )
+        if made:
+            record.redacted_audio = out
+        else:
+            record.redacted_audio_error = "The redacted audio could not be created"
+        return redacted
+
     @staticmethod
     def _options(record: TranscriptRecord) -> Options:
         request = record.request
@@ -186,6 +239,8 @@ class Processor:
             language_detection=request.language_detection,
             punctuate=bool(request.get("punctuate", True)),
             format_text=bool(request.get("format_text", True)),
+            keyterms=request.keyterms,
+            spellings=request.spellings,
         )
 
     async def close(self) -> None:

@@ -117,7 +117,7 @@ class Emulator:
             retry_interval=config.webhook_retry_interval,
             timeout=config.webhook_timeout,
         )
-        self._processor = Processor(config, fetcher, self._webhooks)
+        self._processor = Processor(config, fetcher, self._webhooks, self._storage)
         self.state = State.RUNNING
         logger.info("emulator started", extra={"concurrency": config.concurrency})
 

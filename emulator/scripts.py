@@ -1,7 +1,13 @@
 """Deterministic transcripts: a script's turns, or a placeholder, laid over the audio.
 
 A script is `<scripts_dir>/<sha256 of the audio bytes>.json`:
-`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`.
+`{"language_code": "en_us", "utterances": [{"speaker": "A", "text": "..."}]}`, and
+optionally `"entities": {"Ada Lovelace": "person_name"}`: what PII redaction finds in it
+besides what has a fixed shape (emulator/redaction.py). An utterance may also say who
+speaks (`"name": "Ada"`: speaker identification maps its speaker to that name when the
+request offers it) and what it says in other languages (`"translated_texts": {"es":
+"..."}`: translation answers with it; without one, a target language gets the text marked
+`[es] ...`).
 Its words are spread over the real duration in proportion to their length, with a short
 pause between turns, so that text, words, utterances and timings always agree. The
 script describes the whole file: `audio_start_from`/`audio_end_at` keep only the words
@@ -20,10 +26,12 @@ import json
 import random
 import re
 import string
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from bot.models import PII_POLICIES
 
 from .speech import Span
 
@@ -51,6 +59,14 @@ class ScriptError(Exception):
 class Script:
     language_code: str
     turns: tuple[tuple[str, str], ...]  # (speaker, text)
+    #: who each speaker is, where the script says (speaker -> name)
+    names: Mapping[str, str] = field(default_factory=dict)
+    #: per turn, its text in other languages (language code -> text)
+    translations: tuple[Mapping[str, str], ...] = ()
+    #: how sure language detection is (None: a deterministic value of 0.9 or more)
+    language_confidence: float | None = None
+    #: words of the script that are PII, and which policy's (`person_name`...)
+    entities: tuple[tuple[str, str], ...] = ()
 
 
 def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
@@ -70,6 +86,8 @@ def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
     if not isinstance(language, str) or not language:
         raise ScriptError(path, "language_code must be a non-empty string")
     turns = []
+    names: dict[str, str] = {}
+    translations: list[Mapping[str, str]] = []
     for item in data["utterances"]:
         if not (
             isinstance(item, dict)
@@ -78,10 +96,37 @@ def load_script(scripts_dir: Path | None, sha256: str) -> Script | None:
             and item["text"].split()
         ):
             raise ScriptError(path, 'each utterance needs a "speaker" and a non-empty "text"')
+        name = item.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise ScriptError(path, '"name" must be a non-empty string')
+            if names.setdefault(item["speaker"], name) != name:
+                raise ScriptError(path, f"speaker {item['speaker']} has two names")
+        translated = item.get("translated_texts", {})
+        if not isinstance(translated, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in translated.items()
+        ):
+            raise ScriptError(path, '"translated_texts" must map language codes to texts')
         turns.append((item["speaker"], item["text"]))
+        translations.append(dict(translated))
     if not turns:
         raise ScriptError(path, "the script has no utterances")
-    return Script(language_code=language, turns=tuple(turns))
+    sure = data.get("language_confidence")
+    if sure is not None and (not isinstance(sure, int | float) or not 0 <= sure <= 1):
+        raise ScriptError(path, "language_confidence must be a number from 0 to 1")
+    entities = data.get("entities", {})
+    if not isinstance(entities, dict) or not all(
+        isinstance(k, str) and k.strip() and v in PII_POLICIES for k, v in entities.items()
+    ):
+        raise ScriptError(path, '"entities" maps words of the script to PII policies')
+    return Script(
+        language_confidence=None if sure is None else float(sure),
+        language_code=language,
+        turns=tuple(turns),
+        names=names,
+        translations=tuple(translations),
+        entities=tuple(entities.items()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +136,8 @@ class Word:
     end: int
     confidence: float
     speaker: str | None
+    #: the script turn (or placeholder turn) the word comes from
+    turn: int = -1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +161,10 @@ class Options:
     language_detection: bool = False
     punctuate: bool = True
     format_text: bool = True
+    #: `keyterms_prompt`: words heard as one of these take its spelling
+    keyterms: tuple[str, ...] = ()
+    #: `custom_spelling`: (from phrases, to), applied last
+    spellings: tuple[tuple[tuple[str, ...], str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +226,12 @@ def transcribe(
     else:
         turns = ()
     words = [w for w in _spread(sha256, turns, timeline, opts) if _in_window(w, opts.window)]
+    words = spelled(keyed(words, opts.keyterms), opts.spellings)
     if opts.language_detection:
         language = script.language_code if script else "en"
         confidence: float | None = round(0.9 + 0.0999 * _fraction(sha256, "language"), 4)
+        if script is not None and script.language_confidence is not None:
+            confidence = script.language_confidence
     else:
         language, confidence = opts.language_code or "en_us", None
     return Transcription(tuple(words), language, confidence)
@@ -240,7 +294,7 @@ def _spread(
             if text:
                 confidence = round(0.75 + 0.25 * _fraction(sha256, index, raw), 5)
                 label = speaker if opts.speaker_labels else None
-                yield Word(text, start, end, confidence, label)
+                yield Word(text, start, end, confidence, label, turn)
             index += 1
 
 
@@ -270,3 +324,53 @@ def _placeholder_turns(sha256: str, duration_ms: int, opts: Options) -> tuple[tu
             remaining -= count
         turns.append((labels[len(turns) % len(labels)], " ".join(sentences)))
     return tuple(turns)
+
+
+# -- vocabulary: keyterms and custom spelling --------------------------------------------
+# AssemblyAI's models hear a keyterm better; the emulator's stand-in is that a word (or run
+# of words) equal to a keyterm but for case and punctuation takes the keyterm's spelling.
+# Custom spelling is a rule: every occurrence of a `from` phrase (case-insensitive) becomes
+# the single word `to`, keeping the punctuation that followed it.
+
+_EDGE = ".,!?;:\"'"
+
+
+def _bare(text: str) -> str:
+    return text.strip(_EDGE).lower()
+
+
+def _tail(text: str) -> str:
+    core = text.rstrip(_EDGE)
+    return text[len(core) :]
+
+
+def keyed(words: list[Word], keyterms: Sequence[str]) -> list[Word]:
+    out = list(words)
+    for term in keyterms:
+        parts = term.split()
+        wanted = [p.lower() for p in parts]
+        for i in range(len(out) - len(parts) + 1):
+            if [_bare(w.text) for w in out[i : i + len(parts)]] == wanted:
+                for j, part in enumerate(parts):
+                    word = out[i + j]
+                    out[i + j] = replace(word, text=part + _tail(word.text))
+    return out
+
+
+def spelled(words: list[Word], spellings: Sequence[tuple[tuple[str, ...], str]]) -> list[Word]:
+    out = list(words)
+    for phrases, to in spellings:
+        # The longest phrase first: "the figures" before "figures".
+        for phrase in sorted(phrases, key=lambda p: -len(p.split())):
+            wanted = [p.lower() for p in phrase.split()]
+            if not wanted:
+                continue
+            i = 0
+            while i <= len(out) - len(wanted):
+                run = out[i : i + len(wanted)]
+                if [_bare(w.text) for w in run] == wanted:
+                    first, last = run[0], run[-1]
+                    merged = replace(first, text=to + _tail(last.text), end=last.end)
+                    out[i : i + len(wanted)] = [merged]
+                i += 1
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import TRANSCRIPT_NOT_FOUND, ApiError
 from .params import TranscriptRequest
-from .scripts import Transcription
+from .scripts import Script, Transcription
 
 # The host the API's upload URLs name; only the emulator resolves them.
 UPLOAD_URL_PREFIX = "https://cdn.assemblyai.com/upload/"
@@ -69,6 +69,16 @@ class TranscriptRecord:
     speech_model_used: str | None = None
     webhook_status_code: int | None = None
     deleted: bool = False
+    #: the script the audio was transcribed to, if it had one (for Speech Understanding)
+    script: Script | None = None
+    #: speaker identification's mapping (speaker label -> name), applied when shown
+    identified: dict[str, str] = field(default_factory=dict)
+    #: translation asked for on submit: the whole text, and each utterance's
+    translated_texts: dict[str, str] | None = None
+    utterance_translations: list[dict[str, str]] | None = None
+    #: the audio with the PII beeped out (redact_pii_audio), or why there is none
+    redacted_audio: Path | None = None
+    redacted_audio_error: str | None = None
 
     @property
     def done(self) -> bool:
@@ -104,6 +114,12 @@ class TranscriptRecord:
             raise TransitionError(self.id, self.status, "delete")
         self.deleted = True
         self.result = None
+        self.script = None
+        self.identified = {}
+        self.translated_texts = self.utterance_translations = None
+        if self.redacted_audio is not None:
+            self.redacted_audio.unlink(missing_ok=True)
+            self.redacted_audio = None
 
 
 @dataclass(slots=True)

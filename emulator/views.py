@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .store import JobStatus, TranscriptRecord
+from .understanding import response, utterances_json, words_json
 
 # Request fields echoed back, with the value the API shows when the request left them out.
 _ECHOED: dict[str, Any] = {
@@ -85,6 +86,13 @@ def transcript_json(record: TranscriptRecord) -> dict[str, Any]:
     for name in _ECHOED_IF_GIVEN:
         if name in request.values:
             body[name] = request.values[name]
+    task = request.understanding
+    if task is not None and record.status is JobStatus.COMPLETED and record.result is not None:
+        # Done with the transcript: the task's outcome, beside the request as given.
+        body["speech_understanding"] = {
+            "request": task.given["request"],
+            "response": response(task, record.identified),
+        }
     body["webhook_auth"] = request.webhook_header is not None
     body["webhook_status_code"] = record.webhook_status_code
     if body["redact_pii"]:
@@ -121,21 +129,15 @@ def _results(record: TranscriptRecord) -> dict[str, Any]:
     out["language_code"] = result.language_code
     out["language_confidence"] = result.language_confidence
     out["text"] = result.text
-    out["words"] = [w.to_json() for w in result.words]
+    out["words"] = [words_json(w, record.identified) for w in result.words]
     out["confidence"] = result.confidence if result.words else None
     out["speech_model_used"] = record.speech_model_used
     if request.speaker_labels:
-        out["utterances"] = [
-            {
-                "confidence": round(sum(w.confidence for w in words) / len(words), 5),
-                "start": words[0].start,
-                "end": words[-1].end,
-                "text": " ".join(w.text for w in words),
-                "words": [w.to_json() for w in words],
-                "speaker": speaker,
-            }
-            for speaker, words in result.utterances()
-        ]
+        out["utterances"] = utterances_json(
+            result, record.identified, record.utterance_translations
+        )
+    if record.translated_texts is not None:
+        out["translated_texts"] = record.translated_texts
     if request.get("multichannel") and record.audio_channels is not None:
         out["audio_channels"] = record.audio_channels
     return out

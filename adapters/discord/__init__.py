@@ -37,14 +37,17 @@ from aiohttp import web
 
 from adapters.discord import texts
 from adapters.discord.client import GatewayClient, invite_url
+from adapters.discord.controls import DiscordControls
 from adapters.discord.delivery import Delivery, Interactions
 from adapters.discord.events import Events
 from adapters.discord.files import AttachmentFetcher
 from adapters.discord.format import CONTENT_LIMIT
+from adapters.discord.people import People
 from bot.chat import (
     Core,
     FileSource,
     FileStream,
+    Person,
     Platform,
     PlatformRefused,
     PlatformUnavailable,
@@ -113,6 +116,8 @@ class DiscordAdapter:
 
     name: Final = Platform.DISCORD
     message_limit: Final = CONTENT_LIMIT  # the 2,000 less the post's reference line
+    #: what a bot may upload in a server that is not boosted (10 MiB)
+    file_limit: Final = 10 * 1024 * 1024
 
     def __init__(
         self,
@@ -130,9 +135,11 @@ class DiscordAdapter:
         self._state = _State.NEW
         self.interactions = Interactions()
         self.intake = Events(core, self.interactions)
-        self.client = GatewayClient(self.intake, guild_ready_timeout=guild_ready_timeout)
+        controls = DiscordControls(core, self.intake.running)
+        self.client = GatewayClient(self.intake, controls, guild_ready_timeout=guild_ready_timeout)
         self._delivery = Delivery(self.client, self.interactions, shared_store=shared_store)
         self._files = AttachmentFetcher(self.client)
+        self._people = People(self.client)
         self._gateway: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()  # start() finished, one way or the other
 
@@ -279,6 +286,22 @@ class DiscordAdapter:
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self._usable()
         await self._delivery.react(where, reaction)
+
+    async def people(self, where: ThreadRef) -> Sequence[Person]:
+        await self._usable()
+        return await self._people.of(where)
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        await self._usable()
+        await self._delivery.erase(where, message_ids)
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        """Tell the server's owner, in a direct message (Discord has no one admin list:
+        the owner is the one member every server has)."""
+        await self._usable()
+        if not workspace.isdigit():
+            return  # DMs belong to no server
+        await self._delivery.tell_owner(int(workspace), text)
 
     async def _usable(self) -> None:
         """Wait for a start under way (the engine resumes jobs while the gateway connects);

@@ -14,7 +14,9 @@ from typing import Any, Final, Literal
 import discord
 from discord import app_commands
 
-from adapters.discord import texts
+from adapters.discord import preferences, texts
+from adapters.discord.actions import RedoButton, RenameButton
+from adapters.discord.controls import DiscordControls, Switch
 from adapters.discord.events import Events, Subtitles
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,13 @@ def intents() -> discord.Intents:
 
 
 class GatewayClient(discord.Client):
-    def __init__(self, intake: Events, *, guild_ready_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        intake: Events,
+        controls: DiscordControls,
+        *,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
         super().__init__(
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
@@ -62,8 +70,12 @@ class GatewayClient(discord.Client):
         self.intake = intake
         self.tree = app_commands.CommandTree(self)
         self.tree.error(self._on_command_error)
-        for command in commands(intake):
+        for command in commands(intake, controls):
             self.tree.add_command(command)
+
+    async def setup_hook(self) -> None:
+        # The result's buttons, on every result ever posted (their ids carry the job's).
+        self.add_dynamic_items(RenameButton, RedoButton)
 
     async def on_message(self, message: discord.Message) -> None:
         if self.user is not None:
@@ -89,11 +101,11 @@ class GatewayClient(discord.Client):
 
 
 def commands(
-    intake: Events,
+    intake: Events, controls: DiscordControls
 ) -> list[app_commands.Command[Any, ..., None] | app_commands.ContextMenu | app_commands.Group]:
-    """`/transcribe`, `/transcribe-settings auto on|off` and the message command
-    "Transcribe", each calling into `intake`. Installed to servers (and usable in the
-    bot's DMs), not to user accounts."""
+    """`/transcribe`, `/transcribe-settings` and the message commands "Transcribe" and
+    "Forget transcript", calling into `intake` and `controls`. Installed to servers (and
+    usable in the bot's DMs), not to user accounts."""
 
     @app_commands.command(name="transcribe", description="Transcribe a recording into this chat")
     @app_commands.describe(
@@ -102,6 +114,7 @@ def commands(
         speakers="How many people speak (default: detect)",
         language="Language code such as en, fr or de (default: detect)",
         subtitles="Also attach subtitle files",
+        translate="Translate into a language code such as es, fr or de",
     )
     @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
@@ -112,8 +125,11 @@ def commands(
         speakers: app_commands.Range[int, 1, 10] | None = None,
         language: app_commands.Range[str, 2, 8] | None = None,
         subtitles: Subtitles | None = None,
+        translate: app_commands.Range[str, 2, 8] | None = None,
     ) -> None:
-        await intake.transcribe_command(interaction, file, url, speakers, language, subtitles)
+        await intake.transcribe_command(
+            interaction, file, url, speakers, language, subtitles, translate
+        )
 
     @app_commands.context_menu(name="Transcribe")
     @app_commands.allowed_installs(guilds=True, users=False)
@@ -123,10 +139,17 @@ def commands(
     ) -> None:
         await intake.transcribe_message(interaction, message)
 
+    @app_commands.context_menu(name="Forget transcript")
+    @app_commands.allowed_installs(guilds=True, users=False)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    async def forget_message(interaction: discord.Interaction, message: discord.Message) -> None:
+        await controls.forget(interaction, message)
+
+    # Visible to everyone: `show`, `optout` and `optin` are for every member; the others
+    # check Manage Server as Discord computed it for the member (and say so).
     settings = app_commands.Group(
         name="transcribe-settings",
-        description="How threadscribe behaves in this channel",
-        default_permissions=discord.Permissions(manage_guild=True),
+        description="How threadscribe behaves in this channel, and your own choice",
         allowed_contexts=app_commands.AppCommandContext(guild=True),
         allowed_installs=app_commands.AppInstallationType(guild=True),
     )
@@ -136,4 +159,40 @@ def commands(
     async def auto(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
         await intake.set_auto(interaction, state == "on")
 
-    return [transcribe, transcribe_message, settings]
+    @settings.command(name="policy", description="Who gets transcribed in this channel")
+    @app_commands.describe(
+        mode="auto: every recording; on-request: when asked; off: nothing; default: the bot's"
+    )
+    async def policy(
+        interaction: discord.Interaction, mode: Literal["auto", "on-request", "off", "default"]
+    ) -> None:
+        await controls.policy(interaction, mode)
+
+    @settings.command(name="redaction", description="Redact personal data (PII) here")
+    @app_commands.describe(
+        pii="Redact phone numbers, emails, card numbers... from transcripts",
+        audio="Also post the audio with the personal data beeped out",
+    )
+    async def redaction(
+        interaction: discord.Interaction, pii: Switch, audio: Switch | None = None
+    ) -> None:
+        await controls.redaction(interaction, pii, audio)
+
+    @settings.command(name="show", description="This channel's settings, yours, and usage")
+    async def show(interaction: discord.Interaction) -> None:
+        await controls.show(interaction)
+
+    @settings.command(name="optout", description="Never transcribe what you share automatically")
+    async def optout(interaction: discord.Interaction) -> None:
+        await controls.opt(interaction, out=True)
+
+    @settings.command(name="optin", description="Transcribe what you share where channels do")
+    async def optin(interaction: discord.Interaction) -> None:
+        await controls.opt(interaction, out=False)
+
+    @settings.command(name="usage", description="This month's hours and estimated cost")
+    async def usage(interaction: discord.Interaction) -> None:
+        await controls.usage(interaction)
+
+    preferences.add_commands(settings, intake)
+    return [transcribe, transcribe_message, forget_message, settings]

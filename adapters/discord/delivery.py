@@ -19,10 +19,11 @@ What the adapter chose at intake travels in the job's platform options under "di
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -184,6 +185,10 @@ class Delivery:
             "embeds": list(out.embeds),
             "allowed_mentions": NO_MENTIONS,
         }
+        if post.document is not None:
+            # A result is replaced whole: its buttons and its files go with it.
+            kwargs["view"] = out.view
+            kwargs["attachments"] = out.discord_files()
         async with converted():
             if where.message is None and message_id == where.thread:
                 # A slash command's status: the deferred response itself, in the channel.
@@ -219,6 +224,55 @@ class Delivery:
                 raise
             # Cosmetic: a deleted message or a missing Add Reactions must not fail a job.
             log.info("reaction %s not shown on %s: %s", reaction.value, where.message, exc)
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        """Delete the job's posts (their attachments go with them) wherever they were made:
+        in the thread started from the source message, in place, or as a slash command's
+        deferred response; then take the bot's reactions off the source message. A post
+        already gone is no error. The thread itself stays: deleting it needs Manage
+        Threads, which the bot is not given."""
+        hints = Hints.of(where.extra)
+        places = [int(where.channel)]
+        if hints.reply is Reply.THREAD and (where.message or where.thread):
+            places.insert(0, int(where.message or where.thread or 0))
+        async with converted():
+            for message_id in message_ids:
+                await self._delete(places, message_id, hints)
+            if where.message is not None:
+                message = self._message(int(where.channel), where.message)
+                me = self._client.user
+                for emoji in EMOJI.values():
+                    with contextlib.suppress(discord.NotFound):
+                        if me is not None:
+                            await message.remove_reaction(emoji, me)
+
+    async def _delete(self, places: Sequence[int], message_id: str, hints: Hints) -> None:
+        interaction = self._interactions.get(hints.interaction)
+        for channel in places:
+            try:
+                await self._message(channel, message_id).delete()
+                return
+            except discord.NotFound:
+                continue
+        if interaction is not None:
+            # A slash command's deferred response, while its token is good.
+            with contextlib.suppress(discord.NotFound):
+                await interaction.delete_original_response()
+
+    async def tell_owner(self, guild_id: int, text: str) -> None:
+        """Send the server's owner `text` in a direct message."""
+        guild = self._client.get_guild(guild_id)
+        if guild is None:
+            await self._client.wait_until_ready()
+            guild = self._client.get_guild(guild_id)
+        if guild is None or guild.owner_id is None:
+            raise PlatformRefused(texts.CHANNEL_GONE)
+        async with converted():
+            owner = self._client.get_user(guild.owner_id) or await self._client.fetch_user(
+                guild.owner_id
+            )
+            channel = owner.dm_channel or await owner.create_dm()
+            await channel.send(text, allowed_mentions=NO_MENTIONS)
 
     # -- the pieces ----------------------------------------------------------------------
 
@@ -325,6 +379,7 @@ class Delivery:
                     embeds=list(out.embeds),
                     attachments=out.discord_files(),
                     allowed_mentions=NO_MENTIONS,
+                    view=out.view,
                 )
                 return str(sent.id)
             except discord.HTTPException as exc:
@@ -356,4 +411,6 @@ def _send_kwargs(out: Outgoing) -> dict[str, Any]:
         kwargs["embeds"] = list(out.embeds)
     if out.files:
         kwargs["files"] = out.discord_files()
+    if out.view is not None:
+        kwargs["view"] = out.view
     return kwargs

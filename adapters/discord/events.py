@@ -33,6 +33,7 @@ from bot import messages
 from bot.chat import Attachment, Core, JobOptions, Platform, Taken, Trigger, UrlSource
 from bot.errors import OptionsError
 from bot.intake import find_links, is_media, language_code
+from bot.revisions import translation_target
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Events:
     """Hands Discord's triggers to the core, and answers the interactions."""
 
     def __init__(self, core: Core, interactions: Interactions) -> None:
+        self.core = core  # the result's buttons (adapters/discord/actions.py) find it here
         self._core = core
         self._interactions = interactions
         self._accepting = False
@@ -62,6 +64,19 @@ class Events:
     async def drain(self, grace: float) -> None:
         """Wait (at most `grace` seconds) for handlers under way; discord.py owns them."""
         await self._running.drain(grace, cancel=False)
+
+    def holding(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Count a handler as under way (for `drain`)."""
+        return self._running.holding()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting and self.core.accepting
+
+    @property
+    def running(self) -> TaskSet:
+        """The handlers under way (the controls' too, so that a drain waits for them)."""
+        return self._running
 
     # -- messages --------------------------------------------------------------------------
 
@@ -107,10 +122,11 @@ class Events:
         speakers: int | None,
         language: str | None,
         subtitles: Subtitles | None,
+        translate: str | None = None,
     ) -> None:
         async with self._running.holding():
             try:
-                options = command_options(speakers, language, subtitles)
+                options = command_options(speakers, language, subtitles, translate)
             except OptionsError as exc:
                 await _say(interaction, f"{exc}. {texts.USAGE}")
                 return
@@ -258,19 +274,25 @@ def message_trigger(message: discord.Message, *, requester: int, explicit: bool)
         options=JobOptions(platform=hints.extra()),
         # Auto-transcribe is set on a channel; a thread (or forum post) follows its parent.
         settings_channel=str(settings_channel(channel)),
+        author=str(message.author.id),
     )
 
 
 def command_options(
-    speakers: int | None, language: str | None, subtitles: Subtitles | None
+    speakers: int | None,
+    language: str | None,
+    subtitles: Subtitles | None,
+    translate: str | None = None,
 ) -> JobOptions:
     """`/transcribe`'s options, checked by the same rules as Slack's `/transcribe` text."""
-    if language is not None and len(language.split()) != 1:
-        raise OptionsError(f"language must be a code such as en or fr, not {language!r}")
+    for name, value in (("language", language), ("translate", translate)):
+        if value is not None and len(value.split()) != 1:
+            raise OptionsError(f"{name} must be a code such as en or fr, not {value!r}")
     return JobOptions(
         speakers_expected=speakers,
         language_code=language_code(language) if language is not None else None,
         formats=tuple(subtitles.split("+")) if subtitles else (),
+        translate_to=translation_target(translate) if translate is not None else None,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Final
 
 import discord
 
+from adapters.discord import actions
 from bot import render
 from bot.chat import Post
 from bot.render import Document, RenderedFile
@@ -27,6 +28,7 @@ MARKER_ROOM: Final = len("\n-# ref ") + REF_LENGTH
 CONTENT_LIMIT: Final = render.DISCORD_MESSAGE_LIMIT - MARKER_ROOM
 TITLE_LIMIT: Final = 256
 DESCRIPTION_LIMIT: Final = 4096
+FOOTER_LIMIT: Final = 2048
 FIELD_LIMIT: Final = 1024
 THREAD_NAME_LIMIT: Final = 100
 NONCE_LENGTH: Final = 25  # Discord's limit for a string nonce
@@ -41,6 +43,8 @@ class Outgoing:
     content: str
     embeds: tuple[discord.Embed, ...] = ()
     files: tuple[RenderedFile, ...] = ()
+    #: the result's buttons (Rename, Redo)
+    view: discord.ui.View | None = None
 
     def discord_files(self) -> list[discord.File]:
         """Fresh `discord.File`s (each is consumed by the request that sends it)."""
@@ -59,55 +63,111 @@ def outgoing(post: Post, *, key: str, embeds: bool = True) -> Outgoing:
         out = _with_embed(document, post.files)
     else:
         out = _plain(document, post.files)
+    if post.controls is not None:
+        out = replace(out, view=actions.view(post.controls))
     return replace(out, content=marked(out.content, key))
 
 
 def _with_embed(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
+    """The header, notes and AI summary in an embed (points in its description,
+    decisions, action items and speakers as fields), the transcript in the content."""
     embed = discord.Embed(title=clip(document.header, TITLE_LIMIT), colour=ACCENT)
-    summary = ai_summary(document)
     complete = True
-    if summary:
-        escaped = escape_summary(summary)
-        embed.description = clip(escaped, DESCRIPTION_LIMIT)
-        complete = embed.description == escaped
+    description = "\n\n".join(p for p in (_notes(document), _points(document)) if p)
+    if description:
+        embed.description = clip(description, DESCRIPTION_LIMIT)
+        complete = embed.description == description
+    fields = [("Decisions", _decisions(document)), ("Action items", _actions(document))]
     if document.stats_lines:
-        value = "\n".join(escape(line) for line in document.stats_lines)
-        embed.add_field(name="Speakers", value=clip(value, FIELD_LIMIT), inline=False)
-        complete = complete and len(value) <= FIELD_LIMIT
-    embed.set_footer(text=f"{document.word_count:,} words · transcribed with AssemblyAI")
+        fields.append(("Speakers", "\n".join(escape(line) for line in document.stats_lines)))
+    for name, value in fields:
+        if value:
+            embed.add_field(name=name, value=clip(value, FIELD_LIMIT), inline=False)
+            complete = complete and len(value) <= FIELD_LIMIT
+    footer = f"{document.word_count:,} words · transcribed with AssemblyAI"
+    # The small print (what was redacted, the deletion receipt) goes in the embed's footer.
+    embed.set_footer(text=clip("\n".join((footer, *document.footer)), FOOTER_LIMIT))
     lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
     content, fits = fit_lines("", lines, document.line_separator, _note(document))
     return Outgoing(content, (embed,), _ensure_full_text(document, files, complete and fits))
 
 
 def _plain(document: Document, files: Sequence[RenderedFile]) -> Outgoing:
-    head = "\n\n".join(escape(part) for part in (document.header, document.summary) if part)
+    parts = (document.header, document.notes_text, document.summary)
+    head = "\n\n".join(escape(part) for part in parts if part)
     lines = [escape(line) for line in document.transcript_lines] or [render.NO_SPEECH]
-    content, fits = fit_lines(head, lines, document.line_separator, _note(document))
+    small = "\n".join(f"-# {escape(line)}" for line in document.footer)
+    content, fits = fit_lines(head, lines, document.line_separator, _note(document), tail=small)
     return Outgoing(content, (), _ensure_full_text(document, files, fits))
 
 
-def ai_summary(document: Document) -> str | None:
-    """The AI summary part of `document.summary` (which also holds the speaker lines),
-    or why it is missing; None when none was asked for."""
-    stats_only = render.summary_section(document.stats_lines)
-    if document.summary == stats_only:
-        return None
-    text = document.summary.removesuffix(stats_only).rstrip()
-    return text.removeprefix("Summary\n").strip() or None
+def _at(ms: int | None, hours: bool) -> str:
+    return f" `{render.format_timestamp(ms, hours=hours)}`" if ms is not None else ""
 
 
-def fit_lines(head: str, lines: Sequence[str], separator: str, note: str) -> tuple[str, bool]:
+def _notes(document: Document) -> str:
+    return "\n".join(f"-# {escape(note)}" for note in document.notes)
+
+
+def _points(document: Document) -> str:
+    """The AI summary's points (the model's words escaped, our own formatting), or the
+    one line saying why there is none."""
+    if document.ai_failed is not None:
+        return escape(render.summary_failed(document.ai_failed))
+    if document.ai is None:
+        return ""
+    lines = []
+    for point in document.ai.points:
+        when = _at(point.at, document.hours)
+        if point.speaker:
+            lines.append(f"- **{escape(point.speaker)}**{when}: {escape(point.text)}")
+        else:
+            lines.append(f"- {escape(point.text)}{when}")
+    return "\n".join(lines)
+
+
+def _decisions(document: Document) -> str:
+    if document.ai is None:
+        return ""
+    return "\n".join(
+        f"- {escape(d.text)}{_at(d.at, document.hours)}" for d in document.ai.decisions
+    )
+
+
+def _actions(document: Document) -> str:
+    if document.ai is None:
+        return ""
+    lines = []
+    for item in document.ai.action_items:
+        owner = f"**{escape(item.owner)}**: " if item.owner else ""
+        due = f" *(by {escape(item.due)})*" if item.due else ""
+        lines.append(f"- {owner}{escape(item.task)}{due}{_at(item.at, document.hours)}")
+    return "\n".join(lines)
+
+
+def fit_lines(
+    head: str, lines: Sequence[str], separator: str, note: str, *, tail: str = ""
+) -> tuple[str, bool]:
     """`head`, then as many whole `lines` as fit in one message; if not all fit, `note`
-    closes it. Returns the text and whether every line is in it."""
+    closes it; `tail` (small print) ends it either way. Returns the text and whether
+    every line is in it."""
+    if tail:
+        text, fits = _fit(head, lines, separator, note, CONTENT_LIMIT - len(tail) - 1)
+        return f"{text}\n{tail}", fits
+    return _fit(head, lines, separator, note, CONTENT_LIMIT)
+
+
+def _fit(
+    head: str, lines: Sequence[str], separator: str, note: str, limit: int
+) -> tuple[str, bool]:
     whole = separator.join(lines)
     full = f"{head}\n\n{whole}" if head else whole
-    if len(full) <= CONTENT_LIMIT:
+    if len(full) <= limit:
         return full, True
-    room = CONTENT_LIMIT - len(note) - 2 - (len(head) + 2 if head else 0)
+    room = limit - len(note) - 2 - (len(head) + 2 if head else 0)
     if room < 40:
         # Even the head overflows (a very long summary): the file holds it whole.
-        return clip(head, CONTENT_LIMIT - len(note) - 2) + "\n\n" + note, False
+        return clip(head, limit - len(note) - 2) + "\n\n" + note, False
     taken: list[str] = []
     used = 0
     for line in lines:
@@ -140,15 +200,6 @@ def _ensure_full_text(
 def escape(text: str) -> str:
     """Show what people said as they said it: no accidental bold, quotes or spoilers."""
     return discord.utils.escape_markdown(text)
-
-
-def escape_summary(text: str) -> str:
-    """Like `escape`, but the summary's own bullets (we ask for them) stay a list."""
-    lines = []
-    for line in text.split("\n"):
-        marker = line[:2] if line[:2] in ("- ", "• ", "* ") else ""
-        lines.append("- " + escape(line[2:]) if marker else escape(line))
-    return "\n".join(lines)
 
 
 def clip(text: str, limit: int) -> str:

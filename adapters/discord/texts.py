@@ -44,7 +44,7 @@ def sync_refused(scope: str, reason: str) -> str:
 
 USAGE: Final = (
     "Attach a recording with `file:` or give a link with `url:` (one of the two), "
-    "optionally with `speakers:` and `language:`."
+    "optionally with `speakers:`, `language:` and `translate:`."
 )
 NO_MEDIA_IN_MESSAGE: Final = "That message has no audio or video file, and no link to one."
 SHUTTING_DOWN: Final = "threadscribe is restarting: please try again in a minute."
@@ -72,7 +72,10 @@ def already(titles: list[str], where: str) -> str:
 # -- users: /transcribe-settings ---------------------------------------------------------
 
 NEED_MANAGE_SERVER: Final = "Only members with the Manage Server permission can change this."
-GUILD_ONLY: Final = "This setting exists in servers only; in DMs I always transcribe."
+GUILD_ONLY: Final = (
+    "This exists in servers only: direct messages to me follow the bot's own setting "
+    "(DISCORD_DM_TRANSCRIBE)."
+)
 
 
 def auto_set(enabled: bool, channel_mention: str) -> str:

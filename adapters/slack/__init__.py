@@ -31,12 +31,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.actions import Actions
+from adapters.slack.admins import Admins
 from adapters.slack.app import SlackBolt
 from adapters.slack.chat import SlackChat
 from adapters.slack.commands import Commands
+from adapters.slack.controls import SlackControls
 from adapters.slack.errors import AUTH_ERRORS, CALL_ERRORS, error_code
 from adapters.slack.events import Events
 from adapters.slack.files import FileOpener
+from adapters.slack.home import Home
+from adapters.slack.people import People
 from adapters.slack.workspaces import (
     Installations,
     OAuthTables,
@@ -49,6 +54,7 @@ from bot.chat import (
     Core,
     FileSource,
     FileStream,
+    Person,
     Platform,
     PlatformUnavailable,
     Post,
@@ -95,6 +101,7 @@ class _State(enum.Enum):
 class SlackAdapter:
     name: Final = Platform.SLACK
     message_limit: Final = SLACK_SECTION_LIMIT
+    file_limit: Final = 1_000_000_000  # Slack takes files up to 1 GB
 
     def __init__(
         self,
@@ -130,6 +137,7 @@ class SlackAdapter:
         self._clients: dict[str, AsyncWebClient] = {}
         self.chat = SlackChat(self._client_for, shared_store=shared_store, forget=self._forget)
         self._files = FileOpener(self._http, api_url=self._api_url)
+        self._people = People(self._client_for)
         self.tasks = TaskSet("slack")
         events = Events(core=core, chat=self.chat, tasks=self.tasks)
         oauth = None
@@ -144,11 +152,21 @@ class SlackAdapter:
                 public_url=settings.public_url,
             )
         secret = settings.slack_signing_secret
+        self.admins = Admins(self._client_for, admins)
         self.bolt = SlackBolt(
             client=self._client,
             signing_secret=secret.value if secret else "",
             triggers=events,
-            commands=Commands(core=core, chat=self.chat, admins=admins),
+            commands=Commands(
+                core=core,
+                chat=self.chat,
+                admins=self.admins,
+                controls=SlackControls(core=core, admins=self.admins),
+            ),
+            actions=Actions(core=core, tasks=self.tasks),
+            controls=SlackControls(core=core, admins=self.admins),
+            home=Home(core=core, admins=self.admins, tasks=self.tasks),
+            tasks=self.tasks,
             oauth=oauth,
         )
 
@@ -245,6 +263,15 @@ class SlackAdapter:
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self.chat.react(where, reaction)
+
+    async def people(self, where: ThreadRef) -> Sequence[Person]:
+        return await self._people.of(where)
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        await self.chat.erase(where, message_ids)
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        await self.admins.notify(workspace, text)
 
     # -- plumbing ------------------------------------------------------------------------
 

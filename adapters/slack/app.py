@@ -31,8 +31,13 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
+from adapters.slack.actions import Actions
+from adapters.slack.blocks import REDO_ACTION, RENAME_ACTION, RENAME_VIEW
 from adapters.slack.commands import COMMAND, Commands
+from adapters.slack.controls import FORGET_SHORTCUT, SETTINGS_COMMAND, SlackControls
 from adapters.slack.events import Events
+from adapters.slack.home import OPT_IN_ACTION, OPT_OUT_ACTION, POLICY_ACTION, Home
+from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +144,10 @@ class SlackBolt:
         signing_secret: str,
         triggers: Events,
         commands: Commands,
+        actions: Actions,
+        controls: SlackControls,
+        home: Home,
+        tasks: TaskSet,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.gate = Gate()
@@ -157,13 +166,17 @@ class SlackBolt:
             # Mode's are not signed. Checking it twice only costs the acknowledgement.
             request_verification_enabled=False,
         )
-        self._register(triggers, commands)
+        self._register(triggers, commands, actions)
+        self._register_controls(controls, home, tasks)
 
-    def _register(self, triggers: Events, commands: Commands) -> None:
+    def _register(self, triggers: Events, commands: Commands, actions: Actions) -> None:
         app = self.app
         app.event("message")(triggers.message)
         app.event("app_mention")(triggers.mention)
         app.command(COMMAND)(commands.transcribe)
+        app.action(RENAME_ACTION)(actions.rename_clicked)
+        app.action(REDO_ACTION)(actions.redo_chosen)
+        app.view(RENAME_VIEW)(actions.rename_submitted)
 
         @app.shortcut(SHORTCUT)
         async def shortcut(
@@ -180,6 +193,38 @@ class SlackBolt:
             @app.event("tokens_revoked")
             async def revoked(event: Mapping[str, Any], context: AsyncBoltContext) -> None:
                 log.warning("Slack says the app's tokens are gone: %s", event.get("type"))
+
+    def _register_controls(self, controls: SlackControls, home: Home, tasks: TaskSet) -> None:
+        """`/transcribe-settings`, the "Forget transcript" shortcut and the Home tab."""
+        app = self.app
+
+        @app.command(SETTINGS_COMMAND)
+        async def settings(ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+            await ack(text=await controls.settings(body, client), response_type="ephemeral")
+
+        @app.shortcut(FORGET_SHORTCUT)
+        async def forget(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            # Forgotten (the jobs marked) before Slack hears back; told after, in the back.
+            answer = await controls.forget(body, client)
+            await ack()
+            tasks.spawn(respond(text=answer, response_type="ephemeral"), "forget")
+
+        @app.event("app_home_opened")
+        async def home_opened(
+            event: Mapping[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+        ) -> None:
+            await home.opened(event, str(context.team_id or ""), client)
+
+        async def home_action(
+            ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient
+        ) -> None:
+            await ack()
+            await home.action(body, client)
+
+        for action in (POLICY_ACTION, OPT_OUT_ACTION, OPT_IN_ACTION):
+            app.action(action)(home_action)
 
     # -- HTTP mode -----------------------------------------------------------------------
 

@@ -162,15 +162,23 @@ class SlackChat:
     # -- edit, react ---------------------------------------------------------------------
 
     async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        """Replace a message; its files (a redo's transcript.txt) follow in the thread,
+        in a reply of their own posted once under `key`, as chat.update cannot attach."""
         client = await self._clients(where.workspace)
         root = where.message is None and where.thread == message_id
         message = await self._render(where, post, root=root)
+        doing = (
+            "update the transcript" if post.document is not None else "update the status message"
+        )
         try:
             await client.chat_update(
                 channel=where.channel, ts=message_id, text=message.text, blocks=message.blocks
             )
         except CALL_ERRORS as exc:
-            raise self._error(where, exc, "update the status message") from exc
+            raise self._error(where, exc, doing) from exc
+        if post.files:
+            note = Post("The updated transcript, in full:", post.files)
+            await self.post(where, note, key=f"{key}:files")
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         """Show `reaction` on the source message (for a slash command, on the thread's
@@ -216,6 +224,50 @@ class SlackChat:
             if error_code(exc) != ok:
                 raise
 
+    # -- erase (forget) -------------------------------------------------------------------
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        """Delete the job's posts (`message_ids`, and any other keyed to the job in its
+        thread), the files the bot uploaded after them, and its reaction on the source
+        message. Newest first, so that a thread the bot started loses its root last."""
+        client = await self._clients(where.workspace)
+        thread = where.thread or where.message
+        doomed = dict.fromkeys(message_ids)
+        files: set[str] = set()
+        try:
+            if thread is not None:
+                replies = await self._messages(
+                    client.conversations_replies, channel=where.channel, ts=thread
+                )
+                mine = [m for m in replies if (_key(m) or "").startswith(f"{where.job_id}:")]
+                for message in mine:
+                    doomed[str(message["ts"])] = None
+                for i, message in enumerate(replies):
+                    if str(message["ts"]) in doomed:
+                        files |= _file_ids_after(replies[i + 1 :])
+            for file_id in sorted(files):
+                await _tolerant(
+                    client.files_delete, {"file_not_found", "file_deleted"}, file=file_id
+                )
+            for ts in sorted(doomed, key=float, reverse=True):
+                await _tolerant(
+                    client.chat_delete, {"message_not_found"}, channel=where.channel, ts=ts
+                )
+            target = where.message
+            if target is not None:
+                for name in REACTIONS.values():
+                    await _tolerant(
+                        client.reactions_remove,
+                        {"no_reaction", "message_not_found"},
+                        channel=where.channel,
+                        timestamp=target,
+                        name=name,
+                    )
+        except CALL_ERRORS as exc:
+            raise self._error(where, exc, "remove its posts") from exc
+        self._reacted.pop((where.channel, where.message or ""), None)
+        self._fresh.pop(where.job_id, None)
+
     def _error(self, where: ThreadRef, exc: Exception, doing: str) -> PlatformError:
         if error_code(exc) in AUTH_ERRORS:
             self._forget(where.workspace)
@@ -254,6 +306,26 @@ def _files_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
                 f["name"] for f in message.get("files", ()) if isinstance(f.get("name"), str)
             )
     return names
+
+
+def _file_ids_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Ids of the files the bot uploaded after a post, up to the next keyed post."""
+    ids: set[str] = set()
+    for message in messages:
+        if _key(message) is not None:
+            break
+        if message.get("bot_id"):
+            ids.update(f["id"] for f in message.get("files", ()) if isinstance(f.get("id"), str))
+    return ids
+
+
+async def _tolerant(method: Callable[..., Any], gone: set[str], **args: Any) -> None:
+    """A deletion; Slack saying the thing is gone already is what was wanted."""
+    try:
+        await method(**args)
+    except SlackApiError as exc:
+        if error_code(exc) not in gone:
+            raise
 
 
 def _key(message: Mapping[str, Any]) -> str | None:

@@ -8,16 +8,17 @@ the engine's first post starts the thread the result goes in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import texts
+from adapters.slack import preferences, texts
+from adapters.slack.admins import Admins
 from adapters.slack.blocks import escape
 from adapters.slack.chat import SlackChat
-from adapters.slack.errors import CALL_ERRORS, error_code
+from adapters.slack.controls import WORDS, SlackControls
 from adapters.slack.events import can_post
 from adapters.slack.incoming import command_trigger
 from bot import messages
@@ -31,18 +32,28 @@ COMMAND: Final = "/transcribe"
 
 
 class Commands:
-    def __init__(self, *, core: Core, chat: SlackChat, admins: Collection[str]) -> None:
+    def __init__(
+        self, *, core: Core, chat: SlackChat, admins: Admins, controls: SlackControls
+    ) -> None:
         self._core = core
         self._chat = chat
-        self._admins = frozenset(admins)
+        self._admins = admins
+        self._controls = controls
 
     async def transcribe(
         self, ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient
     ) -> None:
         text = str(body.get("text") or "").strip()
         word = text.lower()
+        if word in WORDS:
+            # Already mrkdwn: it mentions channels and people.
+            answer = await self._controls.word(word, body, client)
+            await ack(text=answer, response_type="ephemeral")
+            return
         if word in ("", "help"):
             answer = texts.HELP
+        elif preferences.is_preference(text):
+            answer = await preferences.configure(self._core, self._admins, body, text, client)
         elif word in ("on", "off"):
             answer = await self._auto(body, client, enabled=word == "on")
         elif word == "status":
@@ -81,7 +92,7 @@ class Commands:
 
     async def _auto(self, body: Mapping[str, Any], client: AsyncWebClient, *, enabled: bool) -> str:
         user = body["user_id"]
-        if not await self.may_configure(client, user):
+        if not await self.may_configure(client, body["team_id"], user):
             return messages.NOT_ALLOWED
         await self._core.set_auto_transcribe(
             Platform.SLACK, body["team_id"], body["channel_id"], enabled, by=user
@@ -89,17 +100,9 @@ class Commands:
         channel = str(body.get("channel_name") or body["channel_id"])
         return messages.auto_changed(enabled, f"#{channel}")
 
-    async def may_configure(self, client: AsyncWebClient, user: str) -> bool:
+    async def may_configure(self, client: AsyncWebClient, team: str, user: str) -> bool:
         """Workspace admins and owners, and the configured allowlist."""
-        if user in self._admins:
-            return True
-        try:
-            info = await client.users_info(user=user)
-        except CALL_ERRORS as exc:
-            log.warning("users.info failed: %s", error_code(exc))
-            return False
-        person = info.get("user") or {}
-        return any(person.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+        return await self._admins.is_admin(team, user, client)
 
     async def _status(self, body: Mapping[str, Any]) -> str:
         mine = await self._core.progress(Platform.SLACK, body["team_id"], body["user_id"])

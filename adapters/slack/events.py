@@ -171,6 +171,8 @@ class Events:
 def _reply(taken: Taken) -> str | None:
     """What to tell someone who asked: why not, that it is done already, or nothing (the
     thread shows the new job)."""
+    if taken.answers:
+        return "\n".join(taken.answers)
     if taken.refusals:
         return messages.refused(taken.refusals)
     if taken.created:

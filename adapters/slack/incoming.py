@@ -83,6 +83,7 @@ class SlackMessage:
             direct=self.direct,
             options=options or JobOptions(),
             own_hosts=SLACK_HOSTS,
+            author=self.user,
         )
 
 

@@ -17,7 +17,18 @@ HELP: Final = (
     "• /transcribe on | off: transcribe every audio or video file shared in this channel "
     "(workspace admins)\n"
     "• /transcribe status: your transcriptions in progress\n"
-    "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me."
+    "• /transcribe vocab add Kubernetes, Thessaloniki | remove … | spell di carlo as DiCarlo "
+    "| list: words this channel's transcripts should get right\n"
+    "• /transcribe names on|off, summary on|off, translate es|off, settings: this "
+    "channel's transcripts (admins)\n"
+    "• /transcribe optout | optin: whether recordings you share are transcribed "
+    "automatically\n"
+    "• /transcribe usage: this month's hours and estimated cost (workspace admins)\n"
+    "• On a result: Rename speakers, or Redo with another language, speaker count or a "
+    "translation.\n"
+    "• On any message with audio or video: More actions (⋯) → Transcribe, or mention me; "
+    "More actions → Forget transcript removes a transcript.\n"
+    "• /transcribe-settings: this channel's policy and PII redaction"
 )
 
 INVITE_ME: Final = (
@@ -83,3 +94,34 @@ def unreachable(api_url: str, exc: BaseException) -> str:
     """The start-up line when the Web API does not answer."""
     reason = str(exc) or type(exc).__name__
     return f"cannot reach Slack at {api_url} ({reason}): check SLACK_API_URL and the network"
+
+
+# -- privacy and cost controls -------------------------------------------------------------
+
+ADMINS_ONLY: Final = (
+    "Only workspace admins and owners (or the people in the bot's admin list, "
+    "SLACK_ADMIN_USERS) can change this or see the usage."
+)
+
+SETTINGS_HELP: Final = (
+    "/transcribe-settings: how threadscribe behaves in this channel.\n"
+    "• /transcribe-settings: this channel's settings\n"
+    "• /transcribe-settings policy auto | on-request | off | default: transcribe every "
+    "recording shared here, only those someone asks for, or none (admins)\n"
+    "• /transcribe-settings redact on | off | default: redact personal data (PII) from "
+    "transcripts here (admins)\n"
+    "• /transcribe-settings redacted-audio on | off | default: also post the audio with "
+    "the personal data beeped out (admins)\n"
+    "• /transcribe-settings names on|off, summary on|off, translate es|off: speaker names, "
+    "the AI summary and a translation here (admins); vocab add|remove|spell|list: words "
+    "this channel's transcripts should get right (anyone)\n"
+    "Your own choice: /transcribe optout | optin. Usage: /transcribe usage (admins). "
+    "To remove a transcript: More actions (⋯) → Forget transcript, on the message."
+)
+
+NO_MESSAGE: Final = "Slack did not say which message that was: try again on the message."
+FORGET_HOW: Final = (
+    "To remove a transcript, use More actions (⋯) → Forget transcript on the recording's "
+    "message or on my result in its thread: my posts there, the transcript at AssemblyAI "
+    "and my record of it are deleted."
+)

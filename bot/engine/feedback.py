@@ -43,6 +43,8 @@ class Working:
     fetched: Transcript | None = None
     #: seconds after submission at which its webhook said the transcript is done
     webhook_at: float | None = None
+    #: the result as posted, to add the deletion receipt to it without fetching again
+    result_post: Post | None = None
 
 
 class Memory:
@@ -136,6 +138,21 @@ class Feedback:
         """Post `step` in the job's thread (idempotent on the platform by its key)."""
         platform = self._platforms[job.platform]
         return await platform_call(platform.post(self.where(job), post, key=f"{job.id}:{step}"))
+
+    async def replace(self, job: Job, message_id: str, post: Post) -> str:
+        """Put `post` (a redo's result) in place of the message `message_id` (the result
+        it redoes), under the redo's own key; the id of the message that now shows it. A
+        message that is gone, or may not be edited, is posted anew instead."""
+        platform = self._platforms[job.platform]
+        key = f"{job.id}:{DeliveryStep.RESULT}"
+        try:
+            await platform.edit(self.where(job), message_id, post, key=key)
+        except PlatformError as exc:
+            if exc.retryable:
+                raise Retry(exc.message) from exc
+            log.info("job %s: the result it redoes cannot be edited (%s)", job.id, exc.message)
+            return await self.post(job, DeliveryStep.RESULT, post)
+        return message_id
 
     async def react(self, job: Job, reaction: Reaction) -> None:
         platform = self._platforms[job.platform]

@@ -32,7 +32,19 @@ from bot.engine.feedback import Feedback, Memory
 from bot.engine.steps import TO_SUBMIT, StepContext, StepSettings
 from bot.errors import Fail, Lost, Retry
 from bot.health import Health
-from bot.jobs import FileSource, IntakeRecord, Job, JobState, JobStore, Limits, Platform, Refusal
+from bot.jobs import (
+    Admission,
+    Budget,
+    FileSource,
+    IntakeRecord,
+    Job,
+    JobState,
+    JobStore,
+    Limits,
+    Platform,
+    Refusal,
+    next_month,
+)
 from bot.metrics import Metrics
 from bot.models import DEFAULT_LLM_MODEL, DEFAULT_SPEECH_MODELS
 from bot.polling import PollSchedule
@@ -57,8 +69,10 @@ class EngineConfig:
     webhook_url: str | None = None
     webhook_secret: Secret | None = field(default=None, repr=False)
     delete_after_delivery: bool = False
-    ai_summary: bool = False
+    ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
+    #: transcript characters per summary request (a long recording is summarised in parts)
+    summary_part_chars: int = 48_000
     lease: float = 30.0  # a job whose holder died is picked up again after this
     max_attempts: int = 6  # submission attempts before a job fails
     max_delivery_attempts: int = 40  # about three hours of backoff before giving up a thread
@@ -82,6 +96,12 @@ class EngineConfig:
     #: ...but never longer than this
     intake_quiet_max: float = 1.0
     turn_interval: float = 0.02  # the worker's loop looks at the store at most this often
+    #: hours each workspace may transcribe per calendar month (MONTHLY_BUDGET_HOURS)
+    budget_hours: float | None = None
+    #: usage records (and notices said once) are deleted this long after
+    usage_retention: timedelta = timedelta(days=400)
+    #: the least of the budget a recording of unknown length is taken in with (seconds)
+    budget_min_slice: float = 60.0
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -92,10 +112,12 @@ class EngineConfig:
             delete_after_delivery=self.delete_after_delivery,
             ai_summary=self.ai_summary,
             llm_model=self.llm_model,
+            summary_part_chars=self.summary_part_chars,
             urls=self.urls,
             max_duration=self.max_duration,
             transfer_floor=self.transfer_floor,
             transfer_min_rate=self.transfer_min_rate,
+            budget_hours=self.budget_hours,
         )
 
 
@@ -171,16 +193,22 @@ class Engine:
         if refused is not None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
             return IntakeOutcome(None, False, refused)
-        # Limits and the insert in one transaction, grouped with concurrent intakes.
+        # Limits, the budget and the insert in one transaction, grouped with concurrent
+        # intakes.
         limits = Limits(self.config.per_user, self.config.per_channel)
         now = asyncio.get_running_loop().time()
         close = now - self._intake_seen < self.config.intake_quiet
         self._intake_streak = self._intake_streak + 1 if close else 1
         self._intake_seen = now
-        admission = await self.store.admission.admit(record, limits)
+        budget = Budget(
+            self.config.budget_hours, self.config.max_duration, self.config.budget_min_slice
+        )
+        admission = await self.store.admission.admit(record, limits, budget)
         if admission.job is None:
             self.metrics.intakes.labels(record.platform.value, "refused").inc()
-            return IntakeOutcome(None, False, self._refusal_text(admission.refusal))
+            if admission.refusal is Refusal.BUDGET and record.platform in self.platforms:
+                self._spawn_side(steps.budget_used_up(self._context_for(record.platform), record))
+            return IntakeOutcome(None, False, self._refusal_text(admission))
         job, created = admission.job, admission.created
         self.metrics.intakes.labels(record.platform.value, "created" if created else "dupe").inc()
         if created:
@@ -199,10 +227,38 @@ class Engine:
             return messages.too_long(record.audio_duration, self.config.max_duration)
         return None
 
-    def _refusal_text(self, refusal: Refusal | None) -> str:
-        if refusal is Refusal.CHANNEL_LIMIT:
+    def _refusal_text(self, admission: Admission) -> str:
+        if admission.refusal is Refusal.CHANNEL_LIMIT:
             return messages.channel_limit(self.config.per_channel)
+        if admission.refusal is Refusal.BUDGET and self.config.budget_hours is not None:
+            resets = next_month(self.store.now())
+            return messages.budget_refused(
+                self.config.budget_hours, admission.left, admission.needed, resets
+            )
         return messages.user_limit(self.config.per_user)
+
+    # -- forget ------------------------------------------------------------------------
+
+    async def forget(self, job: Job, *, by: str) -> Job | None:
+        """Forget a job wherever it is: it becomes `forgotten` at once (a step running on
+        it stops at its next write), and the loop then purges it (steps.purge). None if
+        it was forgotten already."""
+        forgotten = await self.store.queue.transition(
+            job.id,
+            None,
+            [state for state in JobState if state is not JobState.FORGOTTEN],
+            JobState.FORGOTTEN,
+            next_attempt_at=self.store.now(),
+            attempts=0,
+        )
+        if forgotten is not None:
+            log.info("job %s forgotten at the request of %s", job.id, by, extra={"job": job.id})
+            self._wake.set()
+        return forgotten
+
+    def wake(self) -> None:
+        """Look at the store again now (something became due)."""
+        self._wake.set()
 
     async def _announce_new(self, job: Job) -> None:
         """React and post the status message for a new job, under a short lease so that a
@@ -327,7 +383,12 @@ class Engine:
             await asyncio.sleep(self.config.idle if wait is None else min(wait, self.config.idle))
 
     async def prune(self) -> int:
-        """Delete delivered jobs past their retention (JOB_RETENTION_DAYS); how many."""
+        """Delete delivered jobs past their retention (JOB_RETENTION_DAYS), and usage
+        records and notices past theirs (USAGE_RETENTION_DAYS); how many jobs went."""
+        usage = await self.store.usage.prune(self.config.usage_retention)
+        await self.store.notices.prune(self.config.usage_retention)
+        if usage:
+            log.info("deleted %d usage records older than %s", usage, self.config.usage_retention)
         if self.config.retention is None:
             return 0
         pruned = await self.store.prune(self.config.retention)
@@ -439,10 +500,13 @@ class Engine:
     # -- one job -----------------------------------------------------------------------
 
     def _context(self, job: Job) -> StepContext:
+        return self._context_for(job.platform)
+
+    def _context_for(self, platform: Platform) -> StepContext:
         return StepContext(
             store=self.store,
             client=self.client,
-            platform=self.platforms[job.platform],
+            platform=self.platforms[platform],
             settings=self._settings,
             feedback=self.feedback,
             memory=self.memory,
@@ -513,6 +577,9 @@ class Engine:
     async def _advance(self, job: Job) -> None:
         ctx = self._context(job)
         try:
+            if job.state is JobState.FORGOTTEN:
+                await steps.purge(ctx, job)
+                return
             if job.state in TO_SUBMIT:
                 await steps.submit(ctx, job)
                 return  # released until its first poll (or its webhook)
@@ -567,6 +634,8 @@ class Engine:
         )
         if failed is None:
             return
+        # AssemblyAI bills completed transcripts only: an unsettled job costs nothing.
+        await self.store.usage.settle(job.id, 0.0, None, only_unsettled=True)
         try:
             await steps.deliver(self._context(failed), failed)
         except Retry as retry:
@@ -590,6 +659,8 @@ class Engine:
         if ended is not None:
             log.warning("job %s could not be delivered: %s", job.id, message)
             self.metrics.deliveries.labels(job.platform.value, "undeliverable").inc()
+            await self.store.usage.settle(job.id, 0.0, None, only_unsettled=True)
+            await steps.clean_up(self._context(ended), ended, posted=False)
 
 
 def _job_fields(job: Job) -> contextlib.AbstractContextManager[None]:

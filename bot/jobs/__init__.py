@@ -23,6 +23,9 @@ from bot.errors import (
 from bot.jobs.database import DEFAULT_DATABASE_URL, parse_database_url
 from bot.jobs.records import (
     Admission,
+    Budget,
+    ChannelPolicy,
+    ChannelPreferences,
     ChannelSettings,
     DeliveryStep,
     FileSource,
@@ -33,15 +36,20 @@ from bot.jobs.records import (
     JobState,
     Limits,
     Platform,
+    Redaction,
     Refusal,
     Source,
     UrlSource,
 )
 from bot.jobs.store import JobStore
+from bot.jobs.usage import UsageReport, month_start, next_month
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "Admission",
+    "Budget",
+    "ChannelPolicy",
+    "ChannelPreferences",
     "ChannelSettings",
     "DatabaseUnavailable",
     "DeliveryStep",
@@ -56,11 +64,15 @@ __all__ = [
     "JobStore",
     "Limits",
     "Platform",
+    "Redaction",
     "Refusal",
     "SchemaTooNew",
     "Source",
     "StoreClosed",
     "StoreError",
     "UrlSource",
+    "UsageReport",
+    "month_start",
+    "next_month",
     "parse_database_url",
 ]

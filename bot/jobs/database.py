@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import enum
 import importlib.util
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -268,11 +270,18 @@ def _upgrade(connection: Connection, url: str) -> None:
     from alembic.script import ScriptDirectory
 
     config = _alembic_config(connection)
-    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-    for revision in MigrationContext.configure(connection).get_current_heads():
+    scripts = ScriptDirectory.from_config(config)
+    known = {script.revision for script in scripts.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    for revision in current:
         if revision not in known:
             raise SchemaTooNew(url, revision)
+    head = scripts.get_current_head()
+    if head in current:
+        return
     command.upgrade(config, "head")
+    before = ", ".join(current) or "an empty database"
+    log.info("database schema upgraded from %s to %s", before, head, extra={"database": url})
 
 
 async def inspect_schema(raw: str | URL, *, connect_timeout: float = 5.0) -> str:

@@ -14,6 +14,8 @@ from sqlalchemy.sql.expression import false, text
 from sqlalchemy.types import TypeDecorator
 
 from bot.jobs.records import (
+    ChannelPolicy,
+    ChannelPreferences,
     ChannelSettings,
     Job,
     JobOptions,
@@ -104,6 +106,14 @@ class JobRow(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     audio_url: Mapped[str | None] = mapped_column(Text)
     submit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redo_of: Mapped[str | None] = mapped_column(String(36))
+    people: Mapped[list[list[str]] | None] = mapped_column(JSONDocument)
+    speakers: Mapped[list[list[str]] | None] = mapped_column(JSONDocument)
+    author: Mapped[str | None] = mapped_column(ID)
+    billed_seconds: Mapped[float | None] = mapped_column(Float)
+    speech_model: Mapped[str | None] = mapped_column(String(64))
+    budget_seconds: Mapped[float | None] = mapped_column(Float)
+    transcript_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
@@ -112,6 +122,7 @@ class JobRow(Base):
         Index("ix_jobs_channel_state", "platform", "workspace", "channel", "state"),
         Index("ix_jobs_state_created_at", "state", "created_at", "id"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+        Index("ix_jobs_redo_of", "redo_of"),
     )
 
 
@@ -121,9 +132,72 @@ class ChannelSettingsRow(Base):
     platform: Mapped[Platform] = mapped_column(_str_enum(Platform), primary_key=True)
     workspace: Mapped[str] = mapped_column(ID, primary_key=True)
     channel: Mapped[str] = mapped_column(ID, primary_key=True)
-    auto_transcribe: Mapped[bool]
+    # Each setting is NULL until someone sets it: the deployment's default applies.
+    policy: Mapped[ChannelPolicy | None] = mapped_column(_str_enum(ChannelPolicy))
+    redact_pii: Mapped[bool | None]
+    redact_pii_audio: Mapped[bool | None]
     updated_by: Mapped[str] = mapped_column(ID)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelPreferencesRow(Base):
+    """What a channel chose beyond auto-transcribe: speaker names, the summary, a
+    translation, its vocabulary. NULL: the deployment's default."""
+
+    __tablename__ = "channel_preferences"
+
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform), primary_key=True)
+    workspace: Mapped[str] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(ID, primary_key=True)
+    names: Mapped[bool | None]
+    summary: Mapped[bool | None]
+    translate_to: Mapped[str | None] = mapped_column(String(16))
+    keyterms: Mapped[list[str]] = mapped_column(JSONDocument)
+    spellings: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    updated_by: Mapped[str] = mapped_column(ID)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OptOutRow(Base):
+    """People who opted out of automatic transcription (`/transcribe optout`)."""
+
+    __tablename__ = "opt_outs"
+
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform), primary_key=True)
+    person: Mapped[str] = mapped_column(ID, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UsageRow(Base):
+    """What each job costs: the seconds reserved when it was taken in (its length, or the
+    most it may run), then the seconds AssemblyAI billed. Kept apart from the jobs, whose
+    rows are pruned after JOB_RETENTION_DAYS, for USAGE_RETENTION_DAYS."""
+
+    __tablename__ = "usage"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform))
+    workspace: Mapped[str] = mapped_column(ID)
+    channel: Mapped[str] = mapped_column(ID)
+    person: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reserved_seconds: Mapped[float] = mapped_column(Float)
+    billed_seconds: Mapped[float | None] = mapped_column(Float)
+    speech_model: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_usage_workspace_created_at", "platform", "workspace", "created_at"),
+    )
+
+
+class NoticeRow(Base):
+    """Things said once (budget alerts, "not enabled here"), by key, across replicas and
+    restarts."""
+
+    __tablename__ = "notices"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class DeploymentSecretRow(Base):
@@ -165,6 +239,14 @@ def job_of(row: JobRow) -> Job:
         submitted_at=row.submitted_at,
         audio_url=row.audio_url,
         submit_started_at=row.submit_started_at,
+        redo_of=row.redo_of,
+        people=tuple((str(i), str(n)) for i, n in row.people or ()),
+        speakers=None if row.speakers is None else tuple((str(k), str(v)) for k, v in row.speakers),
+        author=row.author,
+        billed_seconds=row.billed_seconds,
+        speech_model=row.speech_model,
+        budget_seconds=row.budget_seconds,
+        transcript_deleted_at=row.transcript_deleted_at,
     )
 
 
@@ -173,7 +255,23 @@ def channel_settings_of(row: ChannelSettingsRow) -> ChannelSettings:
         platform=row.platform,
         workspace=row.workspace,
         channel=row.channel,
-        auto_transcribe=row.auto_transcribe,
+        policy=row.policy,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+        redact_pii=row.redact_pii,
+        redact_pii_audio=row.redact_pii_audio,
+    )
+
+
+def channel_preferences_of(row: ChannelPreferencesRow) -> ChannelPreferences:
+    return ChannelPreferences(
+        names=row.names,
+        summary=row.summary,
+        translate_to=row.translate_to,
+        keyterms=tuple(row.keyterms or ()),
+        spellings=tuple(
+            (tuple(str(f) for f in item["from"]), str(item["to"])) for item in row.spellings or ()
+        ),
         updated_by=row.updated_by,
         updated_at=row.updated_at,
     )

@@ -346,6 +346,55 @@ class JobQueue:
             log.info("job %s -> %s", job.id, to_state.value, extra={"job": job.id})
         return job
 
+    async def adopt_transcript(
+        self, job_id: str, owner: str, parent_id: str, *, now: datetime | None = None
+    ) -> Job | None:
+        """Hand the transcript of the job `parent_id` (a delivered one) to `job_id`, a redo
+        that needs no new transcription, which becomes submitted with it; in one
+        transaction, so that one job holds a transcript at a time. None when the redo is
+        no longer leased to `owner`, or the parent has no transcript to give."""
+        now = self._now(now)
+        try:
+            async with self._db.session() as session:
+                pick = select(JobRow.transcript_id, JobRow.people, JobRow.audio_duration).where(
+                    JobRow.id == parent_id
+                )
+                found = (await session.execute(pick.with_for_update())).one_or_none()
+                if found is None or found.transcript_id is None:
+                    return None
+                transcript_id = found.transcript_id
+                await session.execute(
+                    update(JobRow).where(JobRow.id == parent_id).values(transcript_id=None)
+                )
+                moved = (
+                    update(JobRow)
+                    .where(
+                        JobRow.id == job_id,
+                        JobRow.lease_owner == owner,
+                        JobRow.state.in_((JobState.RECEIVED, JobState.FETCHING)),
+                    )
+                    .values(
+                        state=JobState.SUBMITTED,
+                        transcript_id=transcript_id,
+                        submitted_at=now,
+                        next_attempt_at=now,
+                        people=found.people,
+                        attempts=0,
+                        polls=0,
+                        audio_duration=found.audio_duration,
+                        updated_at=self._db.clock(),
+                    )
+                    .returning(JobRow)
+                )
+                row = (await session.scalars(moved, execution_options=RETURNING)).one_or_none()
+                if row is None:
+                    raise _Undone  # roll the parent back too
+                job = job_of(row)
+        except _Undone:
+            return None
+        log.info("job %s took over transcript %s from job %s", job_id, transcript_id, parent_id)
+        return job
+
     async def record_posted(
         self, job_id: str, step: DeliveryStep | str, message_id: str, *, owner: str | None = None
     ) -> Job | None:
@@ -419,6 +468,10 @@ class JobQueue:
             result = await session.scalars(statement.returning(JobRow), execution_options=RETURNING)
             row = result.one_or_none()
             return None if row is None else job_of(row)
+
+
+class _Undone(Exception):
+    """Raised inside a transaction to roll all of it back."""
 
 
 def free(now: Moment) -> ColumnElement[bool]:

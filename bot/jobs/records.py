@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeAlias, TypedDict
 from urllib.parse import urlsplit
 
 from bot.errors import IllegalTransition
+from bot.models import ChannelPolicy as ChannelPolicy
 
 #: What a platform file reference may hold: ids, names, sizes, URLs. Never bytes.
 JSONScalar: TypeAlias = str | int | float | bool | None
@@ -29,7 +30,9 @@ class JobState(enum.StrEnum):
     """received -> fetching -> submitted -> completed | failed -> delivered.
 
     A URL source may skip `fetching` (AssemblyAI fetches it). Any unfinished state may
-    fail. A failed job is still delivered: its error is posted to the thread.
+    fail. A failed job is still delivered: its error is posted to the thread. Any state,
+    delivered included, may become `forgotten` (`/transcribe forget`): the engine then
+    deletes the bot's posts and the transcript at AssemblyAI, and the job's row.
     """
 
     RECEIVED = "received"
@@ -38,6 +41,7 @@ class JobState(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DELIVERED = "delivered"
+    FORGOTTEN = "forgotten"
 
     @property
     def in_flight(self) -> bool:
@@ -76,7 +80,13 @@ _NEXT: dict[JobState, frozenset[JobState]] = {
     JobState.COMPLETED: frozenset({JobState.DELIVERED, JobState.FAILED}),
     JobState.FAILED: frozenset({JobState.DELIVERED}),
     JobState.DELIVERED: frozenset(),
+    # Its row is deleted once the purge is done; it never becomes anything else.
+    JobState.FORGOTTEN: frozenset(),
 }
+# Forgetting is possible from anywhere: a running job stops at its next write.
+for _state in JobState:
+    if _state is not JobState.FORGOTTEN:
+        _NEXT[_state] = _NEXT[_state] | {JobState.FORGOTTEN}
 
 #: Key names a file reference must not carry: those would be credentials.
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "authorization", "cookie", "apikey")
@@ -159,6 +169,31 @@ class DeliveryStep(enum.StrEnum):
     RESULT = "result"
 
 
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """PII redaction as a job asks AssemblyAI for it (`redact_pii` and its options),
+    decided at intake from the deployment's and the channel's settings."""
+
+    policies: tuple[str, ...]
+    substitution: str = "entity_name"  # or "hash"
+    audio: bool = False  # also a copy of the audio with the PII beeped out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policies": list(self.policies),
+            "substitution": self.substitution,
+            "audio": self.audio,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Redaction:
+        return cls(
+            policies=tuple(data.get("policies") or ()),
+            substitution=str(data.get("substitution") or "entity_name"),
+            audio=bool(data.get("audio", False)),
+        )
+
+
 #: Output formats a job may ask for besides the transcript itself.
 FORMATS: frozenset[str] = frozenset({"srt", "vtt"})
 
@@ -182,6 +217,21 @@ class JobOptions:
     #: what to call the recording in replies (its file name, "voice message from Ada")
     title: str | None = None
     platform: Mapping[str, Any] = field(default_factory=dict)
+    #: translate the result into this language (Speech Understanding); None: do not
+    translate_to: str | None = None
+    #: the channel whose settings apply, when not the job's (a Discord thread: its parent)
+    settings_channel: str | None = None
+    #: a redo: speaker (as AssemblyAI has it) -> the name someone gave in the thread
+    renames: Mapping[str, str] = field(default_factory=dict)
+    #: a redo: the message its result replaces (the result it redoes)
+    replaces: str | None = None
+    #: a redo that needs no new transcription (renamed speakers, a translation): it takes
+    #: over the transcript of the job it redoes
+    reuse_transcript: bool = False
+    #: a redo: what changed, said over its result ("French instead of English")
+    redo_note: str | None = None
+    #: PII redaction, when the channel or the deployment asks for it
+    redaction: Redaction | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.formats) - FORMATS
@@ -203,6 +253,13 @@ class JobOptions:
             "formats": list(self.formats),
             "title": self.title,
             "platform": dict(self.platform),
+            "translate_to": self.translate_to,
+            "settings_channel": self.settings_channel,
+            "renames": dict(self.renames),
+            "replaces": self.replaces,
+            "reuse_transcript": self.reuse_transcript or None,
+            "redo_note": self.redo_note,
+            "redaction": self.redaction.to_json() if self.redaction else None,
         }
         return {k: v for k, v in data.items() if v not in (None, [], {})}
 
@@ -215,6 +272,7 @@ class JobOptions:
             platform = {"discord": legacy}  # written before options were typed
             title = title or legacy.get("title")
         models = data.get("speech_models")
+        redaction = data.get("redaction")
         return cls(
             speech_models=tuple(models) if models else None,
             language_code=data.get("language_code"),
@@ -225,7 +283,23 @@ class JobOptions:
             formats=tuple(data.get("formats") or ()),
             title=title,
             platform=dict(platform or {}),
+            translate_to=data.get("translate_to"),
+            settings_channel=data.get("settings_channel"),
+            renames=dict(data.get("renames") or {}),
+            replaces=data.get("replaces"),
+            reuse_transcript=bool(data.get("reuse_transcript", False)),
+            redo_note=data.get("redo_note"),
+            redaction=Redaction.from_json(redaction) if isinstance(redaction, Mapping) else None,
         )
+
+    def redo_key(self) -> str:
+        """What tells one redo of a job from another: the options that shape its result."""
+        shaping = {
+            k: v
+            for k, v in self.to_json().items()
+            if k not in ("platform", "title", "replaces", "redo_note", "settings_channel")
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +323,13 @@ class IntakeRecord:
     event_id: str | None = None
     options: JobOptions = field(default_factory=JobOptions)
     audio_duration: float | None = None
+    #: the job this one redoes (a new job, in the same thread, whose result replaces it)
+    redo_of: str | None = None
+    #: messages already posted for this job (a redo shares its status message)
+    posted: Mapping[str, str] = field(default_factory=dict)
+    #: who shared the recording, when not `requester` (the Transcribe shortcut on another
+    #: person's message): they, the requester or an admin may `forget` it
+    author: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", Platform(self.platform))
@@ -258,9 +339,11 @@ class IntakeRecord:
     @property
     def dedupe_key(self) -> str:
         origin = self.message if self.message is not None else f"event:{self.event_id}"
-        key = ":".join(
-            (self.platform.value, self.workspace, self.channel, origin, self.source.identity)
-        )
+        parts = [self.platform.value, self.workspace, self.channel, origin, self.source.identity]
+        if self.redo_of is not None:
+            # A redo of the same job with the same options is the same redo.
+            parts += ["redo", self.redo_of, self.options.redo_key()]
+        key = ":".join(parts)
         if len(key) > 255:  # the column's width; ids this long are not expected
             key = f"{self.platform.value}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
         return key
@@ -303,6 +386,28 @@ class Job:
     #: submission began: while set and unanswered, a lost answer is looked for first
     audio_url: str | None = None
     submit_started_at: datetime | None = None
+    #: the job this one redoes
+    redo_of: str | None = None
+    #: the people offered to speaker identification: (member id, name as sent)
+    people: tuple[tuple[str, str], ...] = ()
+    #: the speakers its result shows: (speaker as AssemblyAI has it, label shown); None
+    #: until a result is delivered (a failure never has them)
+    speakers: tuple[tuple[str, str], ...] | None = None
+    #: who shared the recording when not the requester (see IntakeRecord.author)
+    author: str | None = None
+    #: seconds of audio AssemblyAI billed (its audio_duration, the window applied) and the
+    #: model it used, once the transcript is done
+    billed_seconds: float | None = None
+    speech_model: str | None = None
+    #: the most this job may transcribe under the monthly budget (seconds); None: no budget
+    budget_seconds: float | None = None
+    #: when its transcript was deleted at AssemblyAI (DELETE_AFTER_DELIVERY, forget)
+    transcript_deleted_at: datetime | None = None
+
+    @property
+    def sharer(self) -> str:
+        """Who shared the recording: its author, else whoever asked."""
+        return self.author or self.requester
 
     def step_posted(self, step: DeliveryStep) -> str | None:
         """The id of the message posted for `step`, None if it was not posted yet."""
@@ -322,16 +427,45 @@ class JobFields(TypedDict, total=False):
     next_attempt_at: datetime
     audio_duration: float | None
     direct_failed: bool
+    #: stored as JSON lists: [[member id, name], ...] and [[speaker, label], ...]
+    people: list[list[str]] | None
+    speakers: list[list[str]] | None
+    billed_seconds: float | None
+    speech_model: str | None
+    transcript_deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPreferences:
+    """What a channel chose beyond auto-transcribe (None: the deployment's default)."""
+
+    names: bool | None = None  # speaker identification by the platform's names
+    summary: bool | None = None  # the AI summary (None: AI_SUMMARY)
+    translate_to: str | None = None  # translate every result into this language
+    keyterms: tuple[str, ...] = ()
+    spellings: tuple[tuple[tuple[str, ...], str], ...] = ()  # (from phrases, to)
+    updated_by: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelSettings:
+    """What was set for one channel; None where nothing was (the deployment's default
+    applies)."""
+
     platform: Platform
     workspace: str
     channel: str
-    auto_transcribe: bool
+    policy: ChannelPolicy | None
     updated_by: str
     updated_at: datetime
+    redact_pii: bool | None = None
+    redact_pii_audio: bool | None = None
+
+    @property
+    def auto_transcribe(self) -> bool | None:
+        """The old switch: whether the policy is `auto` (None: no policy set)."""
+        return None if self.policy is None else self.policy is ChannelPolicy.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,16 +476,41 @@ class Limits:
     per_channel: int
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Hours of audio each workspace may transcribe per calendar month (UTC; None: no
+    limit), and the most one job can bill when its length is not known
+    (MAX_DURATION_MINUTES): what such a job reserves in the usage ledger."""
+
+    hours: float | None
+    longest: float
+    #: a recording of unknown length is taken in with less of the budget than it may need,
+    #: and transcribed up to what is left, but not with less than this (seconds)
+    min_slice: float = 60.0
+
+    @property
+    def limited(self) -> bool:
+        return self.hours is not None
+
+    @property
+    def seconds(self) -> float:
+        return float("inf") if self.hours is None else self.hours * 3600.0
+
+
 class Refusal(enum.StrEnum):
     USER_LIMIT = "user_limit"
     CHANNEL_LIMIT = "channel_limit"
+    BUDGET = "budget"
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
     """The outcome of an intake: the job (new or the one the dedupe key already had), or
-    why it was refused."""
+    why it was refused. For a budget refusal, `left` is what the month had left and
+    `needed` what the recording needs (None: its length is not known)."""
 
     job: Job | None
     created: bool
     refusal: Refusal | None = None
+    left: float | None = None
+    needed: float | None = None

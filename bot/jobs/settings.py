@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import select
 
 from bot.jobs.database import RETURNING, Database
 from bot.jobs.models import ChannelSettingsRow, DeploymentSecretRow, channel_settings_of
-from bot.jobs.records import ChannelSettings, Platform
+from bot.jobs.records import ChannelPolicy, ChannelSettings, Platform
 
 #: Seconds a channel's settings are reused before they are read again.
 SETTINGS_TTL: Final = 10.0
@@ -45,31 +45,72 @@ class ChannelSettingsStore:
         self._remember(key, found)
         return found
 
+    async def set_policy(
+        self,
+        platform: Platform,
+        workspace: str,
+        channel: str,
+        policy: ChannelPolicy | None,
+        *,
+        updated_by: str,
+    ) -> ChannelSettings:
+        """Who gets transcribed in the channel (None: the deployment's default again)."""
+        return await self._upsert(platform, workspace, channel, updated_by, policy=policy)
+
     async def set_auto_transcribe(
         self, platform: Platform, workspace: str, channel: str, enabled: bool, *, updated_by: str
     ) -> ChannelSettings:
-        """Turn automatic transcription in a channel on or off."""
+        """The old switch: on is `auto`, off is `on-request`."""
+        policy = ChannelPolicy.AUTO if enabled else ChannelPolicy.ON_REQUEST
+        return await self.set_policy(platform, workspace, channel, policy, updated_by=updated_by)
+
+    async def set_redaction(
+        self,
+        platform: Platform,
+        workspace: str,
+        channel: str,
+        *,
+        updated_by: str,
+        text: bool | None,
+        audio: bool | None,
+    ) -> ChannelSettings:
+        """PII redaction in the channel: of the transcript's text, and a redacted copy of
+        the audio (None: the deployment's default again)."""
+        return await self._upsert(
+            platform, workspace, channel, updated_by, redact_pii=text, redact_pii_audio=audio
+        )
+
+    async def _upsert(
+        self, platform: Platform, workspace: str, channel: str, updated_by: str, **values: Any
+    ) -> ChannelSettings:
+        """Set `values` (columns of the channel's row), leaving its other settings as they
+        are; a new row has NULL (the default) for everything else."""
         insert = self._db.insert(ChannelSettingsRow).values(
             platform=platform,
             workspace=workspace,
             channel=channel,
-            auto_transcribe=enabled,
             updated_by=updated_by,
             updated_at=self._db.clock(),
+            **values,
         )
+        changed = ["updated_by", "updated_at", *values]
         upsert = insert.on_conflict_do_update(
             index_elements=["platform", "workspace", "channel"],
-            set_={
-                "auto_transcribe": insert.excluded.auto_transcribe,
-                "updated_by": insert.excluded.updated_by,
-                "updated_at": insert.excluded.updated_at,
-            },
+            set_={name: getattr(insert.excluded, name) for name in changed},
         ).returning(ChannelSettingsRow)
         async with self._db.session(durable=True) as session:
             row = (await session.scalars(upsert, execution_options=RETURNING)).one()
             saved = channel_settings_of(row)
         self._remember((platform, workspace, channel), saved)
         return saved
+
+    async def of_workspace(self, platform: Platform, workspace: str) -> list[ChannelSettings]:
+        """Every channel of the workspace with something set (App Home, the overview)."""
+        query = select(ChannelSettingsRow).where(
+            ChannelSettingsRow.platform == platform, ChannelSettingsRow.workspace == workspace
+        )
+        async with self._db.session(write=False) as session:
+            return [channel_settings_of(row) for row in await session.scalars(query)]
 
     def _remember(self, key: _Channel, found: ChannelSettings | None) -> None:
         if len(self._cache) > _CACHED_CHANNELS:

@@ -9,8 +9,9 @@
 `JobStore` opens the database (creating or upgrading its schema) and answers the reads;
 its parts do the rest: `queue` (leases, due times, state changes: `bot.jobs.queue`),
 `admission` (taking jobs in under the limits: `bot.jobs.admission`), `settings` and
-`secrets` (per channel, per deployment: `bot.jobs.settings`). Every change is one
-transaction that happens whole or not at all.
+`secrets` (per channel, per deployment: `bot.jobs.settings`), `opt_outs` and `notices`
+(`bot.jobs.privacy`), `usage` (the ledger of what jobs cost: `bot.jobs.usage`). Every
+change is one transaction that happens whole or not at all.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ from bot.jobs.database import (
     utcnow,
 )
 from bot.jobs.models import JobRow, job_of
+from bot.jobs.preferences import ChannelPreferencesStore
+from bot.jobs.privacy import Notices, OptOuts
 from bot.jobs.queue import JobQueue
-from bot.jobs.records import Job, JobState, Platform
+from bot.jobs.records import DeliveryStep, Job, JobState, Platform
 from bot.jobs.settings import ChannelSettingsStore, DeploymentSecrets
+from bot.jobs.usage import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,11 @@ class JobStore:
         self.queue = JobQueue(db)
         self.admission = Admissions(db)
         self.settings = ChannelSettingsStore(db)
+        self.preferences = ChannelPreferencesStore(db)
         self.secrets = DeploymentSecrets(db)
+        self.opt_outs = OptOuts(db)
+        self.notices = Notices(db)
+        self.usage = UsageLedger(db)
 
     @classmethod
     async def open(
@@ -128,6 +136,12 @@ class JobStore:
     async def get_by_transcript_id(self, transcript_id: str) -> Job | None:
         return await self._get_one(JobRow.transcript_id == transcript_id)
 
+    async def redos_of(self, job_id: str) -> list[Job]:
+        """The jobs that redo this one, oldest first."""
+        return await self._jobs(
+            select(JobRow).where(JobRow.redo_of == job_id).order_by(JobRow.created_at, JobRow.id)
+        )
+
     async def find(self, dedupe_key: str) -> Job | None:
         """The job made for this dedupe key, if any."""
         return await self._get_one(JobRow.dedupe_key == dedupe_key)
@@ -148,10 +162,56 @@ class JobStore:
                 JobRow.platform == platform,
                 JobRow.workspace == workspace,
                 JobRow.requester == requester,
-                JobRow.state != JobState.DELIVERED,
+                JobRow.state.not_in((JobState.DELIVERED, JobState.FORGOTTEN)),
             )
             .order_by(JobRow.created_at, JobRow.id)
         )
+
+    async def recent_of(
+        self, platform: Platform, workspace: str, person: str, limit: int = 10
+    ) -> list[Job]:
+        """The person's newest jobs (asked for or shared by them), newest first, without
+        those being forgotten (the Slack Home tab, Discord's overview)."""
+        return await self._jobs(
+            select(JobRow)
+            .where(
+                JobRow.platform == platform,
+                JobRow.workspace == workspace,
+                or_(JobRow.requester == person, JobRow.author == person),
+                JobRow.state != JobState.FORGOTTEN,
+            )
+            .order_by(JobRow.created_at.desc(), JobRow.id)
+            .limit(limit)
+        )
+
+    async def of_messages(
+        self, platform: Platform, workspace: str, channels: list[str], messages: list[str]
+    ) -> list[Job]:
+        """The jobs of a message: made from it (its files and links), or whose thread it
+        is in or whose posts it is (a status or a result, the root of a command's thread),
+        in one of `channels` (on Discord a thread and its parent). Oldest first."""
+        posted = [JobRow.posted[step.value].as_string() for step in DeliveryStep]
+        return await self._jobs(
+            select(JobRow)
+            .where(
+                JobRow.platform == platform,
+                JobRow.workspace == workspace,
+                JobRow.channel.in_(channels),
+                JobRow.state != JobState.FORGOTTEN,
+                or_(
+                    JobRow.message.in_(messages),
+                    JobRow.thread.in_(messages),
+                    *(value.in_(messages) for value in posted),
+                ),
+            )
+            .order_by(JobRow.created_at, JobRow.id)
+        )
+
+    async def delete(self, job_id: str) -> bool:
+        """Delete a job's row (a forgotten job, once purged); whether it was there."""
+        async with self.db.session() as session:
+            result = await session.execute(delete(JobRow).where(JobRow.id == job_id))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def recent(self, limit: int = 50) -> list[Job]:
         """The newest jobs, delivered or not, newest first."""

@@ -366,7 +366,9 @@ async def test_transitions_follow_the_lifecycle(store: JobStore) -> None:
     delivered = await store.queue.transition(job.id, None, [COMPLETED, FAILED], DELIVERED)
     assert delivered is not None and delivered.state is DELIVERED
     for state in JobState:
-        assert not DELIVERED.can_become(state)
+        # Only `/transcribe forget` changes a delivered job (its row then goes).
+        assert DELIVERED.can_become(state) is (state is JobState.FORGOTTEN)
+        assert not JobState.FORGOTTEN.can_become(state) or state is JobState.FORGOTTEN
     assert FAILED.can_become(DELIVERED) and SUBMITTED.can_become(SUBMITTED)
     assert RECEIVED.can_become(SUBMITTED)  # a URL needs no fetching
 
@@ -426,6 +428,7 @@ async def test_unfinished_counts_and_limits(store: JobStore, clock: Clock) -> No
         COMPLETED: 1,
         FAILED: 0,
         DELIVERED: 1,
+        JobState.FORGOTTEN: 0,
     }
     # The limits count jobs in flight only (not completed or delivered), per platform:
     # U01 has exactly one, and so do C01 and C02; Discord's C01 has none.

@@ -89,8 +89,10 @@ def assert_slack_no_speech(status: Message, result: Message, header: str = HEADE
     assert status.text == "✅ Transcribed"
     assert result.text == f"{header}\n\n{NO_SPEECH}"
     blocks = result.blocks or []
-    assert [b["type"] for b in blocks] == ["header", "context", "section"]
+    # The result's actions close it: Redo (a language, say) works on silence too.
+    assert [b["type"] for b in blocks] == ["header", "context", "section", "actions"]
     assert blocks[2]["text"]["text"] == NO_SPEECH
+    assert [e["type"] for e in blocks[3]["elements"]] == ["static_select"]  # nobody to rename
     assert all(b["text"]["text"].strip() for b in blocks if "text" in b)  # nothing empty
 
 

@@ -289,6 +289,14 @@ class FakeDiscord:
             data["guild_id"] = str(channel.guild_id)
         await self.gateway.dispatch("MESSAGE_DELETE", data, intent=self._message_intent(channel.id))
 
+    async def author_deletes(self, message: JSON | int) -> None:
+        """The message's author deletes it (the bot may delete only its own: that is
+        Discord's rule, and the fake's)."""
+        mid = int(message["id"]) if isinstance(message, dict) else int(message)
+        stored = self.rest.messages[mid]
+        self.rest.remove(stored)
+        await self.dispatch_deleted(stored)
+
     async def dispatch_reaction(self, event: str, reaction: Reaction) -> None:
         channel = self.world.channels[reaction.channel_id]
         name, _, emoji_id = reaction.emoji.partition(":")
@@ -545,6 +553,74 @@ class FakeDiscord:
             return str(value.id)
         return value
 
+    async def dispatch_component(
+        self, message: JSON, custom_id: str, *, user: FakeUser | None = None
+    ) -> FakeInteraction:
+        """A user clicks the button `custom_id` of a message the bot posted (default:
+        alice). Only a button the message shows can be clicked (ValueError otherwise)."""
+        stored = self.rest.messages.get(int(message["id"]))
+        if stored is None:
+            raise ValueError(f"no message {message['id']}")
+        buttons = [
+            item
+            for row in stored.get("components") or ()
+            for item in row.get("components") or ()
+            if item.get("type") == 2 and not item.get("disabled")
+        ]
+        if not any(b.get("custom_id") == custom_id for b in buttons):
+            raise ValueError(f"message {message['id']} shows no button {custom_id!r}")
+        target = self.world.channels[int(stored["channel_id"])]
+        data: JSON = {"custom_id": custom_id, "component_type": 2}
+        extra: JSON = {"message": self.rest.render(stored)}
+        return await self._interact(
+            CommandType.CHAT_INPUT, custom_id, data, user, target, None, 0.0, type_=3, extra=extra
+        )
+
+    async def submit_modal(
+        self, opened_by: FakeInteraction, values: Mapping[str, str], *, user: FakeUser | None = None
+    ) -> FakeInteraction:
+        """The user fills in and submits the modal the app answered `opened_by` with:
+        `values` by text input custom_id (the others keep their prefilled value). A value
+        longer than the input's max_length, or a required one left empty, cannot be sent."""
+        modal = opened_by.modal
+        if modal is None:
+            raise ValueError("the app did not answer that interaction with a modal")
+        rows = []
+        known = set()
+        for row in modal["components"]:
+            text = row["components"][0]
+            known.add(text["custom_id"])
+            value = values.get(text["custom_id"], text.get("value") or "")
+            high = text.get("max_length", 4000)
+            if len(value) > high:
+                raise ValueError(f"{text['custom_id']} takes {high} characters")
+            if text.get("required", True) and not value:
+                raise ValueError(f"{text['custom_id']} is required")
+            rows.append(
+                {
+                    "type": 1,
+                    "components": [{"type": 4, "custom_id": text["custom_id"], "value": value}],
+                }
+            )
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"the modal has no inputs {sorted(unknown)}")
+        data: JSON = {"custom_id": modal["custom_id"], "components": rows}
+        extra: JSON = {}
+        if "message" in opened_by.payload:
+            extra["message"] = opened_by.payload["message"]
+        return await self._interact(
+            CommandType.CHAT_INPUT,
+            modal["custom_id"],
+            data,
+            user or opened_by.user,
+            opened_by.channel,
+            None,
+            0.0,
+            type_=5,
+            extra=extra,
+        )
+
     async def _interact(
         self,
         kind: CommandType,
@@ -554,6 +630,9 @@ class FakeDiscord:
         channel: FakeChannel,
         permissions: int | None,
         created_ago: float,
+        *,
+        type_: int = 2,
+        extra: JSON | None = None,
     ) -> FakeInteraction:
         world = self.world
         user = user or world.alice
@@ -563,7 +642,7 @@ class FakeDiscord:
         payload: JSON = {
             "id": str(iid),
             "application_id": str(world.application_id),
-            "type": 2,
+            "type": type_,
             "data": data,
             "channel_id": str(channel.id),
             "token": token,
@@ -594,7 +673,8 @@ class FakeDiscord:
                 authorizing_integration_owners={"0": "0"},
                 context=1,
             )
-        ix = FakeInteraction(iid, token, kind, name, channel, user, created_at, payload)
+        payload.update(extra or {})
+        ix = FakeInteraction(iid, token, kind, name, channel, user, created_at, payload, type=type_)
         self.rest.interactions[iid] = ix
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return ix

@@ -114,6 +114,7 @@ def validate_message(body: JSON, *, n_files: int, creating: bool) -> None:
                 errors[f"embeds.{i}.{key}.{sub}"] = _max_length(limit)
     if total > 6000 and "embeds" not in errors:
         errors["embeds"] = ("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+    errors.update(component_errors(body.get("components")))
     if errors:
         raise invalid_form(errors)
     if creating and not (
@@ -125,6 +126,117 @@ def validate_message(body: JSON, *, n_files: int, creating: bool) -> None:
         or body.get("poll")
     ):
         raise ApiError(400, 50006, "Cannot send an empty message")
+
+
+def component_errors(rows: object) -> dict[str, tuple[str, str]]:
+    """Discord's checks on a message's components: at most 5 action rows, each of at most
+    5 buttons (or one select); a button's label at most 80 characters; a custom_id of
+    1-100 characters, unique in the message."""
+    errors: dict[str, tuple[str, str]] = {}
+    if rows is None:
+        return errors
+    if not isinstance(rows, list) or len(rows) > 5:
+        return {"components": _max_length(5)}
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        where = f"components.{i}"
+        if not isinstance(row, dict) or row.get("type") != 1:
+            errors[f"{where}.type"] = (
+                "COMPONENT_TYPE_INVALID",
+                "The specified component type is invalid in this context",
+            )
+            continue
+        items = row.get("components") or []
+        if not 1 <= len(items) <= 5:
+            errors[f"{where}.components"] = (
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 5 in length.",
+            )
+            continue
+        for j, item in enumerate(items):
+            at = f"{where}.components.{j}"
+            if not isinstance(item, dict) or item.get("type") not in (2, 3):
+                errors[f"{at}.type"] = (
+                    "COMPONENT_TYPE_INVALID",
+                    "The specified component type is invalid in this context",
+                )
+                continue
+            label = item.get("label")
+            if label is not None and len(str(label)) > 80:
+                errors[f"{at}.label"] = _max_length(80)
+            custom_id = item.get("custom_id")
+            if item.get("style") != 5:  # all but link buttons carry one
+                if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+                    errors[f"{at}.custom_id"] = (
+                        "BASE_TYPE_BAD_LENGTH",
+                        "Must be between 1 and 100 in length.",
+                    )
+                elif custom_id in seen:
+                    errors[f"{at}.custom_id"] = (
+                        "COMPONENT_CUSTOM_ID_DUPLICATED",
+                        "Component custom id cannot be duplicated",
+                    )
+                else:
+                    seen.add(custom_id)
+    return errors
+
+
+def modal_errors(data: object) -> dict[str, tuple[str, str]]:
+    """A modal (callback type 9): a custom_id of 1-100 characters, a title of 1-45, and 1-5
+    rows of one text input each (label 1-45, style 1 or 2, lengths within 0-4000, a value
+    no longer than max_length, a placeholder of at most 100)."""
+    if not isinstance(data, dict):
+        return {"data": ("MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")}
+    errors: dict[str, tuple[str, str]] = {}
+    custom_id, title = data.get("custom_id"), data.get("title")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+        errors["data.custom_id"] = ("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    if not isinstance(title, str) or not 1 <= len(title) <= 45:
+        errors["data.title"] = ("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+    rows = data.get("components")
+    if not isinstance(rows, list) or not 1 <= len(rows) <= 5:
+        errors["data.components"] = ("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+        return errors
+    for i, row in enumerate(rows):
+        at = f"data.components.{i}"
+        inputs = row.get("components") if isinstance(row, dict) else None
+        if not isinstance(inputs, list) or len(inputs) != 1 or inputs[0].get("type") != 4:
+            errors[at] = (
+                "COMPONENT_TYPE_INVALID",
+                "The specified component type is invalid in this context",
+            )
+            continue
+        text = inputs[0]
+        label = text.get("label")
+        if not isinstance(label, str) or not 1 <= len(label) <= 45:
+            errors[f"{at}.components.0.label"] = (
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 45 in length.",
+            )
+        if text.get("style") not in (1, 2):
+            errors[f"{at}.components.0.style"] = (
+                "BASE_TYPE_CHOICES",
+                "Value must be one of (1, 2).",
+            )
+        high = text.get("max_length", 4000)
+        if not isinstance(high, int) or not 1 <= high <= 4000:
+            errors[f"{at}.components.0.max_length"] = (
+                "NUMBER_TYPE_MAX",
+                "int value should be less than or equal to 4000.",
+            )
+            high = 4000
+        value = text.get("value")
+        if value is not None and len(str(value)) > high:
+            errors[f"{at}.components.0.value"] = _max_length(high)
+        placeholder = text.get("placeholder")
+        if placeholder is not None and len(str(placeholder)) > 100:
+            errors[f"{at}.components.0.placeholder"] = _max_length(100)
+        if not isinstance(text.get("custom_id"), str) or not 1 <= len(text["custom_id"]) <= 100:
+            errors[f"{at}.components.0.custom_id"] = (
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )
+    return errors
 
 
 # -- what is recorded -----------------------------------------------------------------

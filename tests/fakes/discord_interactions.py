@@ -21,6 +21,7 @@ from tests.fakes.discord_http import (
     invalid_form,
     invalid_webhook_token,
     json_response,
+    modal_errors,
     snowflake,
     unknown,
     validate_message,
@@ -55,6 +56,10 @@ class FakeInteraction:
     acknowledged: int | None = None  # callback type
     original_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    #: the interaction's type: 2 a command, 3 a component (a button), 5 a modal's submit
+    type: int = 2
+    #: the modal the app answered with (callback type 9)
+    modal: JSON | None = None
 
 
 class InteractionRoutes:
@@ -92,19 +97,24 @@ class InteractionRoutes:
         owners = {"0": str(world.guild.id)} if ix.channel.guild_id else {"1": str(ix.user.id)}
         metadata: JSON = {
             "id": str(ix.id),
-            "type": 2,
-            "name": ix.name,
-            "command_type": int(ix.kind),
+            "type": ix.type,
             "user": ix.user.payload(),
             "authorizing_integration_owners": owners,
         }
-        if ix.kind is CommandType.MESSAGE:
-            metadata["target_message_id"] = ix.payload["data"]["target_id"]
-        message_type = (
-            MessageType.CHAT_INPUT_COMMAND
-            if ix.kind is CommandType.CHAT_INPUT
-            else MessageType.CONTEXT_MENU_COMMAND
-        )
+        if ix.type == 2:
+            metadata.update(name=ix.name, command_type=int(ix.kind))
+            if ix.kind is CommandType.MESSAGE:
+                metadata["target_message_id"] = ix.payload["data"]["target_id"]
+            message_type = (
+                MessageType.CHAT_INPUT_COMMAND
+                if ix.kind is CommandType.CHAT_INPUT
+                else MessageType.CONTEXT_MENU_COMMAND
+            )
+        else:
+            # A button's (or a modal's) answer is a plain message to its user.
+            message_type = MessageType.DEFAULT
+            if "message" in ix.payload:
+                metadata["interacted_message_id"] = ix.payload["message"]["id"]
         return self._rest.new_message(
             ix.channel,
             world.bot,
@@ -139,13 +149,27 @@ class InteractionRoutes:
             message = self._message(ix, data, files, loading=False)
         elif kind == 5:
             message = self._message(ix, {"flags": data.get("flags")}, [], loading=True)
-        elif kind in (8, 9, 12):
-            pass  # autocomplete result, modal, launch activity: recorded, nothing to build
+        elif kind == 9:
+            if ix.type == 5:  # a modal cannot answer a modal
+                raise ApiError(400, 40067, "A modal can not be sent in response to a modal.")
+            problems = modal_errors(data)
+            if problems:
+                raise invalid_form(problems)
+            ix.modal = data
+        elif kind in (6, 7) and ix.type in (3, 5):
+            if kind == 7:  # UPDATE_MESSAGE: the clicked message itself
+                clicked = self._rest.messages.get(int(ix.payload.get("message", {}).get("id", 0)))
+                if clicked is None:
+                    raise unknown("Message")
+                validate_message(data, n_files=len(files), creating=False)
+                clicked.update(
+                    {k: v for k, v in data.items() if k in ("content", "embeds", "components")}
+                )
+        elif kind in (8, 12):
+            pass  # autocomplete result, launch activity: recorded, nothing to build
         else:
-            # 6 and 7 answer component interactions, which the fake does not send.
-            raise invalid_form(
-                {"type": ("BASE_TYPE_CHOICES", "Value must be one of (4, 5, 8, 9, 12).")}
-            )
+            allowed = "(4, 5, 6, 7, 8, 9, 12)" if ix.type in (3, 5) else "(4, 5, 8, 9, 12)"
+            raise invalid_form({"type": ("BASE_TYPE_CHOICES", f"Value must be one of {allowed}.")})
         ix.acknowledged = kind
         if message is not None:
             ix.original_id = int(message["id"])

@@ -145,6 +145,7 @@ class RestApi:
         r("GET", "/oauth2/applications/@me", self.get_application)
         r("GET", "/applications/@me", self.get_application)
         r("GET", "/guilds/{guild_id}", self.get_guild)
+        r("GET", "/guilds/{guild_id}/members", self.list_members)
         r("GET", "/guilds/{guild_id}/members/{user_id}", self.get_member)
         r("GET", "/channels/{channel_id}", self.get_channel)
         r("POST", "/channels/{channel_id}/typing", self.typing)
@@ -544,6 +545,23 @@ class RestApi:
         }
         return json_response(data)
 
+    async def list_members(self, request: web.Request) -> web.StreamResponse:
+        """List Guild Members: only for an app whose Server Members intent is on in the
+        Developer Portal (403 50001 Missing Access otherwise); `limit` 1-1000, `after`."""
+        guild = self._fake.world.guild
+        if snowflake(request.match_info["guild_id"]) != guild.id:
+            raise unknown("Guild")
+        if not self._fake.privileged_intents & Intent.GUILD_MEMBERS:
+            raise ApiError(403, 50001, "Missing Access")
+        limit = snowflake(request.query.get("limit", "1"))
+        if not 1 <= limit <= 1000:
+            raise invalid_form(
+                {"limit": ("NUMBER_TYPE_MAX", "int value should be less than or equal to 1000.")}
+            )
+        after = snowflake(request.query.get("after", "0"))
+        members = sorted((m for m in guild.members if m.user.id > after), key=lambda m: m.user.id)
+        return json_response([m.payload() for m in members[:limit]])
+
     async def get_member(self, request: web.Request) -> web.StreamResponse:
         guild = self._fake.world.guild
         if snowflake(request.match_info["guild_id"]) != guild.id:
@@ -647,6 +665,9 @@ class RestApi:
     async def delete_message(self, request: web.Request) -> web.StreamResponse:
         channel = self.channel(request)
         message = self.message_in(channel, request.match_info["message_id"])
+        if int(message["author"]["id"]) != self._fake.world.bot.id:
+            # Another's message: only with Manage Messages (which the bot is not given).
+            self.require(channel, Permission.MANAGE_MESSAGES)
         self.remove(message)
         await self._fake.dispatch_deleted(message)
         return web.Response(status=204)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import aiohttp
 from aiohttp import web
 
-from bot.chat import Attachment, Core, FileStream, Post, Reaction, ThreadRef, Trigger
+from bot.chat import Attachment, Core, FileStream, Person, Post, Reaction, ThreadRef, Trigger
 from bot.config import Settings
 from bot.errors import FileUnavailable, PlatformError, PlatformRefused, PlatformUnavailable
 from bot.jobs import FileSource, IntakeRecord, JobOptions, Platform
@@ -593,6 +593,9 @@ class RecorderAdapter:
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         await self._call("POST", "/react", json={"where": _where_json(where), "reaction": reaction})
+
+    async def people(self, where: ThreadRef) -> list[Person]:
+        return []  # the recorder's threads have nobody to name
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from bot.chat import FileStream, Post, Reaction, ThreadRef
+from bot.chat import FileStream, Person, Post, Reaction, ThreadRef
 from bot.errors import FileUnavailable, PlatformRefused
 from bot.jobs import FileSource, IntakeRecord, Platform
 
@@ -46,6 +46,13 @@ class RecordingPlatform:
     faults: dict[str, list[Exception | None]] = field(default_factory=dict)
     #: set to hold open_file streams until released (to catch a job mid-upload)
     hold_files: asyncio.Event | None = None
+    #: who `people()` says may be speaking
+    known: list[Person] = field(default_factory=list)
+    file_limit: int = 10_000_000
+    #: (workspace, text) of every notify_admins call
+    notices: list[tuple[str, str]] = field(default_factory=list)
+    #: ids of the messages erase deleted, in order
+    erased: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -115,6 +122,7 @@ class RecordingPlatform:
         for posted in self.posts:
             if posted.id == message_id:
                 posted.edits.append(post.text)
+                posted.files.update({f.name: f.data for f in post.files})
                 await self._notify()
                 return
         raise PlatformRefused(f"no message {message_id}")
@@ -122,6 +130,23 @@ class RecordingPlatform:
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         self._fault("react")
         self.reactions.append((where.message, reaction))
+        await self._notify()
+
+    async def people(self, where: ThreadRef) -> list[Person]:
+        self._fault("people")
+        return list(self.known)
+
+    async def erase(self, where: ThreadRef, message_ids: Sequence[str]) -> None:
+        self._fault("erase")
+        gone = set(message_ids)
+        self.erased.extend(message_ids)
+        self.posts = [p for p in self.posts if p.id not in gone]
+        self.reactions = [r for r in self.reactions if r[0] != where.message]
+        await self._notify()
+
+    async def notify_admins(self, workspace: str, text: str) -> None:
+        self._fault("notify_admins")
+        self.notices.append((workspace, text))
         await self._notify()
 
 

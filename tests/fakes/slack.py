@@ -53,7 +53,8 @@ from tests.fakes.slack_state import (
     User,
     file_type,
 )
-from tests.fakes.slack_web import WebApi
+from tests.fakes.slack_views import PublishedView, Views, block_action, home_opened
+from tests.fakes.slack_web import MethodSpec, WebApi
 
 # The seeded workspace.
 TEAM_ID = "T0TEAM0001"
@@ -112,6 +113,8 @@ class FakeSlack:
         self.web = WebApi(self.state, self.socket.issue_url)
         self.oauth = OAuthServer(self.state, installing_team=TEAM_ID, installer=OLGA)
         self.web.open_methods["oauth.v2.access"] = self.oauth.oauth_v2_access
+        self.views = Views(self.state)
+        self.web.methods["views.publish"] = MethodSpec(self.views.views_publish)
         self._seed()
         self.events = SlackEvents(self.state, TEAM_ID, signing_secret)
         self.app_responses: list[AppResponse] = []
@@ -421,6 +424,41 @@ class FakeSlack:
 
     def response_posts(self) -> list[ResponseUrlPost]:
         return list(self.state.response_posts)
+
+    def home(self, user: str) -> PublishedView | None:
+        """The Home tab `user` sees (the view last published to them), None if none."""
+        return self.views.home(user)
+
+    # ---------------------------------------------------------------- the Home tab
+
+    def home_opened(self, user: str, *, team_id: str = TEAM_ID) -> dict[str, Any]:
+        """The envelope of `app_home_opened`: `user` opens the app's Home tab."""
+        return self.events_for(team_id).envelope(home_opened(self.state, team_id, user))
+
+    def home_action(
+        self,
+        user: str,
+        *,
+        action_id: str,
+        block_id: str,
+        selected: dict[str, Any] | None = None,
+        team_id: str = TEAM_ID,
+        view_of: str | None = None,
+    ) -> dict[str, Any]:
+        """`user` clicks or picks in the Home tab published to `view_of` (default: theirs;
+        another's is how a forged request is made): a `block_actions` payload."""
+        published = self.views.home(view_of or user)
+        if published is None:
+            raise ValueError(f"nothing was published to {view_of or user}'s Home tab")
+        return block_action(
+            self.state,
+            team_id,
+            user,
+            published,
+            action_id=action_id,
+            block_id=block_id,
+            selected=selected,
+        )
 
     # ---------------------------------------------------------------- HTTP mode
 

@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from tests.fakes.slack_state import JSON, Message, ResponseUrl, SlackFile, SlackState, Team
+from tests.fakes.slack_state import (
+    JSON,
+    Message,
+    OpenedView,
+    ResponseUrl,
+    SlackFile,
+    SlackState,
+    Team,
+    TriggerId,
+)
 
 VERIFICATION_TOKEN = "fake-verification-token"  # the deprecated token Slack still sends
 
@@ -215,8 +224,10 @@ class SlackEvents:
         self.state.response_urls[path] = ResponseUrl(url, self.team_id, channel, user)
         return url
 
-    def _trigger_id(self) -> str:
-        return f"{int(time.time())}.{next(self._serial)}.{uuid.uuid4().hex}"
+    def _trigger_id(self, user: str) -> str:
+        trigger_id = f"{int(time.time())}.{next(self._serial)}.{uuid.uuid4().hex}"
+        self.state.triggers[trigger_id] = TriggerId(self.team_id, user)
+        return trigger_id
 
     def slash_command(
         self, text: str = "", *, channel: str, user: str, command: str = "/transcribe"
@@ -237,7 +248,7 @@ class SlackEvents:
             "api_app_id": team.app_id,
             "is_enterprise_install": "false",
             "response_url": self._response_url("commands", ch.id, user),
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user),
         }
 
     def message_shortcut(self, msg: Message, *, user: str, callback_id: str = "transcribe") -> JSON:
@@ -255,10 +266,115 @@ class SlackEvents:
             "is_enterprise_install": False,
             "enterprise": None,
             "callback_id": callback_id,
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user),
             "response_url": self._response_url("actions", ch.id, user),
             "message_ts": msg.ts,
             "message": self.state.message_dict(msg),
+        }
+
+    # ---------------------------------------------------------------- interactivity
+
+    def block_action(
+        self, msg: Message, *, user: str, action_id: str, option: str | None = None
+    ) -> JSON:
+        """`user` clicks the element `action_id` of a message the bot posted: a button,
+        or a static select's option whose value is `option`. Only what the message shows
+        can be clicked (a ValueError otherwise, as no client could send it)."""
+        team = self._team
+        ch = self.state.find_channel(msg.channel)
+        block, element = _element(msg, action_id)
+        action: JSON = {
+            "action_id": action_id,
+            "block_id": block.get("block_id") or "",
+            "type": element["type"],
+            "action_ts": f"{time.time():.6f}",
+        }
+        if element["type"] == "button":
+            action["text"] = element["text"]
+            if "value" in element:
+                action["value"] = element["value"]
+        elif element["type"] == "static_select":
+            options = list(element.get("options") or ())
+            for group in element.get("option_groups") or ():
+                options += group["options"]
+            chosen = next((o for o in options if o["value"] == option), None)
+            if chosen is None:
+                raise ValueError(f"{action_id} offers no option {option!r}")
+            action["selected_option"] = chosen
+            action["placeholder"] = element.get("placeholder")
+        else:
+            raise ValueError(f"the fake cannot click a {element['type']}")
+        name = team.users[user].name if user in team.users else user
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": team.id},
+            "api_app_id": team.app_id,
+            "token": VERIFICATION_TOKEN,
+            "container": {
+                "type": "message",
+                "message_ts": msg.ts,
+                "channel_id": ch.id,
+                "is_ephemeral": False,
+                **({"thread_ts": msg.thread_ts} if msg.thread_ts else {}),
+            },
+            "trigger_id": self._trigger_id(user),
+            "team": {"id": team.id, "domain": team.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": ch.id, "name": ch.name},
+            "message": self.state.message_dict(msg),
+            "state": {"values": {}},
+            "response_url": self._response_url("actions", ch.id, user),
+            "actions": [action],
+        }
+
+    def view_submission(self, view_id: str, *, user: str, values: dict[str, str]) -> JSON:
+        """`user` submits a modal the app opened for them, typing `values` (input block
+        id -> text) into its text inputs; the other inputs keep their initial values.
+        A text longer than an input's max_length cannot be typed (ValueError)."""
+        opened: OpenedView | None = self.state.views.get(view_id)
+        if opened is None or opened.user != user:
+            raise ValueError(f"no view {view_id} open for {user}")
+        team = self._team
+        state: dict[str, JSON] = {}
+        for block in opened.view.get("blocks") or ():
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            text = values.get(block["block_id"], element.get("initial_value"))
+            if text is not None and len(text) > element.get("max_length", 3000):
+                raise ValueError(f"{block['block_id']} takes {element['max_length']} characters")
+            state[block["block_id"]] = {
+                element["action_id"]: {"type": element["type"], "value": text or None}
+            }
+        unknown = set(values) - set(state)
+        if unknown:
+            raise ValueError(f"the view has no inputs {sorted(unknown)}")
+        opened.submitted += 1
+        name = team.users[user].name if user in team.users else user
+        view = {
+            "id": opened.id,
+            "team_id": team.id,
+            "type": "modal",
+            "app_id": team.app_id,
+            "bot_id": team.bot_id,
+            "hash": uuid.uuid4().hex[:16],
+            "root_view_id": opened.id,
+            "previous_view_id": None,
+            "state": {"values": state},
+            **opened.view,
+        }
+        return {
+            "type": "view_submission",
+            "team": {"id": team.id, "domain": team.domain},
+            "user": {"id": user, "username": name, "name": name, "team_id": team.id},
+            "api_app_id": team.app_id,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": self._trigger_id(user),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
 
     # ---------------------------------------------------------------- HTTP mode bodies
@@ -295,3 +411,11 @@ class SlackEvents:
             content_type="application/x-www-form-urlencoded",
             timestamp=timestamp,
         )
+
+
+def _element(msg: Message, action_id: str) -> tuple[JSON, JSON]:
+    for block in msg.blocks or ():
+        for element in block.get("elements") or ():
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return block, element
+    raise ValueError(f"message {msg.ts} shows no element {action_id!r}")

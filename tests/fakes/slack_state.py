@@ -81,6 +81,8 @@ class User:
     bot_id: str | None = None
     deleted: bool = False
     tz: str = "Europe/London"
+    #: what the profile's display name is (None: the user name; "": none set, as many have)
+    display_name: str | None = None
 
     def to_dict(self) -> JSON:
         real_name = self.real_name or self.name
@@ -102,7 +104,7 @@ class User:
             "updated": 1_700_000_000,
             "profile": {
                 "real_name": real_name,
-                "display_name": self.name,
+                "display_name": self.name if self.display_name is None else self.display_name,
                 "team": self.team_id,
                 **({"bot_id": self.bot_id} if self.bot_id else {}),
             },
@@ -413,6 +415,29 @@ class Ephemeral:
 
 
 @dataclass
+class TriggerId:
+    """A trigger id the fake handed to the app (with a command, a shortcut, a click):
+    views.open takes it once, within TRIGGER_LIFETIME seconds."""
+
+    team_id: str
+    user: str
+    issued_at: float = field(default_factory=time.monotonic)
+    used: bool = False
+
+
+@dataclass
+class OpenedView:
+    """A modal the app opened (views.open), and what was done with it."""
+
+    id: str
+    team_id: str
+    user: str
+    view: JSON
+    trigger_id: str
+    submitted: int = 0
+
+
+@dataclass
 class ResponseUrl:
     url: str
     team_id: str
@@ -460,6 +485,10 @@ class SlackState:
         self.downloads: list[Download] = []
         self.ephemerals: list[Ephemeral] = []
         self.response_posts: list[ResponseUrlPost] = []
+        self.triggers: dict[str, TriggerId] = {}
+        self.views: dict[str, OpenedView] = {}
+        #: seconds a trigger id can open a view (Slack: 3)
+        self.trigger_lifetime = 3.0
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self._changed = asyncio.Event()

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.slack_blocks import validate_blocks
+from tests.fakes.slack_blocks import validate_blocks, validate_view
 from tests.fakes.slack_state import (
     JSON,
     ApiCall,
@@ -30,6 +30,7 @@ from tests.fakes.slack_state import (
     Ephemeral,
     Grant,
     Message,
+    OpenedView,
     PendingUpload,
     ResponseUrlPost,
     SlackFile,
@@ -248,8 +249,13 @@ class WebApi:
             "conversations.replies": MethodSpec(self.conversations_replies, conv_history),
             "conversations.history": MethodSpec(self.conversations_history, conv_history),
             "conversations.join": MethodSpec(self.conversations_join, ("channels:join",)),
+            "conversations.members": MethodSpec(self.conversations_members, conv_read),
+            "views.open": MethodSpec(self.views_open),
             "users.info": MethodSpec(self.users_info, ("users:read",)),
+            "users.list": MethodSpec(self.users_list, ("users:read",)),
+            "users.conversations": MethodSpec(self.users_conversations, conv_read),
             "files.info": MethodSpec(self.files_info, ("files:read",)),
+            "files.delete": MethodSpec(self.files_delete, ("files:write",)),
             "files.getUploadURLExternal": MethodSpec(self.files_get_upload_url, ("files:write",)),
             "files.completeUploadExternal": MethodSpec(
                 self.files_complete_upload, ("files:write",)
@@ -417,13 +423,29 @@ class WebApi:
         return msg
 
     def _writable(self, req: ApiRequest) -> Channel:
-        """A channel the caller may post in: a member, or chat:write.public for public ones."""
+        """A channel the caller may post in: a member, or chat:write.public for public ones.
+        A member's id stands for the app's DM with them (the app's Messages tab): a bot
+        may post there with chat:write alone, as on Slack."""
+        ref = req.arg("channel") or ""
+        if req.grant.kind is TokenKind.BOT and ref[:1] in ("U", "W"):
+            return self._direct(req, ref)
         ch = req.channel()
         if ch.is_archived:
             raise SlackError("is_archived")
         public_ok = not ch.is_private and "chat:write.public" in req.grant.scopes
         if req.actor not in ch.members and not public_ok:
             raise SlackError("not_in_channel")
+        return ch
+
+    def _direct(self, req: ApiRequest, user_id: str) -> Channel:
+        person = req.team.users.get(user_id)
+        if person is None or person.deleted or person.is_bot:
+            raise SlackError("channel_not_found")
+        for ch in req.team.channels.values():
+            if ch.is_im and ch.members == {user_id, req.actor}:
+                return ch
+        ch = Channel(self.state.new_id("D"), req.team.id, user_id, {user_id, req.actor}, is_im=True)
+        req.team.channels[ch.id] = ch
         return ch
 
     async def chat_post_message(self, req: ApiRequest) -> JSON:
@@ -535,7 +557,54 @@ class WebApi:
     async def conversations_info(self, req: ApiRequest) -> JSON:
         ch = req.channel()
         req.require_for(ch, "read")
-        return {"channel": ch.to_dict(req.actor)}
+        data = ch.to_dict(req.actor)
+        if req.flag("include_num_members") and not ch.is_im:
+            data["num_members"] = len(ch.members)
+        return {"channel": data}
+
+    async def conversations_members(self, req: ApiRequest) -> JSON:
+        """A conversation's member ids (a private one only for its members), paged."""
+        ch = req.channel()
+        req.require_for(ch, "read")
+        if (ch.is_private or ch.is_im) and req.actor not in ch.members:
+            raise SlackError("channel_not_found")
+        members = sorted(ch.members)
+        return self._page(req, members, "members")  # type: ignore[arg-type]
+
+    async def views_open(self, req: ApiRequest) -> JSON:
+        """Open a modal for the user a trigger id came from: once per trigger id, within
+        its lifetime, for a view Block Kit accepts."""
+        trigger_id = req.need("trigger_id", "invalid_arguments")
+        trigger = self.state.triggers.get(trigger_id)
+        if trigger is None or trigger.team_id != req.team.id:
+            raise SlackError("invalid_trigger_id")
+        if trigger.used or time.monotonic() - trigger.issued_at > self.state.trigger_lifetime:
+            raise SlackError("expired_trigger_id")
+        view = req.structured("view", error="invalid_arguments")
+        problems = validate_view(view)
+        if problems:
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+            )
+        trigger.used = True
+        view_id = self.state.new_id("V")
+        opened = OpenedView(view_id, req.team.id, trigger.user, dict(view), trigger_id)
+        self.state.views[view_id] = opened
+        body = {
+            "id": view_id,
+            "team_id": req.team.id,
+            "app_id": req.team.app_id,
+            "bot_id": req.team.bot_id,
+            "state": {"values": {}},
+            "hash": uuid.uuid4().hex[:16],
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            **view,
+        }
+        return {"view": body}
 
     @staticmethod
     def _page(req: ApiRequest, items: list[JSON], key: str) -> JSON:
@@ -591,6 +660,29 @@ class WebApi:
         ch.members.add(req.actor)
         return {"channel": ch.to_dict(req.actor)}
 
+    async def users_list(self, req: ApiRequest) -> JSON:
+        members = [u.to_dict() for u in req.team.users.values()]
+        return self._page(req, members, "members")
+
+    async def users_conversations(self, req: ApiRequest) -> JSON:
+        """The conversations the caller (or `user`) is a member of, of the asked types,
+        each needing its read scope (a type without one is left out, as on Slack)."""
+        who = req.arg("user") or req.actor
+        wanted = (req.arg("types") or "public_channel").split(",")
+        kinds = {"public_channel": "channel", "private_channel": "group", "im": "im"}
+        scopes = {"channel": "channels:read", "group": "groups:read", "im": "im:read"}
+        found = []
+        for ch in req.team.channels.values():
+            kind = ch.channel_type
+            if kind not in {kinds.get(t.strip()) for t in wanted}:
+                continue
+            if scopes[kind] not in req.grant.scopes or who not in ch.members:
+                continue
+            if ch.is_archived and req.flag("exclude_archived"):
+                continue
+            found.append(ch.to_dict(req.actor))
+        return self._page(req, found, "channels")
+
     async def users_info(self, req: ApiRequest) -> JSON:
         user_id = req.need("user", "user_not_found")
         user = req.team.users.get(user_id)
@@ -611,6 +703,26 @@ class WebApi:
             "comments": [],
             "response_metadata": {"next_cursor": ""},
         }
+
+    async def files_delete(self, req: ApiRequest) -> JSON:
+        """A bot deletes the files it uploaded (anything else: cant_delete_file); the
+        messages that shared only them go too."""
+        file = self.state.files.get(req.need("file", "file_not_found"))
+        if file is None or file.team_id != req.team.id:
+            raise SlackError("file_not_found")
+        if file.deleted:
+            raise SlackError("file_deleted")
+        if file.user != req.actor:
+            raise SlackError("cant_delete_file")
+        file.deleted = True
+        for team in self.state.teams.values():
+            for ch in team.channels.values():
+                for msg in ch.messages:
+                    if file.id in msg.files:
+                        msg.files.remove(file.id)
+                        if not msg.files and not msg.text:
+                            msg.deleted = True
+        return {}
 
     async def files_get_upload_url(self, req: ApiRequest) -> JSON:
         filename = req.need("filename", "invalid_arguments")

@@ -190,3 +190,26 @@ def make_spoken_sequence(work: Path, parts: tuple[str | float, ...]) -> SpokenSe
     out = work / "sequence.wav"
     _run("sox", *pieces, out)
     return SpokenSequence(out, tuple(speech), clock)
+
+
+#: A dialogue full of personal data, and what of it only the script can tell (a name, a
+#: street): the rest has a shape the emulator's redaction recognises.
+PII_DIALOGUE: tuple[tuple[str, str], ...] = (
+    ("A", "Hi, this is Ada Lovelace. Call me on 555-0100 tomorrow."),
+    ("B", "Sure. My email is bob@example.com and I live on Baker Street."),
+    ("A", "Thanks. The numbers look good this quarter."),
+)
+PII_ENTITIES: dict[str, str] = {"Ada Lovelace": "person_name", "Baker Street": "location"}
+
+
+def make_pii_dialogue(work: Path, fmt: str = "mp3") -> AudioSample:
+    """`PII_DIALOGUE` spoken, with a script that names its entities (no script written:
+    call `write_script` into the emulator's scripts folder)."""
+    sample = make_dialogue(work, fmt, None, turns=PII_DIALOGUE)
+    script = dict(sample.script) | {"entities": PII_ENTITIES}
+    return AudioSample(sample.path, sample.sha256, script, sample.duration)
+
+
+def write_script(sample: AudioSample, scripts_dir: Path) -> None:
+    scripts_dir.mkdir(parents=True, exist_ok=True)
+    (scripts_dir / f"{sample.sha256}.json").write_text(json.dumps(sample.script))

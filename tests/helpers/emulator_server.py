@@ -90,11 +90,22 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
+        # As asyncio.run does: what is still running (a request the server gave up on at
+        # shutdown) is cancelled and awaited, so no task dies pending with the loop.
+        self.run(_cancel_the_rest())
         self.run(self.loop.shutdown_asyncgens())
         self.run(self.loop.shutdown_default_executor())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(STARTUP_TIMEOUT)
         self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 @contextmanager

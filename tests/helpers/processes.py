@@ -271,5 +271,10 @@ async def running(folder: Path, port: int) -> AsyncIterator[Callable[[], str]]:
 
 
 def assemblyai_lines(emulator: EmulatorServer) -> dict[str, str]:
-    """The two .env lines that point the bot at the emulator."""
-    return {"ASSEMBLYAI_API_KEY": emulator.api_key, "ASSEMBLYAI_BASE_URL": emulator.base_url}
+    """The .env lines that point the bot at the emulator: the API and, as the summary is
+    on by default, the LLM Gateway (the emulator serves both)."""
+    return {
+        "ASSEMBLYAI_API_KEY": emulator.api_key,
+        "ASSEMBLYAI_BASE_URL": emulator.base_url,
+        "ASSEMBLYAI_LLM_GATEWAY_URL": emulator.base_url,
+    }

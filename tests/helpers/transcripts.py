@@ -7,7 +7,8 @@ from typing import Any
 
 from bot import render
 from bot.chat import Post
-from bot.render import SLACK_SECTION_LIMIT, Summary
+from bot.render import SLACK_SECTION_LIMIT
+from bot.summary import Summary
 from bot.transcript import Transcript
 
 

@@ -66,7 +66,13 @@ async def test_doctor_changes_nothing(
     assert status == 0, out
     assert "does not exist yet: `threadscribe run` creates it" in out
     assert sorted(os.listdir(tmp_path)) == before
-    assert [r["method"] for r in emulator.requests()] == ["GET"]  # the key check, a read
+    # The key check (a read) and, as the summary is on by default, one chat completion
+    # asking whether the gateway serves LLM_MODEL; nothing is created.
+    assert [(r["method"], r["path"]) for r in emulator.requests()] == [
+        ("GET", emulator.requests()[0]["path"]),
+        ("POST", "/v1/chat/completions"),
+    ]
+    assert emulator.requests()[0]["path"].startswith("/v2/transcript")
 
 
 async def test_every_bad_value_is_reported_and_the_other_checks_still_run(
@@ -172,7 +178,6 @@ async def test_an_llm_model_the_gateway_does_not_serve(
     env_file(
         tmp_path,
         **assemblyai_lines(emulator),
-        ASSEMBLYAI_LLM_GATEWAY_URL=emulator.base_url,
         **slack_socket(fake_slack),
         AI_SUMMARY="true",
         LLM_MODEL="gpt-99",

@@ -133,6 +133,14 @@ def test_speech_models_are_checked_before_anything_is_spent() -> None:
     assert problem.endswith("(use one of assemblyai-stt-3-7, universal-2)")
     with pytest.raises(ConfigError, match="slam-2 is not an AssemblyAI speech model"):
         Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "slam-2"})
+    # A deprecated model beside a rejected one is named in the same line.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "universal-3-pro,nano"})
+    [problem] = caught.value.problems
+    assert "nano is no longer offered by AssemblyAI" in problem
+    assert problem.endswith(
+        "universal-3-pro is deprecated by AssemblyAI: use assemblyai-stt-3-7 instead"
+    )
     with pytest.raises(ConfigError, match="names a model twice"):
         Settings.from_env({"ASSEMBLYAI_SPEECH_MODELS": "universal-2,universal-2"})
 

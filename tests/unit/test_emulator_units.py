@@ -63,7 +63,8 @@ def test_load_script(tmp_path: Path) -> None:
     (tmp_path / f"{SHA}.json").write_text(
         json.dumps({"utterances": [{"speaker": "A", "text": "Hi."}]})
     )
-    assert load_script(tmp_path, SHA) == Script("en_us", (("A", "Hi."),))
+    # No names, no translations: one empty set of translations per turn.
+    assert load_script(tmp_path, SHA) == Script("en_us", (("A", "Hi."),), translations=({},))
     for bad in ("{", "[]", '{"utterances": []}', '{"utterances": [{"speaker": "A"}]}'):
         (tmp_path / f"{SHA}.json").write_text(bad)
         with pytest.raises(ScriptError):

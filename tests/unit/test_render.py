@@ -1,4 +1,5 @@
-"""Rendering: statistics, header, transcript lines, summary prompt, chunks and the ladder.
+"""Rendering: statistics, header, transcript lines, the summary section, chunks and the
+ladder.
 
 Transcripts are built from AssemblyAI-shaped JSON through `Transcript.from_json`, as the
 engine will receive them. Property checks loop over seeded random inputs.
@@ -16,7 +17,6 @@ from bot.render import (
     DISCORD_MESSAGE_LIMIT,
     NO_SPEECH,
     SLACK_SECTION_LIMIT,
-    Summary,
     chunks,
     fit,
     format_duration,
@@ -24,10 +24,21 @@ from bot.render import (
     language_name,
     speaker_stats,
     stats_lines,
-    summary_prompt,
     summary_section,
 )
+from bot.summary import Point, Summary, SummaryFailed
 from bot.transcript import Span, Transcript, TranscriptStatus
+
+
+def bullets(text: str) -> Summary:
+    """A summary of `text`'s lines, each a point (`Speaker A: point` is attributed)."""
+    points = []
+    for line in text.splitlines():
+        line = line.strip().removeprefix("- ")
+        who, sep, said = line.partition(": ")
+        points.append(Point(who, said, None) if sep else Point(None, line, None))
+    return Summary(tuple(points))
+
 
 # A completed two-speaker transcript as AssemblyAI returns it (fields the bot ignores
 # trimmed). Speaker A talks 3.0 s + 2.5 s, speaker B 4.0 s.
@@ -277,7 +288,7 @@ def test_render_two_speakers() -> None:
 
 def test_render_past_an_hour_uses_hours_on_every_line() -> None:
     t = aai([("A", "early", 5_000, 6_000), ("B", "late", 3_723_000, 3_724_000)], duration=3724.4)
-    doc = render.render(t, summary=Summary.from_llm("x"))
+    doc = render.render(t, summary=bullets("x"))
     assert doc.duration == "1:02:04"
     assert doc.transcript_lines == ("Speaker A [0:00:05]: early", "Speaker B [1:02:03]: late")
 
@@ -314,10 +325,8 @@ def test_render_empty_transcript() -> None:
     assert render.plain_text(EMPTY) == doc.text + "\n"
 
 
-@pytest.mark.parametrize(
-    "summary", [Summary.from_llm("- Nothing was discussed."), Summary.unavailable("timeout")]
-)
-def test_an_empty_transcript_has_no_summary(summary: Summary) -> None:
+@pytest.mark.parametrize("summary", [bullets("- Nothing was discussed."), SummaryFailed("timeout")])
+def test_an_empty_transcript_has_no_summary(summary: Summary | SummaryFailed) -> None:
     # Nothing to summarise, and no talk-time statistics to fall back on.
     assert render.render(EMPTY, summary=summary) == render.render(EMPTY)
 
@@ -344,10 +353,10 @@ def test_text_without_word_timings_is_shown() -> None:
     bare = Transcript.from_json(
         {"id": "t", "status": "completed", "text": "Hello there.", "audio_duration": 2}
     )
-    doc = render.render(bare, summary=Summary.from_llm("- A greeting."))
+    doc = render.render(bare, summary=bullets("- A greeting."))
     assert doc.header == "Transcript · 0:02"
     assert doc.transcript_lines == ("Hello there.",)
-    assert doc.summary == "Summary\n- A greeting."
+    assert doc.summary == "Summary\n• A greeting."
     assert NO_SPEECH not in doc.text
 
 
@@ -365,9 +374,7 @@ def test_render_rejects_unfinished_transcripts() -> None:
 
 
 def test_render_is_deterministic(huge: Transcript) -> None:
-    assert render.render(huge, summary=Summary.from_llm("s")) == render.render(
-        huge, summary=Summary.from_llm("s")
-    )
+    assert render.render(huge, summary=bullets("s")) == render.render(huge, summary=bullets("s"))
     assert fit(render.render(huge), 2000) == fit(render.render(huge), 2000)
 
 
@@ -376,75 +383,23 @@ def test_render_is_deterministic(huge: Transcript) -> None:
 
 def test_summary_section_forms() -> None:
     lines = ("Speaker A — 0:06 (58%), 6 words, 2 turns",)
-    assert summary_section(lines, Summary.from_llm("  - A: start\n\n\n\n- B: in  ")) == (
-        "Summary\n- A: start\n\n- B: in\n\nSpeakers\n" + lines[0]
+    assert summary_section(lines, bullets("A: start\nB: in")) == (
+        "Summary\n• A: start\n• B: in\n\nSpeakers\n" + lines[0]
     )
-    assert summary_section(lines, Summary.unavailable("gateway\ntimed out")) == (
-        "Summary\n(AI summary unavailable: gateway timed out; showing talk-time statistics)"
-        "\n\nSpeakers\n" + lines[0]
+    assert summary_section(lines, SummaryFailed("gateway\ntimed out")) == (
+        "Summary\n(Summary unavailable: gateway timed out)\n\nSpeakers\n" + lines[0]
     )
-    assert "unavailable: empty response;" in summary_section(lines, Summary.from_llm(" \n"))
     assert summary_section(lines) == "Speakers\n" + lines[0]
-    doc = render.render(Transcript.from_json(TWO_SPEAKERS), summary=Summary.unavailable("HTTP 503"))
-    assert doc.summary.startswith("Summary\n(AI summary unavailable: HTTP 503;")
+    doc = render.render(Transcript.from_json(TWO_SPEAKERS), summary=SummaryFailed("HTTP 503"))
+    assert doc.summary.startswith("Summary\n(Summary unavailable: HTTP 503)")
+    assert doc.ai is None and doc.ai_failed == "HTTP 503"
 
 
 def test_plain_text_is_the_whole_document() -> None:
     t = Transcript.from_json(TWO_SPEAKERS)
     assert render.plain_text(t) == render.render(t).text + "\n"
-    with_summary = render.plain_text(t, summary=Summary.from_llm("- Speaker A: asks."))
-    assert "Summary\n- Speaker A: asks.\n\nSpeakers\nSpeaker A — " in with_summary
-
-
-def test_summary_prompt_for_a_short_transcript() -> None:
-    system, user = summary_prompt(Transcript.from_json(TWO_SPEAKERS))
-    assert system["role"] == "system"
-    assert user["role"] == "user"
-    assert user["content"].endswith(
-        "Transcript:\nSpeaker A: Shall we start?\n"
-        "Speaker B: Yes, the numbers are in.\nSpeaker A: Great, go ahead."
-    )
-    assert "Start each bullet with the speaker" in user["content"]
-    assert "[...]" not in user["content"]
-
-
-def test_summary_prompt_without_labels_do_not_ask_for_attribution() -> None:
-    (_, user) = summary_prompt(aai([("A", "Hello there.", 0, 1000)], labels=False))
-    assert "no speaker labels" in user["content"]
-    assert user["content"].endswith("Transcript:\nHello there.")
-
-
-def test_summary_prompt_shorten_long_transcripts_at_utterance_boundaries(
-    huge: Transcript,
-) -> None:
-    units = [f"Speaker {u.speaker}: {u.text}" for u in huge.utterances]
-    for max_chars in (2_000, 20_000, 100_000):
-        (_, user) = summary_prompt(huge, max_chars=max_chars)
-        content = user["content"]
-        assert len(content) <= max_chars
-        assert "too long to send whole" in content
-        excerpt = content.split("Transcript:\n", 1)[1].split("\n")
-        (marker,) = [line for line in excerpt if line.startswith("[... ")]
-        kept = [line for line in excerpt if line != marker]
-        assert kept[0] == units[0] and kept[-1] == units[-1]  # start and end both kept
-        head = kept[: excerpt.index(marker)]
-        tail = kept[excerpt.index(marker) :]
-        assert head == units[: len(head)] and tail == units[len(units) - len(tail) :]
-        omitted = len(units) - len(kept)
-        assert marker == f"[... {omitted:,} of {len(units):,} utterances left out ...]"
-        # The budget is used, not wasted: at most the note's reserve and a unit at each cut.
-        assert len(content) > max_chars - 400 - 2 * max(len(unit) for unit in units)
-
-
-def test_summary_prompt_clip_one_enormous_utterance() -> None:
-    t = aai([("A", "word " * 5000, 0, 1000), ("B", "bye", 1000, 2000)])
-    (_, user) = summary_prompt(t, max_chars=3_000)
-    assert len(user["content"]) <= 3_000
-    assert "Speaker A: word word" in user["content"]
-    assert "… [...]" in user["content"]
-    assert user["content"].endswith("Speaker B: bye")
-    with pytest.raises(ValueError):
-        summary_prompt(t, max_chars=500)
+    with_summary = render.plain_text(t, summary=bullets("- Speaker A: asks."))
+    assert "Summary\n• Speaker A: asks.\n\nSpeakers\nSpeaker A — " in with_summary
 
 
 # -- chunks ---------------------------------------------------------------------------
@@ -539,9 +494,7 @@ def test_chunks_keep_graphemes_whole() -> None:
 
 
 def test_fit_inline_when_everything_fits() -> None:
-    doc = render.render(
-        Transcript.from_json(TWO_SPEAKERS), summary=Summary.from_llm("- A asks; B answers.")
-    )
+    doc = render.render(Transcript.from_json(TWO_SPEAKERS), summary=bullets("- A asks; B answers."))
     result = fit(doc, SLACK_SECTION_LIMIT)
     assert result.inline == doc.text
     assert result.files == ()
@@ -562,7 +515,7 @@ def test_fit_attaches_requested_subtitles_either_way(huge: Transcript) -> None:
 
 @pytest.mark.parametrize("limit", [DISCORD_MESSAGE_LIMIT, SLACK_SECTION_LIMIT, 40_000])
 def test_fit_long_transcript_gives_preview_and_file(huge: Transcript, limit: int) -> None:
-    doc = render.render(huge, summary=Summary.from_llm("- Speaker A: numbers look good."))
+    doc = render.render(huge, summary=bullets("- Speaker A: numbers look good."))
     result = fit(doc, limit)
     assert len(result.inline) <= limit
     assert result.inline.startswith(f"{doc.header}\n\n{doc.summary}\n\n")
@@ -581,12 +534,10 @@ def test_fit_long_transcript_gives_preview_and_file(huge: Transcript, limit: int
 
 
 def test_fit_with_a_summary_longer_than_the_limit() -> None:
-    doc = render.render(
-        Transcript.from_json(TWO_SPEAKERS), summary=Summary.from_llm("point " * 1000)
-    )
+    doc = render.render(Transcript.from_json(TWO_SPEAKERS), summary=bullets("point " * 1000))
     result = fit(doc, DISCORD_MESSAGE_LIMIT)
     assert len(result.inline) <= DISCORD_MESSAGE_LIMIT
-    assert result.inline.startswith(doc.header + "\n\nSummary\npoint point")
+    assert result.inline.startswith(doc.header + "\n\nSummary\n• point point")
     assert "…\n\n… full transcript attached (11 words)" in result.inline
     assert result.files[0].content == doc.text + "\n"
 
@@ -609,9 +560,7 @@ def test_fit_always_fits_and_never_loses_the_transcript() -> None:
             t += 3000
         transcript = aai(turns, labels=rng.random() < 0.7, duration=t / 1000 or None)
         summary = " ".join(rng.choice(TOKENS) for _ in range(rng.randint(0, 300)))
-        doc = render.render(
-            transcript, summary=Summary.from_llm(summary) if rng.random() < 0.5 else None
-        )
+        doc = render.render(transcript, summary=bullets(summary) if rng.random() < 0.5 else None)
         limit = rng.choice([1, 30, 80, 300, 2000, 3000, rng.randint(1, 5000)])
         result = fit(doc, limit)
         assert len(result.inline) <= limit, seed

@@ -12,6 +12,7 @@ from adapters.slack import blocks as slack_format
 from bot import render
 from bot.chat import Post
 from bot.render import NO_SPEECH
+from bot.summary import Point, Summary, SummaryFailed
 from bot.transcript import Transcript
 from tests.fakes.discord_harness import shown
 from tests.helpers.silence import HEADER, SECONDS
@@ -39,11 +40,11 @@ def empty_transcript(**extra: Any) -> Transcript:
 @pytest.mark.parametrize("utterances", [[], None], ids=["speaker-labels", "no-labels"])
 @pytest.mark.parametrize(
     "summary",
-    [None, render.Summary.from_llm("- Nothing."), render.Summary.unavailable("down")],
+    [None, Summary((Point(None, "Nothing.", None),)), SummaryFailed("down")],
     ids=["no-summary", "summary", "summary-failed"],
 )
 def test_every_renderer_says_no_speech_once(
-    utterances: list[Any] | None, summary: render.Summary | None
+    utterances: list[Any] | None, summary: Summary | SummaryFailed | None
 ) -> None:
     document = render.render(empty_transcript(utterances=utterances), summary=summary)
     plain = f"{HEADER}\n\n{NO_SPEECH}"

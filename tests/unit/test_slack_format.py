@@ -14,7 +14,8 @@ import pytest
 from adapters.slack import blocks as fmt
 from bot import render
 from bot.chat import Post
-from bot.render import SLACK_SECTION_LIMIT, Summary
+from bot.render import SLACK_SECTION_LIMIT
+from bot.summary import Point, Summary
 from tests.fakes.slack_blocks import validate_blocks
 from tests.helpers.transcripts import posted, transcript
 
@@ -56,7 +57,7 @@ def test_short_transcript_is_shown_whole_with_speakers() -> None:
     text = all_text(message.blocks)
     assert "*Speaker A* `00:00`  Shall we start?" in text
     assert "*Speaker B* `00:04`  Yes, the numbers are in." in text
-    assert "*Speakers*\nSpeaker A — 0:08 (67%)" in text
+    assert "*Speakers*\n*Speaker A* — 0:08 (67%)" in text
     assert all(b["text"]["verbatim"] for b in rest if b["type"] == "section")
     assert message.text == fmt.escape(post.text)
 
@@ -88,7 +89,9 @@ def test_long_transcript_shows_the_engines_preview_and_points_at_the_file() -> N
 
 
 def test_long_ai_summary_and_dense_markup_stay_within_section_limits() -> None:
-    summary = Summary(text="\n".join(f"- Speaker A: point {i} <&> <&> <&>" for i in range(400)))
+    summary = Summary(
+        tuple(Point("Speaker A", f"point {i} " + "<&> " * 700, i * 1000) for i in range(6))
+    )
     post = posted(transcript([("A", "Hello."), ("B", "Hi.")]), summary=summary)
 
     message = fmt.result(post)
@@ -96,7 +99,7 @@ def test_long_ai_summary_and_dense_markup_stay_within_section_limits() -> None:
     assert validate_blocks(message.blocks) == []
     assert len(message.blocks) <= fmt.MAX_BLOCKS
     assert all_text(message.blocks).startswith("Transcript")
-    assert "*Summary*\n- Speaker A: point 0 &lt;&amp;&gt;" in all_text(message.blocks)
+    assert "*Summary*\n• *Speaker A* `00:00`: point 0 &lt;&amp;&gt;" in all_text(message.blocks)
 
 
 @pytest.mark.parametrize("size", [1, 2_999, 3_000, 3_001, 9_000])

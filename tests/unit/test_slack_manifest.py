@@ -12,6 +12,7 @@ import yaml
 from adapters.slack import BOT_SCOPES
 from adapters.slack.app import SHORTCUT
 from adapters.slack.commands import COMMAND
+from adapters.slack.controls import FORGET_SHORTCUT, SETTINGS_COMMAND
 from adapters.slack.incoming import SLACK_HOSTS, SlackMessage, attachment, unescape
 from bot.chat import JobOptions, Platform
 from bot.errors import OptionsError
@@ -32,6 +33,7 @@ EVENT_SCOPES = {
     "message.im": "im:history",
     "app_uninstalled": None,
     "tokens_revoked": None,
+    "app_home_opened": None,
 }
 
 
@@ -56,9 +58,10 @@ def test_every_event_has_its_scope_and_the_command_and_shortcut_match(
 
     assert set(events) == set(EVENT_SCOPES)
     assert {EVENT_SCOPES[e] for e in events} - {None} <= set(BOT_SCOPES)
-    assert [c["command"] for c in features["slash_commands"]] == [COMMAND]
-    [shortcut] = features["shortcuts"]
-    assert (shortcut["type"], shortcut["callback_id"]) == ("message", SHORTCUT)
+    assert [c["command"] for c in features["slash_commands"]] == [COMMAND, SETTINGS_COMMAND]
+    shortcuts = [(s["type"], s["callback_id"]) for s in features["shortcuts"]]
+    assert shortcuts == [("message", SHORTCUT), ("message", FORGET_SHORTCUT)]
+    assert features["app_home"]["home_tab_enabled"] is True
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"]
     assert features["app_home"]["messages_tab_enabled"] is True  # files sent to the bot

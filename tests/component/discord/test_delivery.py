@@ -11,6 +11,7 @@ from adapters.discord.delivery import Hints, Reply
 from bot import render
 from bot.chat import Platform, Post, Reaction, ThreadRef
 from bot.jobs import JobStore
+from bot.summary import ActionItem, Decision, Point, Summary
 from bot.transcript import Transcript
 from tests.fakes.discord import FakeDiscord, Permission, Upload
 from tests.fakes.discord_harness import Harness, running_bot, shown
@@ -112,8 +113,7 @@ async def test_reactions_show_the_state_on_the_source_message(bot: Harness) -> N
     await bot.adapter.react(ThreadRef(Platform.DISCORD, "1", "2", None, None), Reaction.DONE)
     # The source message was deleted meanwhile: cosmetic, so no error either.
     gone = await bot.fake.dispatch_message(uploads=[Upload("a.mp3", b"ID3")])
-    channel = bot.adapter.client.get_partial_messageable(int(gone["channel_id"]))
-    await channel.get_partial_message(int(gone["id"])).delete()
+    await bot.fake.author_deletes(gone)
     await bot.adapter.react(where(gone, reply=Reply.THREAD), Reaction.DONE)
 
 
@@ -173,14 +173,23 @@ async def test_short_results_escape_markdown_and_need_no_file(bot: Harness) -> N
 
 
 async def test_an_ai_summary_goes_in_the_embed(bot: Harness) -> None:
-    summary = render.Summary.from_llm("- Speaker A: wants to **start**.\n- Speaker B: agrees.")
+    summary = Summary(
+        (Point("Speaker A", "wants to **start**.", 0), Point("Speaker B", "agrees.", 30_000)),
+        (Decision("Start now.", 30_000),),
+        (ActionItem("Speaker B", "send the _numbers_", "Friday", 30_000),),
+    )
     doc = render.render(transcript(("A", "Shall we start?"), ("B", "Yes.")), summary=summary)
     source = await bot.fake.dispatch_message(uploads=[Upload("short.mp3", b"ID3")])
     await bot.adapter.post(where(source, reply=Reply.THREAD), result(doc), key="k")
     (embed,) = bot.bot_messages(int(source["id"]))[0]["embeds"]
-    # Its bullets stay a list; what is inside them is shown as written.
-    assert embed["description"] == "- Speaker A: wants to \\*\\*start\\*\\*.\n- Speaker B: agrees."
-    assert [f["name"] for f in embed["fields"]] == ["Speakers"]
+    # Our formatting around the points; what is inside them is shown as written.
+    assert embed["description"] == (
+        "- **Speaker A** `00:00`: wants to \\*\\*start\\*\\*.\n- **Speaker B** `00:30`: agrees."
+    )
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert list(fields) == ["Decisions", "Action items", "Speakers"]
+    assert fields["Decisions"] == "- Start now. `00:30`"
+    assert fields["Action items"] == "- **Speaker B**: send the \\_numbers\\_ *(by Friday)* `00:30`"
 
 
 async def test_without_embed_links_everything_goes_in_the_content(bot: Harness) -> None:
@@ -218,15 +227,14 @@ async def test_a_deleted_source_message_still_gets_its_result(bot: Harness) -> N
     source = await bot.fake.dispatch_message(uploads=[Upload("a.mp3", b"ID3")])
     ref = where(source, reply=Reply.THREAD)
     status = await bot.adapter.post(ref, Post("⏳ Working on it"), key="job-1:status")
-    channel = bot.adapter.client.get_partial_messageable(world.general.id)
-    await channel.get_partial_message(int(source["id"])).delete()
+    await bot.fake.author_deletes(source)
     # The thread outlives its starter message: the result still goes there.
     answer = await bot.adapter.post(ref, Post("result"), key="job-1:result")
     assert [m["id"] for m in bot.bot_messages(int(source["id"]))] == [status, answer]
 
     # Deleted before any thread was made: the result goes in the channel instead.
     lost = await bot.fake.dispatch_message(uploads=[Upload("b.mp3", b"ID3")])
-    await channel.get_partial_message(int(lost["id"])).delete()
+    await bot.fake.author_deletes(lost)
     await bot.adapter.post(where(lost, reply=Reply.THREAD), Post("result"), key="job-2:result")
     assert shown(bot.bot_messages(world.general)[-1]) == "result"
 
@@ -293,8 +301,11 @@ def test_the_whole_transcript_always_reaches_the_thread(embeds: bool) -> None:
             (rng.choice("AB"), " ".join(rng.choices(words, k=rng.randint(1, 120))))
             for _ in range(rng.randint(1, 40))
         ]
-        summary = render.Summary.from_llm(
-            "- " + " ".join(rng.choices(words, k=rng.randint(1, 900)))
+        summary = Summary(
+            tuple(
+                Point(rng.choice(("Speaker A", None)), " ".join(rng.choices(words, k=150)), None)
+                for _ in range(rng.randint(1, 6))
+            )
         )
         doc = render.render(transcript(*turns), summary=summary if rng.random() < 0.5 else None)
         out = outgoing(result(doc), key="job-1:result", embeds=embeds)

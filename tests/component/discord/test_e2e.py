@@ -51,7 +51,8 @@ async def run(bot: Harness) -> None:
 def assert_result(message: dict) -> None:
     (embed,) = message["embeds"]
     assert embed["title"].startswith("Transcript · 0:") and "2 speakers" in embed["title"]
-    assert embed["description"].startswith("- Speaker A: Good morning.")  # the AI summary
+    # The AI summary, rendered by us: each point with its speaker and timestamp.
+    assert embed["description"].startswith("- **Speaker A** `00:00`: Good morning.")
     assert embed["fields"][0]["value"].startswith("Speaker A — ")
     lines = shown(message).split("\n")
     assert lines[0] == LINES[0]

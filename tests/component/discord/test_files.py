@@ -93,7 +93,7 @@ async def test_an_expired_url_is_renewed_from_the_message(bot) -> None:
 
 async def test_a_deleted_message_means_the_file_is_unavailable(bot) -> None:
     job, message = await file_job(bot, Upload("memo.ogg", b"OggS" * 10, "audio/ogg"))
-    await message.delete()  # nothing left to renew the URL from
+    await bot.fake.author_deletes(message.id)  # nothing left to renew the URL from
     bot.fake.clock.advance(25 * 3600)
     with pytest.raises(FileUnavailable, match="deleted"):
         await bot.adapter.open_file(ThreadRef.of(job), job.source)
@@ -155,7 +155,7 @@ async def test_a_public_url_for_assemblyai_is_fresh_or_none(bot) -> None:
     assert len(bot.fake.calls_to(GET_MESSAGE)) == renewals + 1  # so it was renewed
     assert fresh is not None
     assert fresh.split("?")[0] == str(job.source.ref["url"]).split("?")[0]
-    await message.delete()
+    await bot.fake.author_deletes(message.id)
     assert (
         await bot.adapter.public_url(ThreadRef.of(job), job.source, valid_for=2 * 24 * 3600) is None
     )

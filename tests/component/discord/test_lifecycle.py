@@ -54,10 +54,18 @@ async def test_start_logs_in_registers_commands_and_connects(
         assert session.intents == wanted | Intent.MESSAGE_CONTENT
         assert bot.adapter.client.is_ready() and await bot.adapter.connected()
         commands = {(c["name"], c["type"]) for c in fake_discord.commands(guild)}
-        assert commands == {("transcribe", 1), ("transcribe-settings", 1), ("Transcribe", 3)}
+        assert commands == {
+            ("transcribe", 1),
+            ("transcribe-settings", 1),
+            ("Transcribe", 3),
+            ("Forget transcript", 3),
+        }
         assert fake_discord.commands(None) == []  # DISCORD_DEV_GUILD: that server only
-        settings = next(c for c in fake_discord.commands(guild) if c["name"] != "transcribe")
-        assert settings["default_member_permissions"] == str(1 << 5)  # Manage Server
+        settings = next(
+            c for c in fake_discord.commands(guild) if c["name"] == "transcribe-settings"
+        )
+        # Everyone sees it (show, optout, optin are everyone's); the rest check Manage Server.
+        assert settings.get("default_member_permissions") is None
         transcribe = next(c for c in fake_discord.commands(guild) if c["name"] == "transcribe")
         assert [o["name"] for o in transcribe["options"]] == [
             "file",
@@ -65,6 +73,7 @@ async def test_start_logs_in_registers_commands_and_connects(
             "speakers",
             "language",
             "subtitles",
+            "translate",
         ]
     assert bot.adapter.client.is_closed()
     assert fake_discord.gateway.connections[0].ws.closed
@@ -78,6 +87,7 @@ async def test_commands_are_global_without_a_dev_guild(
             "transcribe",
             "transcribe-settings",
             "Transcribe",
+            "Forget transcript",
         }
         assert fake_discord.commands(fake_discord.world.guild.id) == []
 

@@ -67,7 +67,7 @@ def block_text(message: Message) -> str:
     for block in message.blocks or ():
         if "text" in block:
             parts.append(block["text"]["text"])
-        parts.extend(e.get("text", "") for e in block.get("elements", ()))
+        parts.extend(e["text"] for e in block.get("elements", ()) if isinstance(e.get("text"), str))
     return "\n".join(parts)
 
 
@@ -89,7 +89,8 @@ async def test_a_shared_two_speaker_recording_gets_its_transcript_in_the_thread(
     for utterance in dialogue.script["utterances"]:  # type: ignore[attr-defined]
         assert f"*Speaker {utterance['speaker']}* `" in text
         assert utterance["text"] in text
-    assert "*Summary*\n" in text and "*Speakers*\nSpeaker A —" in text
+    assert "*Summary*\n• *Speaker A* `00:00`: Good morning." in text
+    assert "*Speakers*\n*Speaker A* —" in text
     assert result.text.startswith("Transcript · 0:")  # the plain-text fallback
     assert bot.fake.reactions(GENERAL, ts) == {"white_check_mark": [BOT_USER_ID]}
     [job] = await bot.jobs()

@@ -167,6 +167,7 @@ async def test_the_app_handles_every_subscribed_event(
             events.app_mention(events.post(GENERAL, ALICE, f"<@{BOT_USER_ID}> hi")),
             events.envelope({"type": "app_uninstalled", "event_ts": "1700000000.000001"}),
             events.envelope({"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}}),
+            bot.fake.home_opened(ALICE),
         ]
 
         answers = [await bot.fake.send_to_app(bot.events_url, events.http_event(b)) for b in bodies]

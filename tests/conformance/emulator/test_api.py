@@ -105,7 +105,11 @@ async def test_requests_without_the_key_get_401(
 async def test_unknown_routes_and_methods_answer_json(api: httpx.AsyncClient) -> None:
     assert error_body(await api.get("/v3/nothing"), 404) == "Not found"
     assert error_body(await api.put("/v2/transcript"), 405) == "Method Not Allowed"
-    assert error_body(await api.get("/v2/transcript/x/redacted-audio"), 404) == "Not found"
+    assert error_body(await api.get("/v2/transcript/x/chapters"), 404) == "Not found"
+    # A route of the spec the emulator serves: an unknown id is 400, as for the others.
+    assert error_body(await api.get("/v2/transcript/x/redacted-audio"), 400) == (
+        "Transcript lookup error, transcript id not found"
+    )
 
 
 # --- uploads -------------------------------------------------------------------------
