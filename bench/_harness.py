@@ -7,8 +7,11 @@ bot's own (CPU, GIL, event loop, memory):
   processing model given (turnaround = processing_time + processing_ratio * audio s);
 - `media_server()`: a small aiohttp static file server (this module, run as a script)
   from which the emulator fetches the `audio_url`s;
-- `make_tone()`: real audio of a given length (a quiet sine, 8 kHz mono MP3 at 8 kb/s:
-  ten minutes is 600 kB), made with ffmpeg once and cached in the work directory.
+- `make_audio()`: real audio of a given length (a quiet sine, 8 kHz mono MP3 at 8 kb/s:
+  ten minutes is 600 kB), made with ffmpeg once and cached in the work directory, with an
+  emulator script for it (`<sha256>.json`: two people talking, 2.5 words a second), so
+  its transcript is speech of a realistic size (a 2-hour file: 18,000 words), not the
+  "no speech" the emulator rightly answers for a tone.
 
 In the bot's process: `bot_engine()` assembles a real `Engine` (SQLite store in a temp
 directory, the real AssemblyAI client) against a `TimedPlatform`, the tests' in-memory
@@ -49,6 +52,7 @@ from bot.engine import Engine, EngineConfig
 from bot.jobs import JobState, JobStore, Platform
 from bot.polling import PollSchedule
 from bot.transcript import TranscriptStatus
+from bot.urls import UrlPolicy
 from tests.fakes.recording import RecordingPlatform
 
 API_KEY = "bench-key"
@@ -104,6 +108,52 @@ def cpu_seconds(pid: int) -> float:
 
 
 # -- audio -------------------------------------------------------------------------------
+
+
+SCRIPT_WORDS = (
+    "so the plan for next week is to finish the budget review and then we look at the "
+    "customer feedback from the launch I think the numbers look good but we should check "
+    "the timeline with design before the release because the quarter ends soon and the "
+    "office move is still open who follows up with the market report today"
+).split()
+
+
+def scripts_dir(directory: Path) -> Path:
+    """Where `make_audio` writes the emulator's scripts (pass it as `--scripts`)."""
+    path = directory / "scripts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_script(directory: Path, audio: Path, seconds: float) -> Path:
+    """An emulator script for `audio`: two speakers taking turns of 8 to 40 words, about
+    2.5 words a second of audio, deterministic for the length."""
+    import hashlib
+    import json
+    import random
+
+    digest = hashlib.sha256(audio.read_bytes()).hexdigest()
+    path = scripts_dir(directory) / f"{digest}.json"
+    if path.exists():
+        return path
+    rng = random.Random(int(seconds * 1000))
+    words_left = max(3, round(seconds * 2.5))
+    turns, speaker = [], "A"
+    while words_left > 0:
+        n = min(words_left, rng.randint(8, 40))
+        text = " ".join(rng.choice(SCRIPT_WORDS) for _ in range(n))
+        turns.append({"speaker": speaker, "text": text[0].upper() + text[1:] + "."})
+        words_left -= n
+        speaker = "B" if speaker == "A" else "A"
+    path.write_text(json.dumps({"language_code": "en_us", "utterances": turns}))
+    return path
+
+
+def make_audio(directory: Path, seconds: float) -> Path:
+    """`make_tone`, with an emulator script that makes its transcript speech."""
+    path = make_tone(directory, seconds)
+    write_script(directory, path, seconds)
+    return path
 
 
 def make_tone(directory: Path, seconds: float) -> Path:
@@ -204,8 +254,11 @@ async def emulator(
     *,
     processing_time: float,
     processing_ratio: float = 0.0,
+    processing_jitter: float = 0.0,
+    seed: int = 1,
     concurrency: int = 1000,
     webhook_retry_interval: float = 1.0,
+    scripts: Path | None = None,
 ) -> AsyncIterator[Child]:
     """The AssemblyAI emulator in a subprocess.
 
@@ -219,7 +272,10 @@ async def emulator(
         "--processing-ratio", str(processing_ratio),
         "--concurrency", str(concurrency),
         "--webhook-retry-interval", str(webhook_retry_interval),
+        "--processing-jitter", str(processing_jitter), "--processing-seed", str(seed),
     ]  # fmt: skip
+    if scripts is not None:
+        args += ["--scripts", str(scripts)]
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))
     async with _spawn(args, "listening on", env=env) as child:
         yield child
@@ -318,11 +374,18 @@ class TimedPlatform(RecordingPlatform):
 
     result_at: dict[str, float] = field(default_factory=dict)
     done_at: dict[str, float] = field(default_factory=dict)
+    #: False: keep each post's key, not its text and files (Slack's side of the wire: a
+    #: load bench's 2-hour transcripts would otherwise count against the bot's memory)
+    keep_bodies: bool = True
 
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         if key.endswith(":result"):
             self.result_at.setdefault(key.rsplit(":", 1)[0], time.time())
-        return await super().post(where, post, key=key)
+        message_id = await super().post(where, post, key=key)
+        if not self.keep_bodies:
+            posted = self.posts[-1]
+            posted.text, posted.files = "", {}
+        return message_id
 
     async def react(self, where: ThreadRef, reaction: Reaction) -> None:
         if reaction is not Reaction.WORKING:
@@ -330,8 +393,9 @@ class TimedPlatform(RecordingPlatform):
         await super().react(where, reaction)
 
 
-class FixedSchedule(PollSchedule):
-    """The baseline: poll every `INTERVAL` seconds whatever the audio, learn nothing."""
+class TutorialSchedule(PollSchedule):
+    """The baseline: AssemblyAI's tutorial loop (and its SDK's pace): a GET as soon as the
+    submission answers, then one every `INTERVAL` seconds, whatever the audio."""
 
     INTERVAL = 3.0
 
@@ -342,8 +406,10 @@ class FixedSchedule(PollSchedule):
         polls: int,
         duration: float | None,
         status: TranscriptStatus | None,
+        model: str | None = None,
+        webhook: bool = False,
     ) -> float:
-        return self.INTERVAL
+        return 0.0 if polls == 0 else self.INTERVAL
 
     def learn(
         self, *, duration: float | None, turnaround: float, polls: int, **more: object
@@ -351,9 +417,105 @@ class FixedSchedule(PollSchedule):
         return None
 
 
+def tutorial_gets(turnaround: float, interval: float = 3.0) -> int:
+    """The tutorial loop's GETs for a turnaround: at 0, interval, 2 x interval, ..."""
+    return 1 + max(0, math.ceil(turnaround / interval))
+
+
+def tutorial_late(turnaround: float, interval: float = 3.0) -> float:
+    return max(0, math.ceil(turnaround / interval)) * interval - turnaround
+
+
+def schedule_outcome(times: Sequence[float], turnaround: float, gap: float) -> tuple[int, float]:
+    """(GETs, seconds late) of polls at `times` (then every `gap`) for a turnaround."""
+    for n, at in enumerate(times, 1):
+        if at >= turnaround:
+            return n, at - turnaround
+    last = times[-1] if times else 0.0
+    more = max(1, math.ceil((turnaround - last) / gap))
+    return len(times) + more, last + more * gap - turnaround
+
+
+@dataclass
+class StampedSlack:
+    """The real Slack adapter as the engine's platform, posting to the Slack fake over
+    HTTP, stamping when Slack has answered each job's result post and final reaction."""
+
+    adapter: Any  # adapters.slack.SlackAdapter
+    result_at: dict[str, float] = field(default_factory=dict)
+    done_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> Platform:
+        return Platform.SLACK
+
+    @property
+    def message_limit(self) -> int:
+        return int(self.adapter.message_limit)
+
+    async def open_file(self, where: ThreadRef, source: Any) -> Any:
+        return await self.adapter.open_file(where, source)
+
+    async def public_url(self, where: ThreadRef, source: Any) -> str | None:
+        return await self.adapter.public_url(where, source)  # type: ignore[no-any-return]
+
+    async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
+        message_id: str = await self.adapter.post(where, post, key=key)
+        if key.endswith(":result"):
+            self.result_at.setdefault(key.rsplit(":", 1)[0], time.time())
+        return message_id
+
+    async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
+        await self.adapter.edit(where, message_id, post, key=key)
+
+    async def react(self, where: ThreadRef, reaction: Reaction) -> None:
+        await self.adapter.react(where, reaction)
+        if reaction is not Reaction.WORKING:
+            self.done_at.setdefault(where.job_id, time.time())
+
+
+@contextlib.asynccontextmanager
+async def slack_engine(
+    workdir: Path, child: Child, config: EngineConfig, fake: Any, *, name: str = "slack"
+) -> AsyncIterator[Bot]:
+    """`bot_engine`, delivering through the real Slack adapter to `fake` (a FakeSlack)."""
+    from adapters.slack import create
+    from bot.config import Settings
+    from bot.intake import Intake
+    from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET
+
+    store = await JobStore.open(f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
+    client = aai.AssemblyAIClient(
+        Secret(API_KEY), base_url=child.base_url, llm_base_url=child.base_url
+    )
+    settings = Settings(
+        slack_api_url=fake.api_url,
+        slack_bot_token=Secret(BOT_TOKEN),
+        slack_signing_secret=Secret(SIGNING_SECRET),
+    )
+    engine = Engine(store, client, {}, config)
+    adapter = create(settings, Intake(engine, store, urls=config.urls))
+    platform = StampedSlack(adapter)
+    engine.add_platform(platform)  # type: ignore[arg-type]
+    await adapter.start()
+    try:
+        yield Bot(engine, platform, store, client)  # type: ignore[arg-type]
+    finally:
+        await engine.stop()
+        await adapter.stop()
+        await adapter.close()
+        await client.close()
+        await store.close()
+
+
 def engine_config(**overrides: Any) -> EngineConfig:
-    """Production defaults, with the per-user and per-channel limits out of the way."""
-    base: dict[str, Any] = {"per_user": 100_000, "per_channel": 100_000}
+    """Production defaults, with the per-user and per-channel limits out of the way, and
+    links to this machine allowed (the audio is served on loopback: ALLOW_PRIVATE_URLS)."""
+    base: dict[str, Any] = {
+        "per_user": 100_000,
+        "per_channel": 100_000,
+        "urls": UrlPolicy(allow_private=True),
+    }
     return EngineConfig(**(base | overrides))
 
 
@@ -376,13 +538,16 @@ async def bot_engine(
     *,
     schedule: PollSchedule | None = None,
     name: str = "jobs",
+    database: str | None = None,
+    keep_bodies: bool = True,
 ) -> AsyncIterator[Bot]:
-    """A real engine (SQLite store under `workdir`, real client) on the emulator."""
-    store = await JobStore.open(f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
+    """A real engine (SQLite store under `workdir`, or `database`; real client) on the
+    emulator."""
+    store = await JobStore.open(database or f"sqlite+aiosqlite:///{workdir / (name + '.db')}")
     client = aai.AssemblyAIClient(
         Secret(API_KEY), base_url=child.base_url, llm_base_url=child.base_url
     )
-    platform = TimedPlatform(name=Platform.SLACK)
+    platform = TimedPlatform(name=Platform.SLACK, keep_bodies=keep_bodies)
     engine = Engine(store, client, {Platform.SLACK: platform}, config, schedule=schedule)
     try:
         yield Bot(engine, platform, store, client)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import statistics
@@ -31,14 +30,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+API_KEY = "bench-relay-key"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
 
@@ -46,46 +46,57 @@ MIB = 1024 * 1024
 # -- the servers' process ------------------------------------------------------------------
 
 
-async def serve(size: int) -> None:
-    from tests.fakes.slack import BOT_TOKEN, FakeSlack
+async def serve(size: int, rounds: int) -> None:
+    from emulator import EmulatorConfig, start
+    from tests.fakes.slack import ALICE, BOT_TOKEN, GENERAL, TEAM_ID, FakeSlack
     from tests.fakes.slack_state import GeneratedBytes
 
-    received: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="threadscribe-bench-") as storage:
+        # The real emulator: its upload route checks the key, spools the body to disk and
+        # hashes it, as AssemblyAI stores what it is sent.
+        config = EmulatorConfig(api_key=API_KEY, storage_dir=Path(storage))
+        aai = await start(config, "127.0.0.1", 0)
 
-    async def upload(request: web.Request) -> web.Response:
-        digest, count = hashlib.sha256(), 0
-        async for chunk in request.content.iter_any():
-            digest.update(chunk)
-            count += len(chunk)
-        received.update(bytes=count, sha256=digest.hexdigest())
-        return web.json_response({"upload_url": f"https://cdn.example/upload/{uuid.uuid4()}"})
+        async def stats(request: web.Request) -> web.Response:
+            """The upload just stored (its size and digest), then forget it (1 GiB a go)."""
+            uploads = aai.emulator.store.uploads
+            stored = [uploads.pop(key) for key in list(uploads)]
+            for upload in stored:
+                upload.path.unlink(missing_ok=True)
+            return web.json_response([{"bytes": u.size, "sha256": u.sha256} for u in stored])
 
-    async def stats(request: web.Request) -> web.Response:
-        return web.json_response(received)
-
-    sink = web.Application(client_max_size=0)
-    sink.router.add_post("/v2/upload", upload)
-    sink.router.add_get("/stats", stats)
-    runner = web.AppRunner(sink, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    data = GeneratedBytes(size, seed=11, chunk_size=256 * 1024)
-    async with FakeSlack() as fake:
-        file = fake.add_file("all-hands.wav", data)
-        print(
-            json.dumps(
-                {
-                    "api_url": fake.api_url,
-                    "file": fake.file_dict(file),
-                    "token": BOT_TOKEN,
-                    "sink": f"http://127.0.0.1:{runner.addresses[0][1]}",
-                    "sha256": data.sha256(),
-                }
-            ),
-            flush=True,
-        )
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-    await runner.cleanup()
+        control = web.Application()
+        control.router.add_get("/stats", stats)
+        runner = web.AppRunner(control, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        data = GeneratedBytes(size, seed=11, chunk_size=256 * 1024)
+        try:
+            async with FakeSlack() as fake:
+                file = fake.add_file("all-hands.wav", data)
+                # one message sharing the file for each round's job (its thread is real)
+                shares = [fake.events.file_share(GENERAL, ALICE, [file]) for _ in range(rounds)]
+                print(
+                    json.dumps(
+                        {
+                            "api_url": fake.api_url,
+                            "file": fake.file_dict(file),
+                            "team": TEAM_ID,
+                            "channel": GENERAL,
+                            "user": ALICE,
+                            "messages": [share["event"]["ts"] for share in shares],
+                            "token": BOT_TOKEN,
+                            "sink": aai.base_url,
+                            "stats": f"http://127.0.0.1:{runner.addresses[0][1]}/stats",
+                            "sha256": data.sha256(),
+                        }
+                    ),
+                    flush=True,
+                )
+                await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # EOF
+        finally:
+            await runner.cleanup()
+            await aai.stop()
 
 
 # -- the bot's process -----------------------------------------------------------------------
@@ -132,22 +143,33 @@ async def plain_copy(info: dict[str, Any], session: aiohttp.ClientSession) -> No
         async with session.post(
             f"{info['sink']}/v2/upload",
             data=got.content.iter_chunked(256 * 1024),
-            headers={"Content-Length": str(got.content_length)},
+            headers={"Content-Length": str(got.content_length), "Authorization": API_KEY},
         ) as put:
             put.raise_for_status()
             await put.read()
 
 
+@dataclass(slots=True)
+class Relayed:
+    seconds: float  # the engine's own timer around its upload step
+    cpu: float  # this process's CPU from the intake to the upload's end
+
+
 @contextlib.asynccontextmanager
 async def relay_setup(
     info: dict[str, Any], work: Path
-) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+) -> AsyncIterator[Callable[[int], Awaitable[Relayed]]]:
+    """The bot as `threadscribe run` composes it (Slack adapter, engine, store, client);
+    each relay is a new job for the file, worked by the engine: its submit step streams
+    the Slack file into the emulator's upload (`bot.engine.steps._upload`), then submits
+    it (the emulator refuses 1 GiB of noise as not audio, and the job fails in its
+    thread: that part is not timed)."""
     from adapters.slack.incoming import attachment
     from bot.assemblyai import AssemblyAIClient
-    from bot.chat import FileSource, ThreadRef
+    from bot.chat import FileSource
     from bot.config import Secret, Settings
     from bot.engine import EngineConfig
-    from bot.jobs import IntakeRecord, JobStore, Platform
+    from bot.jobs import IntakeRecord, JobState, JobStore, Platform
     from bot.run import builtin_factories, compose
 
     settings = Settings(
@@ -157,25 +179,43 @@ async def relay_setup(
         database_url=Secret(f"sqlite+aiosqlite:///{work / 'relay.db'}"),
     )
     store = await JobStore.open(settings.database_url.value)
-    client = AssemblyAIClient(Secret("bench"), base_url=info["sink"])
+    client = AssemblyAIClient(Secret(API_KEY), base_url=info["sink"])
     engine, core, [adapter] = compose(
         settings, store, client, builtin_factories(settings), config=EngineConfig()
     )
     await adapter.start()
-    record = IntakeRecord(
-        platform=Platform.SLACK,
-        workspace="T0TEAM0001",
-        channel="C0GENERAL1",
-        requester="U0ALICE001",
-        source=FileSource(attachment(info["file"]).ref),
-        message="1700000000.000100",
-    )
-    job, _ = await store.admission.intake(record)
+    await engine.start()
+    registry = engine.metrics.registry
+    upload = {"call": "upload"}
 
-    async def relay() -> None:
-        assert isinstance(job.source, FileSource)
-        stream = await adapter.open_file(ThreadRef.of(job), job.source)
-        await client.upload(stream.chunks, size=stream.size)
+    def uploads() -> tuple[float, float]:
+        count = registry.get_sample_value("threadscribe_assemblyai_seconds_count", upload)
+        total = registry.get_sample_value("threadscribe_assemblyai_seconds_sum", upload)
+        return count or 0.0, total or 0.0
+
+    async def relay(n: int) -> Relayed:
+        record = IntakeRecord(
+            platform=Platform.SLACK,
+            workspace=info["team"],
+            channel=info["channel"],
+            requester=info["user"],
+            source=FileSource(attachment(info["file"]).ref),
+            message=info["messages"][n],
+        )
+        count, total = uploads()
+        cpu = time.process_time()
+        outcome = await engine.intake(record)
+        assert outcome.job is not None, outcome.refused
+        while uploads()[0] == count:  # noqa: ASYNC110 (the engine's own timer is the signal)
+            await asyncio.sleep(0.005)
+        cpu = time.process_time() - cpu
+        seconds = uploads()[1] - total
+        while True:  # the job's end (its failure posted), before the next round
+            job = await store.get(outcome.job.id)
+            if job is not None and job.state in (JobState.FAILED, JobState.DELIVERED):
+                break
+            await asyncio.sleep(0.05)
+        return Relayed(seconds, cpu)
 
     try:
         yield relay
@@ -192,6 +232,7 @@ async def measure(args: argparse.Namespace) -> None:
     size = args.size_mib * MIB
     servers = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.slack_relay", "--serve", "--size-mib", str(args.size_mib),
+        "--rounds", str(args.rounds),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert servers.stdout is not None and servers.stdin is not None
@@ -205,18 +246,20 @@ async def measure(args: argparse.Namespace) -> None:
                 for round_ in range(args.rounds):
                     order = ("plain copy", "relay") if round_ % 2 == 0 else ("relay", "plain copy")
                     for name in order:
-                        started, cpu_started = time.perf_counter(), time.process_time()
                         if name == "relay":
                             with PeakRss() as peak:
-                                await relay()
+                                relayed = await relay(round_)
                             growth.append(peak.growth)
+                            seconds, spent = relayed.seconds, relayed.cpu
                         else:
+                            started, cpu_started = time.perf_counter(), time.process_time()
                             await plain_copy(info, session)
-                        seconds = time.perf_counter() - started
-                        cpu[name].append((time.process_time() - cpu_started) * MIB * 1024 / size)
-                        async with session.get(f"{info['sink']}/stats") as answer:
+                            seconds = time.perf_counter() - started
+                            spent = time.process_time() - cpu_started
+                        cpu[name].append(spent * MIB * 1024 / size)
+                        async with session.get(info["stats"]) as answer:
                             got = await answer.json()
-                        assert got == {"bytes": size, "sha256": info["sha256"]}, got
+                        assert got == [{"bytes": size, "sha256": info["sha256"]}], got
                         results[name].append(size / MIB / seconds)
     finally:
         servers.stdin.close()
@@ -250,7 +293,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(serve(args.size_mib * MIB) if args.serve else measure(args))
+    asyncio.run(serve(args.size_mib * MIB, args.rounds) if args.serve else measure(args))
 
 
 if __name__ == "__main__":

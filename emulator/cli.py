@@ -27,6 +27,11 @@ EXIT_FAILURE = 1
 
 PROCESSING_TIME = "seconds a job stays processing (default: 1)"
 PROCESSING_RATIO = "extra processing seconds per second of audio (default: 0)"
+PROCESSING_JITTER = (
+    "spread of each job's processing time: multiplied by exp(SIGMA x a standard normal),"
+    " a lognormal around the nominal time (default: 0, none)"
+)
+PROCESSING_SEED = "seed of the processing-time spread (default: a fresh one each run)"
 CONCURRENCY = "jobs processed at once; the rest wait, throttled (default: 5)"
 RETRY_INTERVAL = "seconds between webhook attempts (default: 10)"
 PUBLIC_BASE_URL = "base of the URLs the API hands out (default: the request's own)"
@@ -50,6 +55,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--api-key", help="API key clients must send (default: $ASSEMBLYAI_API_KEY)")
     add("--processing-time", type=float, default=1.0, metavar="S", help=PROCESSING_TIME)
     add("--processing-ratio", type=float, default=0.0, metavar="R", help=PROCESSING_RATIO)
+    add("--processing-jitter", type=float, default=0.0, metavar="SIGMA", help=PROCESSING_JITTER)
+    add("--processing-seed", type=int, metavar="N", help=PROCESSING_SEED)
     add("--concurrency", type=int, default=5, metavar="N", help=CONCURRENCY)
     add("--webhook-retry-interval", type=float, default=10.0, metavar="S", help=RETRY_INTERVAL)
     add("--public-base-url", metavar="URL", help=PUBLIC_BASE_URL)
@@ -78,6 +85,8 @@ def build_config(args: argparse.Namespace, api_key: str) -> EmulatorConfig:
         scripts_dir=args.scripts,
         processing_time=args.processing_time,
         processing_ratio=args.processing_ratio,
+        processing_jitter=args.processing_jitter,
+        processing_seed=args.processing_seed,
         concurrency=args.concurrency,
         webhook_retry_interval=args.webhook_retry_interval,
         public_base_url=args.public_base_url,

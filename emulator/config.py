@@ -69,6 +69,12 @@ class EmulatorConfig:
     scripts_dir: Path | None = None
     processing_time: float = 1.0
     processing_ratio: float = 0.0
+    # Spread of the turnaround, as a real service's varies: each job's processing time is
+    # multiplied by exp(processing_jitter * Z), Z standard normal (a lognormal whose median
+    # is the nominal time), drawn in submission order from a generator seeded with
+    # `processing_seed`. 0: every job of a length takes the same time.
+    processing_jitter: float = 0.0
+    processing_seed: int | None = None
     concurrency: int = 5
     webhook_attempts: int = 10
     webhook_retry_interval: float = 10.0
@@ -98,6 +104,8 @@ class EmulatorConfig:
             raise ValueError(f"scripts directory {self.scripts_dir} does not exist")
         if self.processing_time < 0 or self.processing_ratio < 0:
             raise ValueError("processing_time and processing_ratio must not be negative")
+        if not 0.0 <= self.processing_jitter <= 3.0:
+            raise ValueError("processing_jitter must be between 0 and 3")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.webhook_attempts < 1:

@@ -3,7 +3,9 @@
 A job fetches its media when it starts, measures it, finds where audio without a script
 holds speech (`speech`), and fails with the API's errors (download error, no audio, audio
 too short, language detection on audio without speech) or completes after
-`processing_time + processing_ratio * audio seconds`. Jobs waiting for a free slot are
+`processing_time + processing_ratio * audio seconds`, times a lognormal factor when
+`processing_jitter` is set (drawn per job in submission order, seeded, so a run can be
+repeated; a job waiting for a slot waits first, as on the service). Jobs waiting for a free slot are
 marked `throttled`, as the API marks jobs held back by the account's concurrency limit.
 When a job ends, its webhook (if any) is sent.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 from collections import deque
 from functools import partial
 from pathlib import Path
@@ -86,10 +90,25 @@ class Processor:
         self._queue: deque[TranscriptRecord] = deque()
         self._active: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._spread = random.Random(config.processing_seed)
+        self._factors: dict[str, float] = {}
 
     def submit(self, record: TranscriptRecord) -> None:
+        self._factors[record.id] = self.spread_factor()
         self._queue.append(record)
         self._pump()
+
+    def spread_factor(self) -> float:
+        """The next job's processing-time multiplier: exp(sigma * Z), 1 without jitter."""
+        sigma = self._config.processing_jitter
+        if sigma <= 0:
+            return 1.0
+        return math.exp(sigma * self._spread.gauss(0.0, 1.0))
+
+    def processing_seconds(self, record_id: str, audio_seconds: float) -> float:
+        """How long a job takes once it has started (its fetch and measuring included)."""
+        nominal = self._config.processing_time + self._config.processing_ratio * audio_seconds
+        return nominal * self._factors.get(record_id, 1.0)
 
     def _pump(self) -> None:
         while self._queue and len(self._active) < self._config.concurrency and not self._closing:
@@ -103,6 +122,7 @@ class Processor:
 
     def _finished(self, record: TranscriptRecord, task: asyncio.Task[None]) -> None:
         self._active.pop(record.id, None)
+        self._factors.pop(record.id, None)
         if self._closing or task.cancelled():
             return
         if record.done and record.request.webhook_url is not None:
@@ -134,11 +154,7 @@ class Processor:
             if record.request.get("redact_pii"):
                 entities = dict(script.entities) if script else {}
                 result = await self._redact(record, result, entities, media.path)
-            delay = (
-                self._config.processing_time
-                + self._config.processing_ratio * info.duration
-                - (loop.time() - started)
-            )
+            delay = self.processing_seconds(record.id, info.duration) - (loop.time() - started)
             if delay > 0:
                 await asyncio.sleep(delay)
             model = model_used(record.request.speech_models, result.language_code)
@@ -231,6 +247,7 @@ class Processor:
         """Stop starting jobs, cancel those running, and wait for them to end."""
         self._closing = True
         self._queue.clear()
+        self._factors.clear()
         tasks = list(self._active.values())
         for task in tasks:
             task.cancel()

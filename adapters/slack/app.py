@@ -161,6 +161,10 @@ class SlackBolt:
             process_before_response=True,
             oauth_settings=oauth,
             logger=BOLT_LOG,
+            # Every HTTP request reaches Bolt through `handle_events`, which has checked
+            # its signature already (before anything of it is parsed or logged); Socket
+            # Mode's are not signed. Checking it twice only costs the acknowledgement.
+            request_verification_enabled=False,
         )
         self._register(triggers, commands, actions)
         self._register_controls(controls, home, tasks)

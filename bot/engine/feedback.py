@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, TypeVar
 
 from bot import messages
@@ -40,6 +41,8 @@ class Working:
     last_poll: float | None = None
     #: the finished transcript the poll just fetched, for the delivery right after it
     fetched: Transcript | None = None
+    #: seconds after submission at which its webhook said the transcript is done
+    webhook_at: float | None = None
     #: the result as posted, to add the deletion receipt to it without fetching again
     result_post: Post | None = None
 
@@ -50,6 +53,10 @@ class Memory:
     def __init__(self, limit: int = _REMEMBERED) -> None:
         self._jobs: OrderedDict[str, Working] = OrderedDict()
         self._limit = limit
+        # Webhooks for transcripts no job has recorded yet: a quick transcript's webhook
+        # can arrive between AssemblyAI's answer to the submission and the job storing
+        # the transcript's id. Transcript id -> when (store clock, per process, bounded).
+        self._early: OrderedDict[str, datetime] = OrderedDict()
 
     def __call__(self, job_id: str) -> Working:
         working = self._jobs.get(job_id)
@@ -61,6 +68,17 @@ class Memory:
 
     def forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
+
+    def early_webhook(self, transcript_id: str, at: datetime) -> None:
+        """A webhook came for `transcript_id` before any job held it."""
+        self._early[transcript_id] = at
+        self._early.move_to_end(transcript_id)
+        while len(self._early) > self._limit:
+            self._early.popitem(last=False)
+
+    def take_early_webhook(self, transcript_id: str) -> datetime | None:
+        """When a webhook came for `transcript_id` before its job stored it, once."""
+        return self._early.pop(transcript_id, None)
 
     def __len__(self) -> int:
         return len(self._jobs)

@@ -96,6 +96,11 @@ class StepSettings:
     #: the largest redacted audio the bot downloads to post it (a link beyond)
     redacted_audio_bytes: int = 50_000_000
 
+    @property
+    def webhooks(self) -> bool:
+        """AssemblyAI is asked to call back: polls are only the fallback."""
+        return self.webhook_url is not None and self.webhook_secret is not None
+
     def transfer_time(self, size: int) -> float:
         """How long moving `size` bytes may take in all, stalls included."""
         return max(self.transfer_floor, size / self.transfer_min_rate)
@@ -156,7 +161,8 @@ async def submit(ctx: StepContext, job: Job) -> None:
         found = await _recover(ctx, job)
         if found is not None:
             log.info("job %s: adopting transcript %s from a lost answer", job.id, found.id)
-            await _submitted(ctx, job, found.id, found.status)
+            # Its webhook may have come while no job waited for it: poll on the schedule.
+            await _submitted(ctx, job, found.id, found.status, webhook=False)
             return
     audio_url = await _link_for(ctx, job)
     if audio_url is None:
@@ -227,11 +233,23 @@ async def _people(
 
 
 async def _submitted(
-    ctx: StepContext, job: Job, transcript_id: str, status: TranscriptStatus
+    ctx: StepContext,
+    job: Job,
+    transcript_id: str,
+    status: TranscriptStatus,
+    *,
+    webhook: bool | None = None,
 ) -> None:
-    delay = ctx.schedule.next_delay(
-        elapsed=0.0, polls=0, duration=job.audio_duration, status=status
-    )
+    delay = 0.0
+    if not status.done:  # an adopted transcript may be finished already
+        delay = ctx.schedule.next_delay(
+            elapsed=0.0,
+            polls=0,
+            duration=job.audio_duration,
+            status=status,
+            model=schedule_model(job, ctx.settings),
+            webhook=ctx.settings.webhooks if webhook is None else webhook,
+        )
     now = ctx.store.now()
     job = await ctx.moved(
         job,
@@ -244,13 +262,29 @@ async def _submitted(
         submit_started_at=None,
         next_attempt_at=now + timedelta(seconds=delay),
     )
+    # A webhook that came before the transcript's id was stored (a quick transcript's
+    # can) found no job: it is remembered, and taken now that any later one finds the job.
+    early = ctx.memory.take_early_webhook(transcript_id)
     await ctx.feedback.status(job, messages.status_transcribing(0.0), force=True)
     # Hand the job back only after that edit: a task that delivered it meanwhile (its
     # webhook came first) would otherwise have its final status overwritten by it. A
     # same-state transition keeps a webhook's make_due.
-    await ctx.store.queue.transition(
-        job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+    if early is None:
+        await ctx.store.queue.transition(
+            job.id, ctx.owner, JobState.SUBMITTED, JobState.SUBMITTED, release=True
+        )
+        return
+    ctx.metrics.webhooks.inc()
+    ctx.memory(job.id).webhook_at = 0.0
+    await ctx.store.queue.transition(  # done: poll it now, as a webhook does
+        job.id,
+        ctx.owner,
+        JobState.SUBMITTED,
+        JobState.SUBMITTED,
+        release=True,
+        next_attempt_at=ctx.store.now(),
     )
+    ctx.wake()
 
 
 #: How far back the search for a lost submission looks, besides the clocks' skew.
@@ -435,13 +469,23 @@ async def poll(ctx: StepContext, job: Job) -> Job:
             polls=polls,
             duration=job.audio_duration,
             status=transcript.status,
+            model=schedule_model(job, ctx.settings),
+            webhook=ctx.settings.webhooks,
         )
         await ctx.store.queue.poll_later(job.id, ctx.owner, now + timedelta(seconds=delay))
         return replace(job, lease_owner=None, polls=polls)
     previous, working.last_poll = working.last_poll, None
+    woken, working.webhook_at = working.webhook_at, None
     if elapsed is not None:
+        # Learnt from the length the job was scheduled with (the platform's), so that the
+        # next job of that length is aimed from what this one took.
         ctx.schedule.learn(
-            duration=job.audio_duration, turnaround=elapsed, polls=polls, previous=previous
+            duration=job.audio_duration,
+            turnaround=woken if woken is not None else elapsed,
+            polls=polls,
+            previous=previous,
+            model=schedule_model(job, ctx.settings),
+            exact=woken is not None,
         )
     if _link_refused(job, transcript):
         # AssemblyAI could not fetch the platform's link (expired, say): stream the file.
@@ -956,6 +1000,11 @@ def transcript_options(
         redact_pii_sub=redaction.substitution if redaction else None,
         redact_pii_audio=bool(redaction and redaction.audio),
     )
+
+
+def schedule_model(job: Job, settings: StepSettings) -> str:
+    """The speech models a job asks for, as the poll schedule tells turnarounds apart."""
+    return ",".join(job.options.speech_models or settings.speech_models)
 
 
 def _cap(job: Job, settings: StepSettings) -> float | None:

@@ -89,6 +89,13 @@ class EngineConfig:
     #: delivered jobs are deleted this long after (JOB_RETENTION_DAYS); None keeps them
     retention: timedelta | None = timedelta(days=30)
     prune_every: float = 3600.0  # seconds between looks for jobs past their retention
+    #: during a burst of this many intakes in a row, each within intake_quiet of the last,
+    #: a new job's ⏳ and status message, and other jobs' steps, wait for a pause this long
+    intake_burst: int = 8
+    intake_quiet: float = 0.05
+    #: ...but never longer than this
+    intake_quiet_max: float = 1.0
+    turn_interval: float = 0.02  # the worker's loop looks at the store at most this often
     #: hours each workspace may transcribe per calendar month (MONTHLY_BUDGET_HOURS)
     budget_hours: float | None = None
     #: usage records (and notices said once) are deleted this long after
@@ -156,6 +163,8 @@ class Engine:
         self.health = health or Health()
         self.lifecycle = Lifecycle.NEW
         self._pruned_at: float | None = None  # the event loop's time of the last prune
+        self._intake_seen = float("-inf")  # the event loop's time of the latest intake
+        self._intake_streak = 0  # intakes in a row, each within intake_quiet of the last
         self.memory = Memory()
         self.feedback = Feedback(
             store, self.platforms, self.memory, status_interval=self.config.status_interval
@@ -191,6 +200,10 @@ class Engine:
         # Limits, the budget and the insert in one transaction, grouped with concurrent
         # intakes.
         limits = Limits(self.config.per_user, self.config.per_channel)
+        now = asyncio.get_running_loop().time()
+        close = now - self._intake_seen < self.config.intake_quiet
+        self._intake_streak = self._intake_streak + 1 if close else 1
+        self._intake_seen = now
         budget = Budget(
             self.config.budget_hours, self.config.max_duration, self.config.budget_min_slice
         )
@@ -253,8 +266,10 @@ class Engine:
 
     async def _announce_new(self, job: Job) -> None:
         """React and post the status message for a new job, under a short lease so that a
-        worker claiming the job meanwhile does not announce it too."""
+        worker claiming the job meanwhile does not announce it too; once a burst of
+        intakes has been acknowledged."""
         async with self.feedback.announcing:
+            await self._after_intakes()  # here: each one, not once for a burst's jobs
             try:
                 leased = await self.store.queue.lease(
                     job.id, self.owner, lease_seconds=self.config.lease
@@ -270,6 +285,23 @@ class Engine:
                 # The worker announces it when it takes the job; nothing is lost.
                 log.warning("could not announce job %s", job.id, exc_info=True)
 
+    async def _after_intakes(self) -> None:
+        """During a burst of intakes (`intake_burst` in a row, each within `intake_quiet`
+        of the last), wait until none has come for `intake_quiet` seconds (at most
+        `intake_quiet_max`): the burst is acknowledged first, and the reactions and status
+        messages of its jobs, and other jobs' next steps, follow it rather than competing
+        with it for the database and the CPU while the platform waits for its answers. A
+        lone intake holds nothing up."""
+        if self._intake_streak < self.config.intake_burst:
+            return
+        loop = asyncio.get_running_loop()
+        quiet, until = self.config.intake_quiet, loop.time() + self.config.intake_quiet_max
+        while (now := loop.time()) < until:
+            left = self._intake_seen + quiet - now
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, until - now))
+
     # -- webhooks ----------------------------------------------------------------------
 
     def webhook_authorised(self, presented: str | None) -> bool:
@@ -282,9 +314,22 @@ class Engine:
         """AssemblyAI says the transcript is done: make its job due now. Returns whether a
         job was waiting for it (a replay, or an unknown id, changes nothing)."""
         job = await self.store.get_by_transcript_id(transcript_id)
-        if job is None or job.state is not JobState.SUBMITTED:
+        if job is None:
+            # Perhaps a job of this process has it and has not stored it yet: it looks for
+            # this note once it has. Look again after leaving the note, in case it stored
+            # and looked in between (then the note is ours to take back).
+            self.memory.early_webhook(transcript_id, self.store.now())
+            job = await self.store.get_by_transcript_id(transcript_id)
+            if job is None:
+                return False
+            self.memory.take_early_webhook(transcript_id)
+        if job.state is not JobState.SUBMITTED:
             return False
         self.metrics.webhooks.inc()
+        if job.submitted_at is not None:
+            # An exact turnaround for the poll schedule to learn from.
+            elapsed = (self.store.now() - job.submitted_at).total_seconds()
+            self.memory(job.id).webhook_at = max(0.0, elapsed)
         # Start on it here and now when this process has room, rather than on the loop's
         # next turn; if someone holds it (a poll under way), it is made due for them.
         room = len(self._tasks) < self.config.max_tasks and self.accepting
@@ -363,11 +408,15 @@ class Engine:
         await self.prune()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.lifecycle is Lifecycle.RUNNING:
+            turn = loop.time()
             try:
-                await self._dispatch()
+                # A burst of intakes is acknowledged before new work starts beside it.
+                await self._after_intakes()
+                _started, free = await self._dispatch_counted()
                 await self._prune_when_due()
-                wait = await self._next_due_in()
+                wait = await self._next_due_in(free)
             except Exception:
                 log.exception("engine loop error; retrying shortly")
                 wait = 1.0
@@ -376,16 +425,25 @@ class Engine:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             self._wake.clear()
+            # However often it is woken (each job's step ending wakes it), the loop looks
+            # at the store at most every `turn_interval`: its queries are the same for one
+            # wake as for fifty.
+            rest = turn + self.config.turn_interval - loop.time()
+            if rest > 0 and self.lifecycle is Lifecycle.RUNNING:
+                await asyncio.sleep(rest)
 
     async def _free_slots(self) -> int:
         """Slots towards AssemblyAI no replica uses (a job leased to start holds one)."""
         return self.config.concurrency - await self.store.queue.slots_taken()
 
-    async def _next_due_in(self) -> float | None:
-        """Seconds until a job this process could claim becomes due (None: none waits)."""
+    async def _next_due_in(self, free: int | None = None) -> float | None:
+        """Seconds until a job this process could claim becomes due (None: none waits);
+        `free`: the slots towards AssemblyAI left free, if just counted."""
         if len(self._tasks) >= self.config.max_tasks:
             return None  # no room: a finishing task wakes the loop
-        states = _UNFINISHED if await self._free_slots() > 0 else _UNGATED
+        if free is None:
+            free = await self._free_slots()
+        states = _UNFINISHED if free > 0 else _UNGATED
         when = await self.store.queue.next_due(states, platforms=list(self.platforms))
         if when is None:
             return None
@@ -393,8 +451,13 @@ class Engine:
 
     async def _dispatch(self) -> int:
         """Claim what is due and start a task per job; returns how many were started."""
+        started, _free = await self._dispatch_counted()
+        return started
+
+    async def _dispatch_counted(self) -> tuple[int, int | None]:
+        """`_dispatch`, and the slots left free (None when not counted)."""
         if not self.accepting:
-            return 0
+            return 0, None
         platforms = list(self.platforms)
         started = 0
         queue = self.store.queue
@@ -411,8 +474,9 @@ class Engine:
         # FIFO towards AssemblyAI: the oldest waiting jobs get the free slots, counted and
         # claimed in one step in the store, so the cap holds across replicas.
         room = self.config.max_tasks - len(self._tasks)
+        free: int | None = None
         if room > 0:
-            jobs = await queue.claim_new(
+            jobs, free = await queue.claim_new_counted(
                 self.owner,
                 lease_seconds=self.config.lease,
                 cap=self.config.concurrency,
@@ -420,7 +484,7 @@ class Engine:
                 platforms=platforms,
             )
             started += self._start_all(jobs)
-        return started
+        return started, free
 
     def _start_all(self, jobs: list[Job]) -> int:
         started = 0
@@ -460,6 +524,9 @@ class Engine:
     async def _run_job(self, job: Job) -> None:
         try:
             async with self._renewing(job):
+                # A step waits for a burst of intakes to be acknowledged: the platform
+                # gives those 3 s, a job's next step loses nothing by a moment's wait.
+                await self._after_intakes()
                 await self._advance(job)
         except asyncio.CancelledError:
             # Shutdown ran out of patience: hand the job back now rather than letting the

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Final
 from uuid import uuid4
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import StoreClosed
-from bot.jobs.database import RETURNING, Database
+from bot.jobs.database import Database
 from bot.jobs.models import JobRow, UsageRow, job_of
 from bot.jobs.records import (
     _IN_FLIGHT,
@@ -65,6 +66,12 @@ class Admissions:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._pending: list[_Pending] = []
+        table = JobRow.__table__
+        self._insert = (
+            db.insert(table)  # type: ignore[arg-type]
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.dedupe_key)
+        )
         self._admitter: asyncio.Task[None] | None = None
 
     async def intake(self, record: IntakeRecord) -> tuple[Job, bool]:
@@ -119,10 +126,10 @@ class Admissions:
         budgeted = {
             (r.platform, r.workspace) for r, _l, budget, _f in batch if budget and budget.limited
         }
-        async with self._db.session() as session:
+        async with self._db.session(durable=True) as session:
             if budgeted and self._db.dialect == "postgresql":
                 await session.execute(select(func.pg_advisory_xact_lock(_BUDGET_LOCK)))
-            found = await session.scalars(select(JobRow).where(JobRow.dedupe_key.in_(keys)))
+            found = await session.scalars(_EXISTING, {"keys": list(keys)})
             existing = {row.dedupe_key: job_of(row) for row in found}
             users, channels = await _in_flight_counts(session, records)
             used = await UsageLedger.used(session, budgeted, month_start(now))
@@ -182,19 +189,17 @@ class Admissions:
                 decided.append(key)
             created: dict[str, Job] = {}
             if new_rows:
-                insert = (
-                    self._db.insert(JobRow)
-                    .values(list(new_rows.values()))
-                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                    .returning(JobRow)
-                )
-                rows = await session.scalars(insert, execution_options=RETURNING)
-                created = {row.dedupe_key: job_of(row) for row in rows}
+                # One cached statement executed for many rows (SQLAlchemy's "insertmany
+                # values"), on the table rather than the ORM entity: what a new row holds
+                # is known, so only the keys that went in come back.
+                inserted = await session.execute(self._insert, list(new_rows.values()))
+                went_in = set(inserted.scalars())
+                created = {key: _job_of_new(new_rows[key]) for key in went_in}
                 made = {job.id for job in created.values()}
                 entries = [entry for entry in ledger if entry["job_id"] in made]
                 if entries:
                     await session.execute(self._db.insert(UsageRow).values(entries))
-                lost = set(new_rows) - set(created)
+                lost = set(new_rows) - went_in
                 if lost:
                     # Another replica committed these keys meanwhile (PostgreSQL waited).
                     again = select(JobRow).where(JobRow.dedupe_key.in_(lost))
@@ -222,16 +227,43 @@ async def _in_flight_counts(
     people and channels of `records`."""
     users: dict[tuple[Platform, str, str], int] = {}
     channels: dict[tuple[Platform, str, str], int] = {}
-    for column, into in ((JobRow.requester, users), (JobRow.channel, channels)):
-        values = {getattr(r, column.key) for r in records}
-        query = (
-            select(JobRow.platform, JobRow.workspace, column, func.count())
-            .where(JobRow.state.in_(_IN_FLIGHT), column.in_(values))
-            .group_by(JobRow.platform, JobRow.workspace, column)
-        )
-        for platform, workspace, value, count in await session.execute(query):
+    params = {
+        "platforms": list({r.platform for r in records}),
+        "workspaces": list({r.workspace for r in records}),
+    }
+    for query, key, into in ((_PER_USER, "requester", users), (_PER_CHANNEL, "channel", channels)):
+        values = {"values": list({getattr(r, key) for r in records})}
+        for platform, workspace, value, count in await session.execute(query, params | values):
             into[(platform, workspace, value)] = count
     return users, channels
+
+
+def _in_flight_query(column: Any) -> Select[Any]:
+    """Unfinished jobs per (platform, workspace, `column`), for the values bound: every
+    column of (platform, workspace, person or channel, state) constrained, so the count
+    reads those people's unfinished jobs only, whatever else the table holds (the lists'
+    cross product may count a few more groups than asked: read by key, harmless)."""
+    return (
+        select(JobRow.platform, JobRow.workspace, column, func.count())
+        .where(
+            JobRow.platform.in_(bindparam("platforms", expanding=True)),
+            JobRow.workspace.in_(bindparam("workspaces", expanding=True)),
+            column.in_(bindparam("values", expanding=True)),
+            JobRow.state.in_(_IN_FLIGHT),
+        )
+        .group_by(JobRow.platform, JobRow.workspace, column)
+    )
+
+
+# Built once: a burst's small batches each pay only for binding their values.
+_EXISTING = select(JobRow).where(JobRow.dedupe_key.in_(bindparam("keys", expanding=True)))
+_PER_USER = _in_flight_query(JobRow.requester)
+_PER_CHANNEL = _in_flight_query(JobRow.channel)
+
+
+def _job_of_new(values: dict[str, Any]) -> Job:
+    """The job a new row makes, from the values inserted (no read back)."""
+    return job_of(SimpleNamespace(**values))  # type: ignore[arg-type]
 
 
 def _new_row(

@@ -55,6 +55,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: Execution option: run this transaction with a plain (deferred) BEGIN on SQLite.
 #: Everything else takes the write lock up front, see `_sqlite_begin`.
 SQLITE_DEFERRED = "threadscribe_sqlite_deferred"
+#: Execution option: this transaction's commit must survive a power loss (fsync on SQLite).
+SQLITE_DURABLE = "threadscribe_sqlite_durable"
 
 # Any fixed 64-bit number; it only has to be the same in every replica.
 _MIGRATION_LOCK = 0x7468_7265_6164_7363  # "threadsc"
@@ -151,6 +153,9 @@ def make_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> Asy
     return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": connect_timeout})
 
 
+_SYNCHRONOUS = "threadscribe.synchronous"  # a connection's mode, in its .info
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     # pysqlite's legacy transaction handling issues BEGIN late and never for DDL. Take
     # that job over (SQLAlchemy's documented recipe), and make the BEGIN IMMEDIATE: the
@@ -177,8 +182,21 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        deferred = conn.get_execution_options().get(SQLITE_DEFERRED, False)
-        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        # A commit in WAL mode survives the process being killed either way; FULL also
+        # waits for the disk (an fsync: milliseconds), so that a power cut cannot take it
+        # back. That is what an acknowledgement to a platform promises, so intakes are
+        # FULL; everything else is NORMAL (SQLite's advice for WAL): a power cut may undo
+        # its last moments, and the job resumes from an earlier step, which every step is
+        # made to survive (idempotency keys, the lost-submission recovery). A FULL commit
+        # makes every NORMAL one before it durable too.
+        # The mode stays with the connection: it is set only when it changes (a PRAGMA is
+        # a statement, a round trip to the driver's thread, like any other).
+        mode = "FULL" if options.get(SQLITE_DURABLE, False) else "NORMAL"
+        if conn.info.get(_SYNCHRONOUS) != mode:
+            conn.exec_driver_sql(f"PRAGMA synchronous = {mode}")
+            conn.info[_SYNCHRONOUS] = mode
+        conn.exec_driver_sql("BEGIN" if options.get(SQLITE_DEFERRED, False) else "BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -372,8 +390,12 @@ class Database:
             await self.engine.dispose()
 
     @asynccontextmanager
-    async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
-        """One transaction. Losing the database mid-run becomes `DatabaseUnavailable`."""
+    async def session(
+        self, *, write: bool = True, durable: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """One transaction. Losing the database mid-run becomes `DatabaseUnavailable`.
+        `durable`: its commit must survive a power cut, not only a crash (an intake the
+        platform is then told is taken); see `_sqlite_begin`."""
         if self._lifecycle is _Lifecycle.CLOSED:
             raise StoreClosed()
         try:
@@ -387,6 +409,8 @@ class Database:
                 await stack.enter_async_context(session.begin())
                 if not write:
                     await session.connection(execution_options={SQLITE_DEFERRED: True})
+                elif durable:
+                    await session.connection(execution_options={SQLITE_DURABLE: True})
                 yield session
         except _LOST as exc:
             raise DatabaseUnavailable(self.url, describe(exc, self._url)) from exc

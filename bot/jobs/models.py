@@ -118,8 +118,10 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_jobs_created_at", "created_at"),
-        Index("ix_jobs_requester", "platform", "workspace", "requester"),
-        Index("ix_jobs_channel", "platform", "workspace", "channel"),
+        Index("ix_jobs_requester_state", "platform", "workspace", "requester", "state"),
+        Index("ix_jobs_channel_state", "platform", "workspace", "channel", "state"),
+        Index("ix_jobs_state_created_at", "state", "created_at", "id"),
+        Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_redo_of", "redo_of"),
     )
 

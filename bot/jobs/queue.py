@@ -28,19 +28,23 @@ from typing import Any, Final, Unpack
 
 from sqlalchemy import (
     ColumnElement,
+    SQLColumnExpression,
     String,
     Update,
     and_,
-    case,
     func,
     literal,
     or_,
     select,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.jobs.database import RETURNING, Database
 from bot.jobs.models import JobRow, UTCDateTime, job_of
@@ -112,14 +116,31 @@ class JobQueue:
         """Lease new jobs, oldest first, as many as the `cap` of slots towards AssemblyAI
         leaves (and `limit` at most). The slots are counted, and the jobs claimed, in one
         transaction that every replica serialises on, so the cap holds across replicas."""
+        jobs, _free = await self.claim_new_counted(
+            owner, lease_seconds=lease_seconds, cap=cap, limit=limit, now=now, platforms=platforms
+        )
+        return jobs
+
+    async def claim_new_counted(
+        self,
+        owner: str,
+        *,
+        lease_seconds: float,
+        cap: int,
+        limit: int,
+        now: datetime | None = None,
+        platforms: Iterable[Platform] | None = None,
+    ) -> tuple[list[Job], int]:
+        """`claim_new`, and the slots still free after it (the worker's loop needs both,
+        and counting them again would be another query)."""
         moment = self._lease_now(now)
         async with self._db.session() as session:
             if self._db.dialect == "postgresql":
                 await session.execute(select(func.pg_advisory_xact_lock(_GATE_LOCK)))
             free = cap - await self._slots_taken(session, moment)
             if free <= 0 or limit <= 0:
-                return []
-            return await self._claim(
+                return [], max(0, free)
+            jobs = await self._claim(
                 session,
                 owner,
                 lease_seconds,
@@ -128,6 +149,7 @@ class JobQueue:
                 moment,
                 platforms,
             )
+            return jobs, free - len(jobs)
 
     async def slots_taken(self, *, now: datetime | None = None) -> int:
         """Slots towards AssemblyAI in use, by every replica."""
@@ -136,17 +158,22 @@ class JobQueue:
 
     @staticmethod
     async def _slots_taken(session: AsyncSession, moment: Moment) -> int:
-        starting = and_(
-            JobRow.state == JobState.RECEIVED,
-            JobRow.lease_owner.is_not(None),
-            JobRow.lease_expires_at > moment,
-        )
-        query = (
+        """Jobs uploading or at AssemblyAI, plus new ones leased to start: two counts on
+        (state, lease_expires_at), neither reading the jobs that wait (a lease is always
+        set and cleared together with its owner)."""
+        in_slot = (
             select(func.count())
             .select_from(JobRow)
-            .where(or_(JobRow.state.in_(_IN_SLOT), starting))
+            .where(JobRow.state.in_(_IN_SLOT))
+            .scalar_subquery()
         )
-        return (await session.scalar(query)) or 0
+        starting = (
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.state == JobState.RECEIVED, JobRow.lease_expires_at > moment)
+            .scalar_subquery()
+        )
+        return (await session.scalar(select(in_slot + starting))) or 0
 
     async def _claim(
         self,
@@ -158,11 +185,16 @@ class JobQueue:
         moment: Moment,
         platforms: Iterable[Platform] | None,
     ) -> list[Job]:
+        # The new jobs are taken in arrival order, walking (state, created_at) from the
+        # oldest; the others are those due, found by (state, next_attempt_at), then
+        # sorted (few). SQLite keeps no statistics to choose by: the terms that must not
+        # pick its index are marked (`unindexed`).
+        arrival = states == [JobState.RECEIVED]
         due = and_(
-            JobRow.state.in_(states),
-            JobRow.next_attempt_at <= moment,
+            JobRow.state == states[0] if len(states) == 1 else JobRow.state.in_(states),
+            (unindexed(JobRow.next_attempt_at) if arrival else JobRow.next_attempt_at) <= moment,
             free(moment),
-            *of_platforms(platforms),
+            *of_platforms(platforms, index=False),
         )
         pick = (
             select(JobRow.id)
@@ -170,6 +202,13 @@ class JobQueue:
             .order_by(JobRow.created_at, JobRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock
+        )
+        # The same, as a compare-and-set on the rows picked: found by their ids only.
+        still_due = and_(
+            unindexed(JobRow.state).in_(states),
+            unindexed(JobRow.next_attempt_at) <= moment,
+            free(moment),
+            *of_platforms(platforms, index=False),
         )
         lease = {
             "lease_owner": owner,
@@ -180,7 +219,7 @@ class JobQueue:
         if not ids:
             return []
         # `due` again: the UPDATE is a compare-and-set on its own, whatever the locking.
-        claim = update(JobRow).where(JobRow.id.in_(ids), due).values(lease).returning(JobRow)
+        claim = update(JobRow).where(JobRow.id.in_(ids), still_due).values(lease).returning(JobRow)
         rows = (await session.scalars(claim, execution_options=RETURNING)).all()
         return sorted((job_of(row) for row in rows), key=lambda job: (job.created_at, job.id))
 
@@ -393,15 +432,34 @@ class JobQueue:
         """When the next job in `states` becomes claimable (its attempt is due and its
         lease, if any, has run out); None when there is no such job."""
         moment = self._lease_now(now)
-        held = and_(JobRow.lease_owner.is_not(None), JobRow.lease_expires_at > moment)
+        states = list(states)
+        if not states:
+            return None
+        # Per state, the first job nobody holds, walking (state, next_attempt_at) from
+        # the earliest (it skips only the jobs held: a few hundred at most, never the
+        # thousands waiting); and the held ones, by (state, lease_expires_at), ready
+        # when both their attempt and their lease have come.
+        parts: list[Any] = []
+        for state in states:
+            first = (
+                select(JobRow.next_attempt_at.label("ready"))
+                .where(JobRow.state == state, free(moment), *of_platforms(platforms, index=False))
+                .order_by(JobRow.next_attempt_at)
+                .limit(1)
+                .subquery()
+            )
+            parts.append(select(first.c.ready))
         later = func.greatest if self._db.dialect == "postgresql" else func.max  # of two values
-        ready_at = case(
-            (held, later(JobRow.next_attempt_at, JobRow.lease_expires_at)),
-            else_=JobRow.next_attempt_at,
+        parts.append(
+            select(later(JobRow.next_attempt_at, JobRow.lease_expires_at).label("ready")).where(
+                JobRow.state.in_(states),
+                JobRow.lease_expires_at > moment,
+                unindexed(JobRow.lease_owner).is_not(None),
+                *of_platforms(platforms, index=False),
+            )
         )
-        query = select(type_coerce(func.min(ready_at), UTCDateTime())).where(
-            JobRow.state.in_(list(states)), *of_platforms(platforms)
-        )
+        ready = union_all(*parts).subquery()
+        query = select(type_coerce(func.min(ready.c.ready), UTCDateTime()))
         async with self._db.session(write=False) as session:
             return await session.scalar(query)
 
@@ -421,8 +479,37 @@ def free(now: Moment) -> ColumnElement[bool]:
     return or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at <= now)
 
 
-def of_platforms(platforms: Iterable[Platform] | None) -> list[ColumnElement[bool]]:
-    return [] if platforms is None else [JobRow.platform.in_(list(platforms))]
+def of_platforms(
+    platforms: Iterable[Platform] | None, *, index: bool = True
+) -> list[ColumnElement[bool]]:
+    """Jobs of these platforms; `index=False`: a filter SQLite must not pick an index for
+    (the platform leads the per-person and per-channel indexes, and says little)."""
+    if platforms is None:
+        return []
+    column = JobRow.platform if index else unindexed(JobRow.platform)
+    return [column.in_(list(platforms))]
+
+
+class unindexed(FunctionElement[Any]):
+    """A column SQLite is not to choose an index for: its documented unary `+`
+    ("disqualifying WHERE clause terms"); the plain column on other databases, whose
+    planners keep statistics."""
+
+    inherit_cache = True
+
+    def __init__(self, column: SQLColumnExpression[Any]) -> None:
+        super().__init__(column)
+        self.type = self.clauses.clauses[0].type
+
+
+@compiles(unindexed)
+def _plain(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unary_plus(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 def aware(moment: datetime) -> datetime:

@@ -98,7 +98,7 @@ class ChannelSettingsStore:
             index_elements=["platform", "workspace", "channel"],
             set_={name: getattr(insert.excluded, name) for name in changed},
         ).returning(ChannelSettingsRow)
-        async with self._db.session() as session:
+        async with self._db.session(durable=True) as session:
             row = (await session.scalars(upsert, execution_options=RETURNING)).one()
             saved = channel_settings_of(row)
         self._remember((platform, workspace, channel), saved)

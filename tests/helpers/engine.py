@@ -52,8 +52,8 @@ def fast_polls() -> PollSchedule:
     has queued (its concurrency limit) looked at again soon rather than after production's
     5 s. A new one for each engine, since a schedule learns from what it sees finish."""
     return PollSchedule(
-        base=0.05, ratio=0.0, margin=0.02, first_gap=0.05, growth=1.2, queued_gap=0.1,
-        unknown_first=0.1,
+        base=0.05, ratio=0.0, prior_sigma=0.3, max_gap=0.05, queued_gap=0.1,
+        webhook_margin=0.1, webhook_max_gap=0.5,
     )  # fmt: skip
 
 
