@@ -87,6 +87,9 @@ async def click(bot: Harness, message: dict[str, Any], label: str, **kw: Any) ->
 async def submit(bot: Harness, opened: FakeInteraction, values: dict[str, str]) -> str:
     assert opened.acknowledged == 9, opened.callbacks  # answered with a modal
     ix = await bot.fake.submit_modal(opened, values)
+    # Burst mode first (the engine's own work for the change), then the interaction's
+    # answer, which its handler posts when that work is done.
+    await bot.drain()
     answer = await bot.fake.wait_for(lambda: bot.fake.followups(ix))
     await bot.drain()
     return shown(answer[0])

@@ -71,6 +71,13 @@ async def send_event(bot: SlackBot, envelope: dict[str, Any]) -> None:
     assert answer.status == 200, answer.text
 
 
+async def answered(bot: SlackBot, before: int) -> Any:
+    """The newest answer through the command's response_url after the first `before`:
+    the search answers after its acknowledgement, in a task of its own."""
+    await drain(bot)
+    return (await bot.fake.until(lambda: bot.fake.response_posts()[before:]))[-1]
+
+
 async def command(bot: SlackBot, text: str, user: str, channel: str = STANDUP) -> str:
     form = bot.fake.events.slash_command(text, channel=channel, user=user)
     answer = await bot.fake.send_to_app(bot.events_url, bot.fake.events.http_command(form))
@@ -256,8 +263,8 @@ async def test_search_finds_the_words_in_this_channels_recordings_only(
 
     said = await command(bot, "search board, thessaloniki", user=ALICE)
     assert said == "Searching this channel's recordings for “board, thessaloniki”…"
-    await drain(bot)
-    [post] = bot.fake.response_posts()
+    post = await answered(bot, 0)
+    assert len(bot.fake.response_posts()) == 1
     assert post.status == 200 and post.payload["response_type"] == "ephemeral"
     text = "\n".join(b["text"]["text"] for b in post.payload["blocks"] if "text" in b)
     assert text.startswith(
@@ -274,26 +281,20 @@ async def test_search_finds_the_words_in_this_channels_recordings_only(
     assert all(f"2 times at {times}" in line for line in links)
 
     await command(bot, "search board", user=ALICE, channel="C0EMPTY001")
-    await drain(bot)
-    [_, elsewhere] = bot.fake.response_posts()
+    elsewhere = await answered(bot, 1)
+    assert len(bot.fake.response_posts()) == 2
     assert elsewhere.payload["text"] == (
         "No recording of this channel was transcribed in the last 30 days."
     )
     assert "thread_ts" not in json.dumps(elsewhere.payload)
 
     await command(bot, "search budget", user=ALICE)
-    await drain(bot)
-    assert bot.fake.response_posts()[-1].payload["text"] == (
+    assert (await answered(bot, 2)).payload["text"] == (
         "“budget” is not said in this channel's 2 recordings of the last 30 days."
     )
     too_long = await command(bot, "search one two three four five six", user=ALICE)
     assert too_long.startswith("Searching")
-    await drain(bot)
-    assert (
-        bot.fake.response_posts()[-1]
-        .payload["text"]
-        .startswith("A phrase may have at most 5 words")
-    )
+    assert (await answered(bot, 3)).payload["text"].startswith("A phrase may have at most 5 words")
 
 
 async def test_without_the_assistant_status_the_answer_still_comes(
@@ -320,8 +321,7 @@ async def test_after_delivery_deletion_nothing_is_asked_of_assemblyai(
         assert text_of(answer).startswith("I can't answer questions about this recording")
         said = await command(bot, "search board", user=ALICE)
         assert said.startswith("Searching")
-        await drain(bot)
-        assert bot.fake.response_posts()[-1].payload["text"] == (
+        assert (await answered(bot, 0)).payload["text"] == (
             "None of this channel's 1 recording of the last 30 days can be searched: their "
             "transcripts were deleted at AssemblyAI (for privacy), or AssemblyAI did not answer."
         )
