@@ -20,6 +20,7 @@ import discord
 from discord import ui
 
 from adapters.discord import texts
+from adapters.discord.replies import say
 from bot.chat import Answer, Controls, Core, JobRef, Platform, RenameForm
 from bot.render import language_name
 
@@ -78,13 +79,6 @@ def _ref(interaction: discord.Interaction, job_id: str) -> JobRef:
     return JobRef(Platform.DISCORD, workspace, str(interaction.channel_id or ""), job_id)
 
 
-async def _say(interaction: discord.Interaction, text: str) -> None:
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-
 def _ready(interaction: discord.Interaction) -> Core | None:
     """The core the client hands triggers to (its `intake`), while it takes work."""
     core = getattr(getattr(interaction.client, "intake", None), "core", None)
@@ -107,12 +101,12 @@ class RenameButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         core = _ready(interaction)
         if core is None:
-            await _say(interaction, texts.SHUTTING_DOWN)
+            await say(interaction, texts.SHUTTING_DOWN)
             return
         ref = _ref(interaction, self.job)
         form = await core.rename_form(ref)
         if isinstance(form, Answer):
-            await _say(interaction, form.text)
+            await say(interaction, form.text)
             return
         await interaction.response.send_modal(RenameModal(core, ref, form))
 
@@ -138,13 +132,13 @@ class RedoButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         core = _ready(interaction)
         if core is None:
-            await _say(interaction, texts.SHUTTING_DOWN)
+            await say(interaction, texts.SHUTTING_DOWN)
             return
         ref = _ref(interaction, self.job)
         if self.kind == "again":
             await interaction.response.defer(ephemeral=True, thinking=True)
             answer = await core.redo(ref, "again", by=str(interaction.user.id))
-            await _say(interaction, answer.text)
+            await say(interaction, answer.text)
             return
         await interaction.response.send_modal(RedoModal(core, ref, self.kind, self.now))
 
@@ -178,9 +172,9 @@ class RenameModal(ui.Modal):
             wrong = ", ".join(
                 str(self._fields[k].label) for k in answer.errors if k in self._fields
             )
-            await _say(interaction, f"{answer.text} ({wrong})" if wrong else answer.text)
+            await say(interaction, f"{answer.text} ({wrong})" if wrong else answer.text)
             return
-        await _say(interaction, answer.text)
+        await say(interaction, answer.text)
 
 
 def now_shown(kind: str, now: str) -> str | None:
@@ -213,4 +207,4 @@ class RedoModal(ui.Modal):
         await interaction.response.defer(ephemeral=True, thinking=True)
         choice = f"{self._kind}:{(self._value.value or '').strip()}"
         answer = await self._core.redo(self._ref, choice, by=str(interaction.user.id))
-        await _say(interaction, answer.text)
+        await say(interaction, answer.text)

@@ -17,9 +17,9 @@ from typing import Any, Final, Literal
 
 import discord
 
-from adapters.discord import texts
 from adapters.discord.events import DM_WORKSPACE, settings_channel
 from adapters.discord.format import CONTENT_LIMIT, NO_MENTIONS, clip, escape
+from adapters.discord.replies import is_admin, refused
 from bot import reports
 from bot.chat import ChannelPolicy, ChannelRef, Core, Platform
 from bot.tasks import TaskSet
@@ -45,10 +45,6 @@ class DiscordControls:
         self._core = core
         self._running = running
 
-    @staticmethod
-    def _admin(interaction: discord.Interaction) -> bool:
-        return interaction.guild_id is not None and interaction.permissions.manage_guild
-
     async def _answer(
         self,
         interaction: discord.Interaction,
@@ -59,11 +55,7 @@ class DiscordControls:
         """Answer within the 3 s: refusals at once, anything that needs the store after a
         deferral (ephemeral, as every answer here)."""
         async with self._running.holding():
-            if interaction.guild_id is None or interaction.channel is None:
-                await _say(interaction, texts.GUILD_ONLY)
-                return
-            if admins_only and not self._admin(interaction):
-                await _say(interaction, texts.NEED_MANAGE_SERVER)
+            if await refused(interaction, admins_only=admins_only):
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             text = await work()
@@ -128,7 +120,7 @@ class DiscordControls:
 
     async def show(self, interaction: discord.Interaction) -> None:
         async def work() -> str:
-            admin = self._admin(interaction)
+            admin = is_admin(interaction)
             seen = _visible_channels(interaction) if admin else []
             overview = await self._core.controls.overview(
                 Platform.DISCORD,
@@ -195,7 +187,7 @@ class DiscordControls:
                 channels=channels,
                 ids=ids,
                 by=_who(interaction),
-                admin=self._admin(interaction),
+                admin=is_admin(interaction),
             )
             await interaction.followup.send(
                 outcome.text, ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -217,10 +209,3 @@ def _visible_channels(interaction: discord.Interaction) -> list[str]:
         if me is None or text_channel.permissions_for(me).view_channel:
             found.append(str(text_channel.id))
     return found
-
-
-async def _say(interaction: discord.Interaction, text: str) -> None:
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

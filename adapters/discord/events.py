@@ -31,6 +31,7 @@ from adapters.discord.answers import answer_content, search_content
 from adapters.discord.delivery import Hints, Interactions, Reply, reply_mode
 from adapters.discord.files import attachment_of
 from adapters.discord.format import NO_MENTIONS, nonce
+from adapters.discord.replies import refused, say
 from bot import messages
 from bot.chat import (
     Attachment,
@@ -148,7 +149,7 @@ class Events:
         """This channel's recordings only, answered to the asker only (ephemeral)."""
         async with self._running.holding():
             if not self._accepting or not self._core.accepting:
-                await _say(interaction, texts.SHUTTING_DOWN)
+                await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             where = ChannelRef(
@@ -191,23 +192,23 @@ class Events:
             try:
                 options = command_options(speakers, language, subtitles, translate)
             except OptionsError as exc:
-                await _say(interaction, f"{exc}. {texts.USAGE}")
+                await say(interaction, f"{exc}. {texts.USAGE}")
                 return
             url = url.strip() if url else None
             if (file is None) == (url is None):
-                await _say(interaction, texts.USAGE)
+                await say(interaction, texts.USAGE)
                 return
             if url is not None:
                 try:
                     UrlSource(url)
                 except ValueError as exc:
-                    await _say(interaction, f"url: {exc}. {texts.USAGE}")
+                    await say(interaction, f"url: {exc}. {texts.USAGE}")
                     return
             if file is not None and not is_media(file.content_type, file.filename):
-                await _say(interaction, texts.not_media(file.filename, file.content_type))
+                await say(interaction, texts.not_media(file.filename, file.content_type))
                 return
             if not self._accepting or not self._core.accepting:
-                await _say(interaction, texts.SHUTTING_DOWN)
+                await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(thinking=True)  # the ack, before any I/O of ours
             await self._command_intake(interaction, options, file, url)
@@ -261,10 +262,10 @@ class Events:
     ) -> None:
         async with self._running.holding():
             if not message.attachments and not find_links(message.content):
-                await _say(interaction, texts.NO_MEDIA_IN_MESSAGE)  # no need to ask anyone
+                await say(interaction, texts.NO_MEDIA_IN_MESSAGE)  # no need to ask anyone
                 return
             if not self._accepting or not self._core.accepting:
-                await _say(interaction, texts.SHUTTING_DOWN)
+                await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             trigger = message_trigger(message, requester=interaction.user.id, explicit=True)
@@ -284,15 +285,7 @@ class Events:
 
     async def set_auto(self, interaction: discord.Interaction, enabled: bool) -> None:
         async with self._running.holding():
-            if interaction.guild_id is None or interaction.channel is None:
-                await _say(interaction, texts.GUILD_ONLY)
-                return
-            # Discord hides the command from others by default; a server may override that.
-            if not interaction.permissions.manage_guild:
-                await _say(interaction, texts.NEED_MANAGE_SERVER)
-                return
-            if not self._accepting:
-                await _say(interaction, texts.SHUTTING_DOWN)
+            if await refused(interaction, accepting=self._accepting):
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             channel_id = settings_channel(interaction.channel)
@@ -398,11 +391,3 @@ def _where_results(message: discord.Message) -> str:
     if reply_mode(message.channel) is Reply.THREAD:
         return f"in the thread on {message.jump_url}"
     return f"in reply to {message.jump_url}"
-
-
-async def _say(interaction: discord.Interaction, text: str) -> None:
-    """An ephemeral answer, as the first response or after a deferral."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

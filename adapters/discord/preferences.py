@@ -11,9 +11,9 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from adapters.discord import texts
 from adapters.discord.events import Events, settings_channel
 from adapters.discord.format import NO_MENTIONS
+from adapters.discord.replies import refused
 from bot.chat import ChannelRef, Platform
 
 
@@ -70,14 +70,7 @@ def add_commands(settings: app_commands.Group, intake: Events) -> None:
 
 async def configure(intake: Events, interaction: discord.Interaction, command: str) -> None:
     async with intake.holding():
-        if interaction.guild_id is None or interaction.channel is None:
-            await _say(interaction, texts.GUILD_ONLY)
-            return
-        if not interaction.permissions.manage_guild:
-            await _say(interaction, texts.NEED_MANAGE_SERVER)
-            return
-        if not intake.accepting:
-            await _say(interaction, texts.SHUTTING_DOWN)
+        if await refused(interaction, accepting=intake.accepting):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         where = ChannelRef(
@@ -87,7 +80,3 @@ async def configure(intake: Events, interaction: discord.Interaction, command: s
             where, command, by=str(interaction.user.id), admin=True
         )
         await interaction.followup.send(answer, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-
-async def _say(interaction: discord.Interaction, text: str) -> None:
-    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

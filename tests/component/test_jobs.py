@@ -32,7 +32,6 @@ from bot.jobs import (
     DEFAULT_DATABASE_URL,
     Admission,
     FileSource,
-    IntakeRecord,
     Job,
     JobOptions,
     JobState,
@@ -45,9 +44,9 @@ from bot.jobs import (
 )
 from bot.jobs.database import head_revision
 from bot.jobs.models import Base
+from tests.helpers.jobs import T0, Clock, record
 from tests.helpers.pg import PostgresServer
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RECEIVED, SUBMITTED, COMPLETED, FAILED, DELIVERED = (
     JobState.RECEIVED,
     JobState.SUBMITTED,
@@ -57,41 +56,8 @@ RECEIVED, SUBMITTED, COMPLETED, FAILED, DELIVERED = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def record(n: int = 0, **changes: Any) -> IntakeRecord:
-    fields: dict[str, Any] = {
-        "platform": Platform.SLACK,
-        "workspace": "T01",
-        "channel": "C01",
-        "requester": "U01",
-        "thread": "1700000000.000100",
-        "message": f"1700000000.{n:06d}",
-        "source": FileSource(
-            {
-                "id": f"F{n:04d}",
-                "name": "standup.m4a",
-                "mimetype": "audio/mp4",
-                "size": 48_000,
-                "url_private_download": "https://files.slack.test/files-pri/T01-F/standup.m4a",
-            }
-        ),
-        "options": JobOptions(speakers_expected=2, language_code="en", formats=("srt",)),
-    }
-    return IntakeRecord(**(fields | changes))
 
 
 OpenStore = Callable[..., Awaitable[JobStore]]

@@ -1,6 +1,4 @@
-"""A store's clock and an intake record for the job-store tests outside
-tests/component/test_jobs.py (the same shapes as there, so no test module imports
-another)."""
+"""A store's clock and an intake record for the job-store tests."""
 
 from __future__ import annotations
 
