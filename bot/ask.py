@@ -263,7 +263,7 @@ class Questions:
                 if question.replied_to in job.posted.values():
                     return job
         # A mention in the thread, or a reply there to another of the bot's messages (an
-        # answer, asked more about; a result whose id is still being recorded).
+        # answer, asked more about).
         for job in jobs:
             roots = {job.thread, job.message, job.step_posted(DeliveryStep.STATUS)}
             if question.thread is not None and question.thread in roots:
