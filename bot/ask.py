@@ -245,8 +245,8 @@ class Questions:
         return outcome
 
     async def _job_of(self, question: Question) -> Job | None:
-        """The delivered job whose thread (or result) the question is in: the newest with
-        a result (a redo's replaces the one it redoes)."""
+        """The job whose result the question replies to, else the one whose thread it is
+        in: the newest with a result out (a redo's replaces the one it redoes)."""
         channels = {question.channel, question.settings_channel or question.channel}
         retention = self._engine.config.retention
         since = self._store.now() - retention if retention is not None else None
@@ -257,13 +257,14 @@ class Questions:
             since=since,
             limit=THREAD_LOOKUP,
         )
-        for job in jobs:  # newest first
-            if job.speakers is None:
-                continue  # a failure: it has no transcript to answer from
-            if question.replied_to is not None:
+        jobs = [job for job in jobs if job.speakers is not None]  # a failure has no transcript
+        if question.replied_to is not None:
+            for job in jobs:  # newest first
                 if question.replied_to in job.posted.values():
                     return job
-                continue
+        # A mention in the thread, or a reply there to another of the bot's messages (an
+        # answer, asked more about).
+        for job in jobs:
             roots = {job.thread, job.message, job.step_posted(DeliveryStep.STATUS)}
             if question.thread is not None and question.thread in roots:
                 return job

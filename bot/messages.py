@@ -761,5 +761,15 @@ def search_none_searchable(count: int, days: int) -> str:
     )
 
 
+def search_times(count: int) -> str:
+    """How often a recording says the words: "1 time", "3 times"."""
+    return _count(count, "time")
+
+
+def search_older(count: int) -> str:
+    """The recordings a search found beyond those it lists."""
+    return f"and {_count(count, 'older recording')}"
+
+
 def search_capped(limit: int) -> str:
     return f"Only the newest {limit} recordings were searched."

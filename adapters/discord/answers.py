@@ -67,9 +67,9 @@ def search_content(results: SearchResults) -> str:
             link = jump_url(hit.where.workspace, result_channel(hit), hit.result_message)
             title = f"[{title}](<{link}>)"
         day = hit.delivered_at.strftime("%Y-%m-%d")
-        lines.append(f"- {title} · {day} · {hit.count} times at {times}{more}")
+        lines.append(f"- {title} · {day} · {messages.search_times(hit.count)} at {times}{more}")
     if len(results.hits) > SHOWN_HITS:
-        lines.append(f"-# and {len(results.hits) - SHOWN_HITS} older recordings")
+        lines.append(f"-# {messages.search_older(len(results.hits) - SHOWN_HITS)}")
     if results.notes:
         lines.append("-# " + escape(" ".join(results.notes)))
     text, _whole = fit_lines(head, lines, "\n", "-# (more than fit in one message)")

@@ -58,13 +58,13 @@ def search_message(results: SearchResults, links: Mapping[int, str | None]) -> S
         link = links.get(index)
         named = f"<{link}|{title}>" if link else title
         day = hit.delivered_at.strftime("%Y-%m-%d")
-        line = f"• {named} · {day} · {hit.count} times at {times}{more}"
+        line = f"• {named} · {day} · {messages.search_times(hit.count)} at {times}{more}"
         blocks.append({"type": "section", "text": mrkdwn(line[:SLACK_SECTION_LIMIT])})
     if len(results.hits) > SHOWN_HITS:
         blocks.append(
             {
                 "type": "context",
-                "elements": [mrkdwn(f"and {len(results.hits) - SHOWN_HITS} older recordings")],
+                "elements": [mrkdwn(messages.search_older(len(results.hits) - SHOWN_HITS))],
             }
         )
     if results.notes:

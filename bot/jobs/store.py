@@ -223,20 +223,28 @@ class JobStore:
         since: datetime | None = None,
         limit: int = 200,
     ) -> list[Job]:
-        """Delivered jobs with a transcript in these channels (created since `since`),
-        newest first, at most `limit`: the recordings a question or a search is about."""
+        """Jobs with a transcript in these channels whose result is out (created since
+        `since`), newest first, at most `limit`: the recordings a question or a search is
+        about. Delivered jobs, and completed ones whose result is posted while the rest of
+        their delivery (the final status, the reaction, a deletion) is still under way: a
+        person may answer the result the moment it shows."""
         query = select(JobRow).where(
             JobRow.platform == platform,
             JobRow.workspace == workspace,
             JobRow.channel.in_(list(channels)),
-            JobRow.state == JobState.DELIVERED,
+            JobRow.state.in_([JobState.DELIVERED, JobState.COMPLETED]),
             JobRow.transcript_id.is_not(None),
         )
         if since is not None:
             query = query.where(JobRow.created_at >= since)
-        return await self._jobs(
+        jobs = await self._jobs(
             query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         )
+        return [
+            job
+            for job in jobs
+            if job.state is JobState.DELIVERED or job.step_posted(DeliveryStep.RESULT) is not None
+        ]
 
     async def recent(self, limit: int = 50) -> list[Job]:
         """The newest jobs, delivered or not, newest first."""

@@ -50,3 +50,18 @@ def test_many_search_hits_fit_both() -> None:
     assert len(discord) <= 2000
     assert "https://discord.com/channels/1/3/4" in discord  # the result, in its thread
     assert "(+7 more)" in discord
+
+
+def test_one_match_and_one_more_recording_read_in_the_singular() -> None:
+    where = ThreadRef(Platform.DISCORD, "1", "2", None, "3", extra={"discord": {"reply": "thread"}})
+    when = datetime(2026, 11, 30, tzinfo=UTC)
+    once = SearchHit("standup", where, "4", (13_000,), 1, when)
+    results = SearchResults(("board",), (once,) * 11, 11, days=30)
+    slack = str(search_message(results, {}).blocks)
+    discord = search_content(results)
+    for shown in (slack, discord):
+        assert "1 time at `00:13`" in shown and "1 times" not in shown
+        assert "and 1 older recording" in shown and "older recordings" not in shown
+    twice = SearchHit("standup", where, "4", (13_000, 14_000), 2, when)
+    results = SearchResults(("board",), (twice,), 1, days=30)
+    assert "2 times at `00:13`, `00:14`" in search_content(results)

@@ -213,3 +213,17 @@ async def test_a_slow_gateway_and_an_edge_error_page_get_a_clear_reply(
 
 def chat_calls(emulator: EmulatorServer) -> list[dict[str, Any]]:
     return [r for r in emulator.requests() if r["path"] == "/v1/chat/completions"]
+
+
+async def test_a_reply_to_an_answer_is_a_follow_up(bot: Harness, meeting: AudioSample) -> None:
+    """In the thread, people reply to the answer they ask more about, not to the result."""
+    message = await share(bot, meeting)
+    thread = int(message["id"])
+    [_status, result] = bot.in_thread(message)
+    at = await starts_in(bot, bot.fake.world.general.id)
+    await ask(bot, thread, "What will Morgan send to the board?", reply_to=result)
+    [*_, answer] = bot.bot_messages(thread)
+    follow_up = await ask(bot, thread, "By when?", reply_to=answer)
+    assert f"> **Morgan** `{at[3]}` “I will send the figures to the board by Friday.”" in (
+        follow_up
+    )

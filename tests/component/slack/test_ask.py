@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from adapters.slack import BOT_SCOPES
+from bot.chat import Reaction
+from bot.jobs import JobState
 from bot.render import format_timestamp
 from tests.fakes.slack import (
     ALICE,
@@ -327,3 +329,45 @@ async def test_after_delivery_deletion_nothing_is_asked_of_assemblyai(
         )
         # The job record said the transcript is gone: AssemblyAI was not asked again.
         assert [r["path"] for r in emulator.requests()] == []
+
+
+async def test_a_question_asked_the_moment_the_result_shows_is_answered(
+    bot: SlackBot, meeting: AudioSample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result is up, the rest of its delivery (the final status, the ✅) not yet done:
+    a person who asks at once is answered, not ignored."""
+    held, release = asyncio.Event(), asyncio.Event()
+    react = bot.adapter.react
+
+    async def slow_react(where: Any, reaction: Reaction) -> None:
+        if reaction is Reaction.DONE:  # the last of the delivery before it is recorded
+            held.set()
+            await release.wait()
+        await react(where, reaction)
+
+    monkeypatch.setattr(bot.adapter, "react", slow_react)
+    file = bot.fake.add_file("standup.mp3", meeting.path.read_bytes(), user=ADA)
+    shared = bot.fake.events.post(STANDUP, ADA, "standup", files=[file])
+    await send_event(bot, bot.fake.events.message(shared))
+    delivering = asyncio.create_task(drain(bot))
+    try:
+        async with asyncio.timeout(20):
+            await held.wait()
+        assert bot.fake.bot_messages(STANDUP, thread_ts=shared.ts)  # the result is up
+        [job] = await bot.jobs()
+        assert job.state is JobState.COMPLETED  # and not yet delivered
+
+        msg = bot.fake.events.post(
+            STANDUP, ALICE, f"<@{BOT_USER_ID}> What will Grace send?", thread_ts=shared.ts
+        )
+        await send_event(bot, bot.fake.events.app_mention(msg))
+        async with asyncio.timeout(20):
+            await asyncio.gather(*bot.adapter.tasks.tasks())
+        at = await starts(bot)
+        quote = f"> *Grace Hopper* `{at[3]}` “I will send the figures to the board by Friday.”"
+        [*_, answer] = bot.fake.bot_messages(STANDUP, thread_ts=shared.ts)
+        assert quote in text_of(answer)
+        assert not bot.fake.ephemerals(STANDUP)  # no "already being transcribed"
+    finally:
+        release.set()
+        await delivering
