@@ -55,9 +55,10 @@ MIN_SECRET: Final = 8
 #: DEBUG lines of these loggers print every SQL statement with its parameters, so stored
 #: secrets (the webhook secret, Slack installations' tokens) too: never below INFO.
 QUIETER: Final = ("aiosqlite",)
-#: Alembic's INFO lines ("Context impl SQLiteImpl.", one per revision) say at every start
-#: what the store's own one line says better: only their warnings are kept.
-WARNINGS_ONLY: Final = ("alembic.runtime.migration",)
+#: Alembic's INFO lines (seven "setup plugin ..." at every start, "Context impl
+#: SQLiteImpl.", one per revision) say what the store's own one line says better: only
+#: their warnings are kept.
+WARNINGS_ONLY: Final = ("alembic",)
 _HANDLER: Final = "threadscribe"
 _BARE: Final = re.compile(r"[\w.,:/@+%-]+", re.ASCII)
 _ESCAPES: Final = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}

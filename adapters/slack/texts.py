@@ -77,11 +77,12 @@ def not_installed(team: str) -> str:
 
 EVENT_NOT_INSTALLED: Final = (
     "Slack: an event came from a workspace where threadscribe is not installed; it was "
-    "dropped. Install it there from PUBLIC_URL/slack/install"
+    "dropped. Install it there: open /slack/install at the bot's public address (PUBLIC_URL)"
 )
 NO_INSTALL_YET: Final = (
     "Slack: no workspace has installed threadscribe yet, so events are dropped until one "
-    "does: open PUBLIC_URL/slack/install (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET switch on "
+    "does: open /slack/install at the bot's public address, PUBLIC_URL (SLACK_CLIENT_ID and "
+    "SLACK_CLIENT_SECRET switch on "
     "multi-workspace installs; remove them to use SLACK_BOT_TOKEN in one workspace)"
 )
 
