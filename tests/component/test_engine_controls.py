@@ -26,6 +26,7 @@ from bot.urls import UrlPolicy
 from tests.fakes.recording import RecordingPlatform, file_intake, url_intake
 from tests.helpers.audio import AudioSample, make_dialogue, make_pii_dialogue, write_script
 from tests.helpers.emulator_server import EmulatorServer, start_emulator
+from tests.helpers.engine import fast_polls
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,7 +64,8 @@ async def harness(
         "idle": 0.1,
         "urls": UrlPolicy(allow_private=True),
     }
-    engine = Engine(store, client, {Platform.SLACK: platform}, EngineConfig(**(base | overrides)))
+    config = EngineConfig(**(base | overrides))
+    engine = Engine(store, client, {Platform.SLACK: platform}, config, schedule=fast_polls())
     try:
         yield Harness(engine, platform, emulator)
     finally:

@@ -25,6 +25,7 @@ from bot.web import create_app
 from tests.fakes.recording import RecordingPlatform, url_intake
 from tests.helpers.audio import make_dialogue
 from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.engine import fast_polls
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,7 +85,12 @@ async def serving(tmp_path: Path, emulator: EmulatorServer, key: str) -> AsyncIt
         retry_base=0.01, retry_cap=0.05, idle=0.2, urls=UrlPolicy(allow_private=True)
     )
     engine = Engine(
-        store, client, {Platform.SLACK: platform}, config, health=Health(30, monotonic=clock)
+        store,
+        client,
+        {Platform.SLACK: platform},
+        config,
+        health=Health(30, monotonic=clock),
+        schedule=fast_polls(),
     )
     runner = web.AppRunner(create_app(engine))
     await runner.setup()
