@@ -45,7 +45,7 @@ from bot.chat import (
     SearchResults,
     ThreadRef,
 )
-from bot.conversation import Line
+from bot.conversation import PART_CHARS, Line
 from bot.errors import AssemblyAIError, BadRequestError, NotFoundError, RequestTimeout
 from bot.jobs import DeliveryStep, Job, JobStore
 from bot.models import supports_structured_output
@@ -63,10 +63,9 @@ MAX_TOKENS: Final = 800
 CUT_RETRY_TOKENS: Final = 2_000
 #: Tries per gateway call: the person is waiting in the thread.
 ATTEMPTS: Final = 2
-#: Transcript characters per part, and parts sent with one question at most (about
-#: 50,000 tokens): a longer recording is answered from its parts that share the most
-#: words with the question, and the answer says so.
-PART_CHARS: Final = 48_000
+#: Parts (conversation.PART_CHARS each) sent with one question at most (about 50,000
+#: tokens): a longer recording is answered from its parts that share the most words with
+#: the question, and the answer says so.
 MAX_PARTS: Final = 4
 #: Previous questions and answers of the thread sent with a follow-up, and how much of
 #: each answer.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from bot.render import chunks, format_timestamp, paragraph_lines
 from bot.speakers import Speakers
@@ -59,6 +60,12 @@ def lines(transcript: Transcript, speakers: Speakers | None = None) -> tuple[Lin
 def as_text(lines: Sequence[Line]) -> str:
     hours = any(line.start >= 3_600_000 for line in lines)
     return "\n".join(line.as_text(hours=hours) for line in lines)
+
+
+#: Transcript characters per LLM Gateway request (a summary's part, a question's part):
+#: about 12,000 tokens, well within every gateway model's context, with room for the
+#: instructions and the answer.
+PART_CHARS: Final = 48_000
 
 
 def parts(lines: Sequence[Line], max_chars: int) -> list[tuple[Line, ...]]:

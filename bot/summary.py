@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bot.assemblyai import AssemblyAIClient, ChatAnswer
-from bot.conversation import Line, as_text, parse_timestamp, parts
+from bot.conversation import PART_CHARS, Line, as_text, parse_timestamp, parts
 from bot.errors import AssemblyAIError, RequestTimeout
 from bot.models import supports_structured_output
 from bot.render import format_timestamp
@@ -29,9 +29,6 @@ from bot.render import format_timestamp
 log = logging.getLogger(__name__)
 
 MAX_POINTS: Final = 6
-#: Characters of transcript per request: about 12,000 tokens, well within every
-#: gateway model's context, with room for the instructions and the answer.
-PART_CHARS: Final = 48_000
 #: Parts at most: ten hours of speech (AssemblyAI's longest audio) is about nine.
 MAX_PARTS: Final = 12
 #: Tokens the model may answer with; an answer cut at that is asked for once more with

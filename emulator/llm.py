@@ -305,15 +305,21 @@ def _response_format(value: Any, model: str, request_id: str) -> dict[str, Any] 
     return schema
 
 
-async def chat_completions(request: web.Request) -> web.Response:
-    started = time.monotonic_ns()
-    request_id = str(uuid.uuid4())
+async def json_object(request: web.Request, request_id: str) -> dict[str, Any]:
+    """The request's body, which the gateway requires to be one JSON object."""
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GatewayError(400, f"Invalid JSON body: {exc}", request_id) from exc
     if not isinstance(body, dict):
         raise GatewayError(400, "Request body must be a JSON object", request_id)
+    return body
+
+
+async def chat_completions(request: web.Request) -> web.Response:
+    started = time.monotonic_ns()
+    request_id = str(uuid.uuid4())
+    body = await json_object(request, request_id)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model is required", request_id)

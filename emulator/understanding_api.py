@@ -4,13 +4,13 @@ themselves are emulator/understanding.py's."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from aiohttp import web
 
 from .errors import GatewayError
+from .llm import json_object
 from .runtime import EMULATOR
 from .understanding import identify, parse_task, response, translations, utterances_json, words_json
 
@@ -20,12 +20,7 @@ from .understanding import identify, parse_task, response, translations, utteran
 async def understanding(request: web.Request) -> web.Response:
     """The LLM Gateway's Speech Understanding on a finished transcript."""
     request_id = str(uuid.uuid4())
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GatewayError(400, f"Invalid JSON body: {exc}", request_id) from exc
-    if not isinstance(body, dict):
-        raise GatewayError(400, "Request body must be a JSON object", request_id)
+    body = await json_object(request, request_id)
     transcript_id = body.get("transcript_id")
     if not isinstance(transcript_id, str) or not transcript_id:
         raise GatewayError(400, "transcript_id is required", request_id)

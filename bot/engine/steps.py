@@ -84,7 +84,7 @@ class StepSettings:
     ai_summary: bool = True
     llm_model: str = DEFAULT_LLM_MODEL
     #: transcript characters per summary request (long recordings: several, combined)
-    summary_part_chars: int = summary.PART_CHARS
+    summary_part_chars: int = conversation.PART_CHARS
     urls: UrlPolicy = field(default_factory=UrlPolicy)
     #: seconds of audio transcribed at most (MAX_DURATION_MINUTES); None: no limit
     max_duration: float | None = None
