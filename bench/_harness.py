@@ -473,6 +473,11 @@ class StampedSlack:
         if reaction is not Reaction.WORKING:
             self.done_at.setdefault(where.job_id, time.time())
 
+    def __getattr__(self, name: str) -> Any:
+        # The rest of ChatPlatform (people, erase, notify_admins, ...) is the adapter's own:
+        # the bench stamps posts and reactions only, and keeps up as the protocol grows.
+        return getattr(self.adapter, name)
+
 
 @contextlib.asynccontextmanager
 async def slack_engine(

@@ -7,6 +7,7 @@ restart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from typing import Final
@@ -17,32 +18,48 @@ from bot.jobs.database import Database
 from bot.jobs.models import NoticeRow, OptOutRow
 from bot.jobs.records import Platform
 
-#: Seconds an answer is reused before the database is asked again (every automatic
-#: trigger asks about its sharer); a change made here shows at once.
+#: Seconds the platform's opt-outs are reused before the database is asked again (every
+#: automatic trigger asks about its sharer); a change made in this process shows at once,
+#: one made by another replica within this time.
 OPT_OUT_TTL: Final = 10.0
-_CACHED: Final = 10_000
 
 
 class OptOuts:
     """`/transcribe optout` and `optin`, per person and platform (Slack and Discord user
-    ids are unique across workspaces and servers, so one opt-out covers them all)."""
+    ids are unique across workspaces and servers, so one opt-out covers them all).
+
+    The people who opted out are few beside the triggers that ask about them: the whole
+    set of a platform is read in one query and kept for OPT_OUT_TTL, and the triggers of a
+    burst that arrive while it is being read wait for that one read. A burst of shares by
+    200 different people so costs one query, not 200 before the acknowledgements."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._cache: dict[tuple[Platform, str], tuple[float, bool]] = {}
+        self._sets: dict[Platform, tuple[float, frozenset[str]]] = {}
+        self._loading: dict[Platform, asyncio.Future[frozenset[str]]] = {}
+        # Bumped by every change: a read begun before it may not be kept after it.
+        self._changes: dict[Platform, int] = {}
 
     async def opted_out(self, platform: Platform, person: str) -> bool:
-        key = (platform, person)
-        cached = self._cache.get(key)
+        return person in await self._of(platform)
+
+    async def _of(self, platform: Platform) -> frozenset[str]:
+        cached = self._sets.get(platform)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        query = select(OptOutRow.person).where(
-            OptOutRow.platform == platform, OptOutRow.person == person
-        )
+        loading = self._loading.get(platform)
+        if loading is None or loading.done():
+            loading = asyncio.ensure_future(self._load(platform, self._changes.get(platform, 0)))
+            self._loading[platform] = loading
+        return await asyncio.shield(loading)
+
+    async def _load(self, platform: Platform, changes: int) -> frozenset[str]:
+        query = select(OptOutRow.person).where(OptOutRow.platform == platform)
         async with self._db.session(write=False) as session:
-            found = (await session.scalars(query)).first() is not None
-        self._remember(key, found)
-        return found
+            people = frozenset(await session.scalars(query))
+        if self._changes.get(platform, 0) == changes:
+            self._sets[platform] = (time.monotonic() + OPT_OUT_TTL, people)
+        return people
 
     async def set(self, platform: Platform, person: str, opted_out: bool) -> bool:
         """Opt `person` out (or back in); returns whether that changed anything."""
@@ -59,13 +76,11 @@ class OptOuts:
                     OptOutRow.platform == platform, OptOutRow.person == person
                 )
                 changed = (await session.execute(gone)).rowcount == 1  # type: ignore[attr-defined]
-        self._remember((platform, person), opted_out)
+        # Read again, after the commit, when next asked (a read under way is not kept).
+        self._changes[platform] = self._changes.get(platform, 0) + 1
+        self._sets.pop(platform, None)
+        self._loading.pop(platform, None)
         return bool(changed)
-
-    def _remember(self, key: tuple[Platform, str], value: bool) -> None:
-        if len(self._cache) > _CACHED:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + OPT_OUT_TTL, value)
 
 
 class Notices:

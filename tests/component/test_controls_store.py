@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.jobs import (
@@ -93,6 +93,35 @@ async def test_a_channels_settings_are_set_one_at_a_time(store: JobStore, clock:
         "C01",
         "C02",
     }
+
+
+async def test_a_burst_of_triggers_asks_the_database_about_opt_outs_once(
+    store: JobStore,
+) -> None:
+    """200 people's shares at once (each asks about its sharer before the acknowledgement):
+    one read of the platform's opt-outs, not 200; a change is seen at once after it."""
+    await store.opt_outs.set(Platform.SLACK, "U7", True)
+    reads: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "opt_outs" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        people = [f"U{n}" for n in range(200)]
+        answers = await asyncio.gather(
+            *(store.opt_outs.opted_out(Platform.SLACK, person) for person in people)
+        )
+        assert [p for p, out in zip(people, answers, strict=True) if out] == ["U7"]
+        assert len(reads) == 1
+        assert await store.opt_outs.opted_out(Platform.SLACK, "U8") is False
+        assert len(reads) == 1  # kept
+        await store.opt_outs.set(Platform.SLACK, "U8", True)
+        assert await store.opt_outs.opted_out(Platform.SLACK, "U8") is True
+        assert len(reads) == 2  # read again after the change
+    finally:
+        event.remove(store.db.engine.sync_engine, "before_cursor_execute", seen)
 
 
 async def test_an_opt_out_holds_until_the_person_opts_back_in(store: JobStore) -> None:
