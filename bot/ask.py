@@ -303,7 +303,7 @@ class Questions:
             return self._failed(job, _gateway_said(exc))
         if answer is None:
             return self._failed(job, "the model's answer did not fit in its token limit")
-        self._count(answer, job)
+        await self._count(answer, job, question, model)
         said, quotes, unfound = parse(answer.content, lines)
         if not said and not quotes:
             said = messages.NOT_SAID
@@ -354,12 +354,22 @@ class Questions:
                 return answer
         return None
 
-    def _count(self, answer: ChatAnswer, job: Job) -> None:
-        """The tokens of one answer: a metric and a log line. (Issue 12's usage ledger,
-        where it has landed, takes them from here.)"""
+    async def _count(self, answer: ChatAnswer, job: Job, question: Question, model: str) -> None:
+        """The tokens of one answer: the usage ledger (`/transcribe usage`), a metric and
+        a log line."""
         tokens = self._engine.metrics.llm_tokens
         tokens.labels("question", "input").inc(answer.input_tokens)
         tokens.labels("question", "output").inc(answer.output_tokens)
+        await self._store.usage.tokens(
+            platform=question.platform,
+            workspace=question.workspace,
+            channel=question.channel,
+            person=question.requester,
+            purpose="question",
+            model=model,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+        )
         log.info(
             "question answered",
             extra={

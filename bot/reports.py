@@ -87,6 +87,14 @@ def usage(
         lines.append(
             escape(f"Not priced: {messages.hours(summary.unpriced)} (ASSEMBLYAI_PRICE_PER_HOUR)")
         )
+    if report.answers:
+        lines.append(
+            escape(
+                f"Questions answered: {report.answers} (LLM Gateway: "
+                f"{report.input_tokens:,} tokens in, {report.output_tokens:,} out; not in "
+                "the estimate)"
+            )
+        )
     if report.in_progress:
         lines.append(
             escape(

@@ -7,7 +7,18 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, Index, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import false, text
@@ -187,6 +198,29 @@ class UsageRow(Base):
 
     __table_args__ = (
         Index("ix_usage_workspace_created_at", "platform", "workspace", "created_at"),
+    )
+
+
+class LlmUsageRow(Base):
+    """Tokens the LLM Gateway counted for one of the bot's answers to a question, by
+    whom and where it was asked: with the seconds in `/transcribe usage`, kept as long
+    (USAGE_RETENTION_DAYS)."""
+
+    __tablename__ = "llm_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[Platform] = mapped_column(_str_enum(Platform))
+    workspace: Mapped[str] = mapped_column(ID)
+    channel: Mapped[str] = mapped_column(ID)
+    person: Mapped[str] = mapped_column(ID)
+    purpose: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_llm_usage_workspace_created_at", "platform", "workspace", "created_at"),
     )
 
 

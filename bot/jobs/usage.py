@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jobs.database import Database
-from bot.jobs.models import UsageRow
+from bot.jobs.models import LlmUsageRow, UsageRow
 from bot.jobs.records import Platform
 
 
@@ -54,6 +54,10 @@ class UsageReport:
     reserved: float
     #: jobs taken in, settled or not
     jobs: int
+    #: questions answered through the LLM Gateway, and the tokens it counted for them
+    answers: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class UsageLedger:
@@ -155,9 +159,19 @@ class UsageLedger:
             func.count(), func.coalesce(func.sum(UsageRow.reserved_seconds), 0.0)
         ).where(*mine, UsageRow.billed_seconds.is_(None))
         totals = select(func.count(), billed).where(*mine)
+        llm = select(
+            func.count(),
+            func.coalesce(func.sum(LlmUsageRow.input_tokens), 0),
+            func.coalesce(func.sum(LlmUsageRow.output_tokens), 0),
+        ).where(
+            LlmUsageRow.platform == platform,
+            LlmUsageRow.workspace == workspace,
+            LlmUsageRow.created_at >= since,
+        )
         async with self._db.session(write=False) as session:
             jobs, total = (await session.execute(totals)).one()
             waiting, reserved = (await session.execute(pending)).one()
+            answers, input_tokens, output_tokens = (await session.execute(llm)).one()
             return UsageReport(
                 platform=platform,
                 workspace=workspace,
@@ -169,10 +183,41 @@ class UsageLedger:
                 in_progress=int(waiting),
                 reserved=float(reserved or 0.0),
                 jobs=int(jobs),
+                answers=int(answers),
+                input_tokens=int(input_tokens),
+                output_tokens=int(output_tokens),
             )
+
+    async def tokens(
+        self,
+        *,
+        platform: Platform,
+        workspace: str,
+        channel: str,
+        person: str,
+        purpose: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """Record what one LLM Gateway answer used (a question's)."""
+        row = {
+            "platform": platform,
+            "workspace": workspace,
+            "channel": channel,
+            "person": person,
+            "purpose": purpose,
+            "model": model,
+            "input_tokens": max(0, input_tokens),
+            "output_tokens": max(0, output_tokens),
+            "created_at": self._db.clock(),
+        }
+        async with self._db.session() as session:
+            await session.execute(self._db.insert(LlmUsageRow).values(row))
 
     async def prune(self, older_than: timedelta) -> int:
         cutoff = self._db.clock() - older_than
         async with self._db.session() as session:
             result = await session.execute(delete(UsageRow).where(UsageRow.created_at < cutoff))
+            await session.execute(delete(LlmUsageRow).where(LlmUsageRow.created_at < cutoff))
         return int(result.rowcount)  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from tests.fakes.slack import (
     ALICE,
     BOT_TOKEN,
     BOT_USER_ID,
+    DANA,
     FakeSlack,
 )
 from tests.fakes.slack_harness import SlackBot, slack_bot
@@ -168,6 +169,9 @@ async def test_a_question_a_follow_up_and_what_the_recording_does_not_say(
         "threadscribe_questions_total", {"platform": "slack", "outcome": "answered"}
     )
     assert sent is not None and sent > 4 * 50 and answered == 4
+    # ... and shown to the admins with the month's seconds.
+    said = await command(bot, "usage", user=DANA)
+    assert f"Questions answered: 4 (LLM Gateway: {int(sent):,} tokens in, " in said
 
     # "is reading the transcript…" under the thread while each answer was made.
     statuses = bot.fake.calls("assistant.threads.setStatus")
