@@ -69,7 +69,12 @@ def probe_duration(path: Path) -> float:
 
 
 def _run(*cmd: str | Path) -> None:
-    subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+    args = [str(c) for c in cmd]
+    if args[0] == "sox":
+        # Repeatable mode: sox's dither (it reduces the resampled audio to 16 bits) is
+        # seeded the same each time, so the same words make the same bytes in every run.
+        args.insert(1, "-R")
+    subprocess.run(args, check=True, capture_output=True)
 
 
 def speak_wav(work: Path, turns: tuple[tuple[str, str], ...] = DIALOGUE) -> Path:
