@@ -206,12 +206,9 @@ class Revisions:
     # -- rename --------------------------------------------------------------------------
 
     async def rename_form(self, ref: JobRef) -> RenameForm | Answer:
-        job = await self._job(ref)
+        job = await self._renamable(ref)
         if isinstance(job, Answer):
             return job
-        refused = self._renamable(job)
-        if refused is not None:
-            return refused
         assert job.speakers is not None
         fields = []
         for index, (speaker, label) in enumerate(job.speakers):
@@ -220,12 +217,9 @@ class Revisions:
         return RenameForm(job.id, tuple(fields))
 
     async def rename(self, ref: JobRef, names: Mapping[str, str], *, by: str) -> Answer:
-        job = await self._job(ref)
+        job = await self._renamable(ref)
         if isinstance(job, Answer):
             return job
-        refused = self._renamable(job)
-        if refused is not None:
-            return refused
         assert job.speakers is not None
         errors = {
             key: messages.name_too_long(SPEAKER_NAME_MAX_CHARS)
@@ -249,7 +243,11 @@ class Revisions:
         options = replace(job.options, renames=renames, redo_note=messages.speakers_renamed())
         return await self._submit(job, options, by=by, reuse=True, started=messages.RENAMING)
 
-    def _renamable(self, job: Job) -> Answer | None:
+    async def _renamable(self, ref: JobRef) -> Job | Answer:
+        """The job `ref` names, if its speakers can be renamed; else what to tell."""
+        job = await self._job(ref)
+        if isinstance(job, Answer):
+            return job
         if job.state is not JobState.DELIVERED:
             return Answer(messages.STILL_WORKING, ok=False)
         if job.speakers is None:
@@ -258,7 +256,7 @@ class Revisions:
             return Answer(messages.NOTHING_TO_RENAME, ok=False)
         if self._config.delete_after_delivery:
             return Answer(messages.TRANSCRIPT_DELETED, ok=False)
-        return None
+        return job
 
     # -- redo ----------------------------------------------------------------------------
 
