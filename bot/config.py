@@ -706,7 +706,7 @@ def _hours(raw: str) -> float:
         hours = float(raw)
     except ValueError:
         hours = -1.0
-    if not 0 < hours <= 1_000_000 or hours != hours:
+    if not 0 < hours <= 1_000_000:  # NaN fails it too
         raise ValueError(f"must be a number of hours above 0, such as 50 or 7.5 (got {raw!r})")
     return hours
 

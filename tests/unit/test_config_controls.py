@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.config import Secret, Settings, known_variables
+from bot.config import Secret, Settings, _hours, known_variables
 from bot.jobs import ChannelPolicy, Platform
 from bot.models import DEFAULT_PII_POLICIES, DEFAULT_PRICE_PER_HOUR
 from bot.run import control_settings, engine_config
@@ -80,6 +80,12 @@ def test_every_mistake_is_named_in_one_line() -> None:
         "assemblyai-stt-3-7=0.21,universal-2=0.15 (got 'best=0.1')",
         "USAGE_RETENTION_DAYS must be a whole number from 62 to 3650 (got '7')",
     ]
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "0", "1000001"])
+def test_a_budget_must_be_a_finite_number_of_hours_above_0(raw: str) -> None:
+    with pytest.raises(ValueError, match="must be a number of hours above 0"):
+        _hours(raw)
 
 
 def test_the_composition_root_carries_them_to_the_engine_and_the_core() -> None:
