@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from bot.speakers import is_label
 from bot.transcript import Span, Transcript, TranscriptStatus, Translation, Utterance
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def speaker_label(speaker: str | None) -> str:
     """`Speaker A` for AssemblyAI's letters; a name from speaker identification as it is."""
     if speaker is None:
         return "All speech"
-    return f"Speaker {speaker}" if len(speaker) <= 2 and speaker.isupper() else speaker
+    return f"Speaker {speaker}" if is_label(speaker) else speaker
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,7 @@ from bot.models import (
     TRANSLATION_LANGUAGES,
     speech_model_problem,
 )
-from bot.render import language_name
-from bot.speakers import is_label
+from bot.render import language_name, speaker_label
 
 if TYPE_CHECKING:
     from bot.engine import Engine, EngineConfig
@@ -212,7 +211,7 @@ class Revisions:
         assert job.speakers is not None
         fields = []
         for index, (speaker, label) in enumerate(job.speakers):
-            shown = f"Speaker {speaker}" if is_label(speaker) else speaker
+            shown = speaker_label(speaker)
             fields.append(RenameField(str(index), shown, "" if label == shown else label))
         return RenameForm(job.id, tuple(fields))
 
@@ -231,7 +230,7 @@ class Revisions:
         renames = dict(job.options.renames)
         for index, (speaker, _label) in enumerate(job.speakers):
             given = " ".join(names.get(str(index), "").split())
-            default = f"Speaker {speaker}" if is_label(speaker) else speaker
+            default = speaker_label(speaker)
             if not given:
                 continue
             if given == default:
