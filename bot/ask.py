@@ -428,9 +428,10 @@ class Questions:
             if found.total_count <= 0:
                 return None
             starts = sorted(start for m in found.matches for start, _end in m.timestamps)
+            thread = ThreadRef.of(job, thread=_thread_root(job))
             return SearchHit(
-                title=job.options.title or "recording",
-                where=ThreadRef.of(job, thread=_thread_root(job)),
+                title=thread.title,
+                where=thread,
                 result_message=job.step_posted(DeliveryStep.RESULT),
                 at=tuple(starts[:SHOWN_TIMESTAMPS]),
                 count=found.total_count,
