@@ -45,7 +45,7 @@ from bot.chat import (
     SearchResults,
     ThreadRef,
 )
-from bot.conversation import PART_CHARS, Line
+from bot.conversation import PART_CHARS, Line, complete_uncut
 from bot.errors import AssemblyAIError, BadRequestError, NotFoundError, RequestTimeout
 from bot.jobs import DeliveryStep, Job, JobStore
 from bot.models import supports_structured_output
@@ -340,19 +340,15 @@ class Questions:
         return found
 
     async def _complete(self, prompt: list[dict[str, str]], model: str) -> ChatAnswer | None:
-        schema = SCHEMA if supports_structured_output(model) else None
-        for tokens in (MAX_TOKENS, CUT_RETRY_TOKENS):
-            answer = await self._engine.client.complete(
-                prompt,
-                model=model,
-                max_tokens=tokens,
-                schema=schema,
-                schema_name=SCHEMA_NAME,
-                attempts=ATTEMPTS,
-            )
-            if not answer.cut:
-                return answer
-        return None
+        return await complete_uncut(
+            self._engine.client,
+            prompt,
+            model=model,
+            tokens=(MAX_TOKENS, CUT_RETRY_TOKENS),
+            schema=SCHEMA,
+            schema_name=SCHEMA_NAME,
+            attempts=ATTEMPTS,
+        )
 
     async def _count(self, answer: ChatAnswer, job: Job, question: Question, model: str) -> None:
         """The tokens of one answer: the usage ledger (`/transcribe usage`), a metric and

@@ -5,20 +5,25 @@ turns a transcript into text for a language model.
     conversation.as_text(lines)                        # "[00:12] Ada: Shall we…"
     conversation.parts(lines, max_chars=48_000)        # consecutive parts, nothing lost
 
-The summary uses it; so will questions asked in the thread. Timestamps are those the
-result shows (`render.format_timestamp`), so what a model cites can be found there.
+The summary and questions asked in the thread use it, and `complete_uncut` to ask the
+model. Timestamps are those the result shows (`render.format_timestamp`), so what a model
+cites can be found there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
+from bot.models import supports_structured_output
 from bot.render import chunks, format_timestamp, paragraph_lines
 from bot.speakers import Speakers
 from bot.transcript import Transcript
+
+if TYPE_CHECKING:
+    from bot.assemblyai import AssemblyAIClient, ChatAnswer
 
 _TIMESTAMP = re.compile(r"^\s*\[?(\d{1,2}(?::\d{2}){1,2})\]?\s*$")
 
@@ -113,3 +118,30 @@ def parse_timestamp(value: object) -> int | None:
     for number in numbers:
         seconds = seconds * 60 + number
     return seconds * 1000
+
+
+async def complete_uncut(
+    client: AssemblyAIClient,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    model: str,
+    tokens: Sequence[int],
+    schema: Mapping[str, Any],
+    schema_name: str,
+    attempts: int,
+) -> ChatAnswer | None:
+    """The model's answer, as structured output where `model` takes it, asked for with
+    each limit of `tokens` in turn until one is not cut; None when every one was."""
+    structured = schema if supports_structured_output(model) else None
+    for limit in tokens:
+        answer = await client.complete(
+            messages,
+            model=model,
+            max_tokens=limit,
+            schema=structured,
+            schema_name=schema_name,
+            attempts=attempts,
+        )
+        if not answer.cut:
+            return answer
+    return None

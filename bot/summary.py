@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.assemblyai import AssemblyAIClient, ChatAnswer
-from bot.conversation import PART_CHARS, Line, as_text, parse_timestamp, parts
+from bot.assemblyai import AssemblyAIClient
+from bot.conversation import PART_CHARS, Line, as_text, complete_uncut, parse_timestamp, parts
 from bot.errors import AssemblyAIError, RequestTimeout
 from bot.models import supports_structured_output
 from bot.render import format_timestamp
@@ -274,24 +274,20 @@ async def summarise(
 
 
 async def _ask(client: AssemblyAIClient, messages: list[dict[str, str]], model: str) -> Summary:
-    schema = SCHEMA if supports_structured_output(model) else None
-    tokens = MAX_TOKENS
-    while True:
-        answer: ChatAnswer = await client.complete(
-            messages,
-            model=model,
-            max_tokens=tokens,
-            schema=schema,
-            schema_name=SCHEMA_NAME,
-            attempts=ATTEMPTS,
+    answer = await complete_uncut(
+        client,
+        messages,
+        model=model,
+        tokens=(MAX_TOKENS, CUT_RETRY_TOKENS),
+        schema=SCHEMA,
+        schema_name=SCHEMA_NAME,
+        attempts=ATTEMPTS,
+    )
+    if answer is None:
+        raise _Unusable(
+            f"the model's answer did not fit in {CUT_RETRY_TOKENS:,} tokens, so no summary is shown"
         )
-        if not answer.cut:
-            return parse(answer.content)
-        if tokens >= CUT_RETRY_TOKENS:
-            raise _Unusable(
-                f"the model's answer did not fit in {tokens:,} tokens, so no summary is shown"
-            )
-        tokens = CUT_RETRY_TOKENS
+    return parse(answer.content)
 
 
 def parse(content: str) -> Summary:
