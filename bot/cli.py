@@ -29,7 +29,6 @@ from bot.config import (
     env_file_warnings,
     parse_speech_models,
     read_environment,
-    speech_model_warnings,
     take_library_variables,
 )
 from bot.errors import ConfigError, PlatformError, SourceError
@@ -221,15 +220,14 @@ def _warn(message: str) -> None:
     print(f"threadscribe: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _settings(args: argparse.Namespace, *, model_warnings: bool = True) -> Settings:
+def _settings(args: argparse.Namespace) -> Settings:
     """The settings, or ConfigError with every problem (`.env` lines included); warnings
-    (a deprecated model, a misspelt name in `.env`) are printed and do not stop anything.
-    `transcribe` warns of the models it will use itself (a flag may replace the setting's),
-    and `run` logs the warning with its other start-up lines."""
+    (a misspelt name in `.env`) are printed and do not stop anything. Not the speech
+    models': `transcribe` warns of the models it will use itself (a flag may replace the
+    setting's), and `run` logs the warning with its other start-up lines."""
     env: Environment = args.environment
     settings, problems = Settings.read(env.values)
-    models = speech_model_warnings(settings.speech_models) if model_warnings else []
-    for warning in [*env_file_warnings(env), *models]:
+    for warning in env_file_warnings(env):
         _warn(warning)
     problems = [*env.problems, *problems]
     if problems:
@@ -245,7 +243,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     logs.configure(logging.ERROR)
     try:
-        settings = _settings(args, model_warnings=False)
+        settings = _settings(args)
         settings.require_assemblyai_key()
         target = Pickup(args.id) if args.id else parse_source(args.source)
     except (ConfigError, SourceError) as exc:
@@ -295,7 +293,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.run import builtin_factories, load_factory, serve
 
     try:
-        settings = _settings(args, model_warnings=False)  # `run` logs them itself, once
+        settings = _settings(args)
         settings.require_assemblyai_key()
         # Extra adapters by import path ("package.module:function", comma-separated): an
         # extension point, and how the tests plug in a recording platform.
