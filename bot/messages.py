@@ -676,10 +676,6 @@ def translation_failed(reason: str) -> str:
     return f"Translation unavailable ({reason}): showing the transcript as spoken."
 
 
-def names_skipped(reason: str) -> str:
-    return f"Speaker names not looked up ({reason})."
-
-
 # -- questions in a transcript's thread, search (bot/ask.py) --------------------------------
 
 NOT_SAID = "The recording does not say."
