@@ -34,6 +34,11 @@ class Connected(Protocol):
     async def connected(self) -> bool | None: ...
 
 
+def check_name(platform: Connected) -> str:
+    """The name of the platform's readiness check (its enum value, or its name)."""
+    return str(getattr(platform.name, "value", platform.name))
+
+
 class Pingable(Protocol):
     async def ping(self) -> None: ...
 
@@ -72,7 +77,7 @@ class Health:
             log.warning("readiness: the job database: %s", exc)
             found["database"] = "unreachable"
         for platform in platforms:
-            name = str(getattr(platform.name, "value", platform.name))
+            name = check_name(platform)
             problem = self.connection(name, await platform.connected())
             if problem is not None:
                 found[name] = problem

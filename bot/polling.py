@@ -268,7 +268,7 @@ class PollSchedule:
         if own is not None and len(own.observed) >= CLASS_MIN:
             return own.mu, own.sigma * math.sqrt(1 + 1 / len(own.observed))
         if duration is None or duration <= 0:
-            return math.log(self.base + self.ratio * 60), max(1.0, self.prior_sigma)
+            return math.log(self.expected(60)), max(1.0, self.prior_sigma)
         pool = self.pooled.get(model or "")
         if pool is not None and pool.observed:
             n = len(pool.observed)

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.engine import WEBHOOK_HEADER, Engine
 from bot.errors import StoreError
-from bot.health import Connected
+from bot.health import Connected, check_name
 from bot.jobs import JobState
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE_KEY]
     platforms = [p for p in engine.platforms.values() if isinstance(p, Connected)]
     problems = await engine.health.problems(engine.store, platforms)
-    checks = ["database", "assemblyai", *(str(getattr(p.name, "value", p.name)) for p in platforms)]
+    checks = ["database", "assemblyai", *(check_name(p) for p in platforms)]
     for check in checks:
         engine.metrics.ready.labels(check).set(0 if check in problems else 1)
     if problems:

@@ -199,7 +199,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         conn.exec_driver_sql("BEGIN" if options.get(SQLITE_DEFERRED, False) else "BEGIN IMMEDIATE")
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection | None = None) -> Config:
     # Alembic is imported where it is used: a third of a second that `threadscribe
     # transcribe`, `--help` and `doctor` need not pay.
     from alembic.config import Config
@@ -207,18 +207,15 @@ def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
 def _scripts() -> ScriptDirectory:
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("path_separator", "os")
-    return ScriptDirectory.from_config(config)
+    return ScriptDirectory.from_config(_alembic_config())
 
 
 def head_revision() -> str:

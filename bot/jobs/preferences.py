@@ -5,7 +5,6 @@ Answers are kept for `SETTINGS_TTL` seconds, like the channel settings."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -14,10 +13,8 @@ from sqlalchemy import select
 from bot.jobs.database import RETURNING, Database
 from bot.jobs.models import ChannelPreferencesRow, channel_preferences_of
 from bot.jobs.records import ChannelPreferences, Platform
-from bot.jobs.settings import SETTINGS_TTL
+from bot.jobs.settings import ChannelCache
 
-_CACHED_CHANNELS: Final = 10_000
-_Channel = tuple[Platform, str, str]
 #: What `update` may change.
 FIELDS: Final = frozenset({"names", "summary", "translate_to", "keyterms", "spellings"})
 
@@ -25,13 +22,13 @@ FIELDS: Final = frozenset({"names", "summary", "translate_to", "keyterms", "spel
 class ChannelPreferencesStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._cache: dict[_Channel, tuple[float, ChannelPreferences]] = {}
+        self._cache: ChannelCache[ChannelPreferences] = ChannelCache()
 
     async def get(self, platform: Platform, workspace: str, channel: str) -> ChannelPreferences:
         """The channel's preferences (all defaults when it chose none)."""
         key = (platform, workspace, channel)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        cached = self._cache.fresh(key)
+        if cached is not None:
             return cached[1]
         query = select(ChannelPreferencesRow).where(
             ChannelPreferencesRow.platform == platform,
@@ -41,7 +38,7 @@ class ChannelPreferencesStore:
         async with self._db.session(write=False) as session:
             row = (await session.scalars(query)).one_or_none()
             found = ChannelPreferences() if row is None else channel_preferences_of(row)
-        self._remember(key, found)
+        self._cache.remember(key, found)
         return found
 
     async def update(
@@ -73,13 +70,8 @@ class ChannelPreferencesStore:
         async with self._db.session() as session:
             row = (await session.scalars(upsert, execution_options=RETURNING)).one()
             saved = channel_preferences_of(row)
-        self._remember((platform, workspace, channel), saved)
+        self._cache.remember((platform, workspace, channel), saved)
         return saved
-
-    def _remember(self, key: _Channel, found: ChannelPreferences) -> None:
-        if len(self._cache) > _CACHED_CHANNELS:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + SETTINGS_TTL, found)
 
 
 def _stored(name: str, value: Any) -> Any:

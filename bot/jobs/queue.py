@@ -194,7 +194,7 @@ class JobQueue:
             JobRow.state == states[0] if len(states) == 1 else JobRow.state.in_(states),
             (unindexed(JobRow.next_attempt_at) if arrival else JobRow.next_attempt_at) <= moment,
             free(moment),
-            *of_platforms(platforms, index=False),
+            *of_platforms(platforms),
         )
         pick = (
             select(JobRow.id)
@@ -208,7 +208,7 @@ class JobQueue:
             unindexed(JobRow.state).in_(states),
             unindexed(JobRow.next_attempt_at) <= moment,
             free(moment),
-            *of_platforms(platforms, index=False),
+            *of_platforms(platforms),
         )
         lease = {
             "lease_owner": owner,
@@ -443,7 +443,7 @@ class JobQueue:
         for state in states:
             first = (
                 select(JobRow.next_attempt_at.label("ready"))
-                .where(JobRow.state == state, free(moment), *of_platforms(platforms, index=False))
+                .where(JobRow.state == state, free(moment), *of_platforms(platforms))
                 .order_by(JobRow.next_attempt_at)
                 .limit(1)
                 .subquery()
@@ -455,7 +455,7 @@ class JobQueue:
                 JobRow.state.in_(states),
                 JobRow.lease_expires_at > moment,
                 unindexed(JobRow.lease_owner).is_not(None),
-                *of_platforms(platforms, index=False),
+                *of_platforms(platforms),
             )
         )
         ready = union_all(*parts).subquery()
@@ -479,15 +479,12 @@ def free(now: Moment) -> ColumnElement[bool]:
     return or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at <= now)
 
 
-def of_platforms(
-    platforms: Iterable[Platform] | None, *, index: bool = True
-) -> list[ColumnElement[bool]]:
-    """Jobs of these platforms; `index=False`: a filter SQLite must not pick an index for
-    (the platform leads the per-person and per-channel indexes, and says little)."""
+def of_platforms(platforms: Iterable[Platform] | None) -> list[ColumnElement[bool]]:
+    """Jobs of these platforms: a filter SQLite must not pick an index for (the platform
+    leads the per-person and per-channel indexes, and says little)."""
     if platforms is None:
         return []
-    column = JobRow.platform if index else unindexed(JobRow.platform)
-    return [column.in_(list(platforms))]
+    return [unindexed(JobRow.platform).in_(list(platforms))]
 
 
 class unindexed(FunctionElement[Any]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import select
 
@@ -17,6 +17,25 @@ SETTINGS_TTL: Final = 10.0
 _CACHED_CHANNELS: Final = 10_000
 
 _Channel = tuple[Platform, str, str]
+_T = TypeVar("_T")
+
+
+class ChannelCache(Generic[_T]):
+    """Answers per channel, kept for `SETTINGS_TTL` seconds (at most `_CACHED_CHANNELS`
+    channels: past that, all are forgotten)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[_Channel, tuple[float, _T]] = {}
+
+    def fresh(self, key: _Channel) -> tuple[float, _T] | None:
+        """The (expiry, answer) kept for the channel, None if none is kept or it is stale."""
+        entry = self._entries.get(key)
+        return entry if entry is not None and entry[0] > time.monotonic() else None
+
+    def remember(self, key: _Channel, found: _T) -> None:
+        if len(self._entries) > _CACHED_CHANNELS:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + SETTINGS_TTL, found)
 
 
 class ChannelSettingsStore:
@@ -26,13 +45,13 @@ class ChannelSettingsStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._cache: dict[_Channel, tuple[float, ChannelSettings | None]] = {}
+        self._cache: ChannelCache[ChannelSettings | None] = ChannelCache()
 
     async def get(self, platform: Platform, workspace: str, channel: str) -> ChannelSettings | None:
         """The channel's settings, None if nobody set them."""
         key = (platform, workspace, channel)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        cached = self._cache.fresh(key)
+        if cached is not None:
             return cached[1]
         query = select(ChannelSettingsRow).where(
             ChannelSettingsRow.platform == platform,
@@ -42,7 +61,7 @@ class ChannelSettingsStore:
         async with self._db.session(write=False) as session:
             row = (await session.scalars(query)).one_or_none()
             found = None if row is None else channel_settings_of(row)
-        self._remember(key, found)
+        self._cache.remember(key, found)
         return found
 
     async def set_policy(
@@ -101,7 +120,7 @@ class ChannelSettingsStore:
         async with self._db.session(durable=True) as session:
             row = (await session.scalars(upsert, execution_options=RETURNING)).one()
             saved = channel_settings_of(row)
-        self._remember((platform, workspace, channel), saved)
+        self._cache.remember((platform, workspace, channel), saved)
         return saved
 
     async def of_workspace(self, platform: Platform, workspace: str) -> list[ChannelSettings]:
@@ -111,11 +130,6 @@ class ChannelSettingsStore:
         )
         async with self._db.session(write=False) as session:
             return [channel_settings_of(row) for row in await session.scalars(query)]
-
-    def _remember(self, key: _Channel, found: ChannelSettings | None) -> None:
-        if len(self._cache) > _CACHED_CHANNELS:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + SETTINGS_TTL, found)
 
 
 class DeploymentSecrets:
