@@ -25,7 +25,6 @@ from bot.chat import Answer, Controls, Core, JobRef, Platform, RenameForm
 from bot.render import language_name
 
 log = logging.getLogger(__name__)
-NO_MENTIONS: Final = discord.AllowedMentions.none()
 
 _JOB: Final = r"[0-9a-fA-F-]{36}"
 RENAME_ID: Final = "threadscribe:rename:{job}"

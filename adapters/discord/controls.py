@@ -18,8 +18,8 @@ from typing import Any, Final, Literal
 import discord
 
 from adapters.discord.events import DM_WORKSPACE, settings_channel
-from adapters.discord.format import CONTENT_LIMIT, NO_MENTIONS, clip, escape
-from adapters.discord.replies import is_admin, refused
+from adapters.discord.format import CONTENT_LIMIT, clip, escape
+from adapters.discord.replies import NO_MENTIONS, is_admin, refused
 from bot import reports
 from bot.chat import ChannelPolicy, ChannelRef, Core, Platform
 from bot.tasks import TaskSet

@@ -30,8 +30,8 @@ from adapters.discord import texts
 from adapters.discord.answers import answer_content, search_content
 from adapters.discord.delivery import Hints, Interactions, Reply, reply_mode
 from adapters.discord.files import attachment_of
-from adapters.discord.format import NO_MENTIONS, nonce
-from adapters.discord.replies import refused, say
+from adapters.discord.format import nonce
+from adapters.discord.replies import NO_MENTIONS, refused, say
 from bot import messages
 from bot.chat import (
     Attachment,
