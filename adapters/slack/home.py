@@ -20,12 +20,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
 from adapters.slack.admins import Admins
-from adapters.slack.blocks import escape, mrkdwn
+from adapters.slack.blocks import HEADER_LIMIT, escape, mrkdwn
 from adapters.slack.controls import channel, person
 from adapters.slack.errors import CALL_ERRORS, error_code
 from bot import reports
 from bot.chat import ChannelPolicy, Core, Platform
 from bot.controls import Overview
+from bot.render import SLACK_SECTION_LIMIT
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ OPT_IN_ACTION: Final = "home_optin"
 MAX_CHANNELS: Final = 80
 #: Channels read with users.conversations at most.
 MAX_READ: Final = 1000
-SECTION_LIMIT: Final = 3000
 _OPTION_TEXT: Final = {
     ChannelPolicy.AUTO: "auto: every recording",
     ChannelPolicy.ON_REQUEST: "on-request: when someone asks",
@@ -126,7 +126,7 @@ class Home:
 
 
 def _section(text: str, accessory: Block | None = None, block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": mrkdwn(_clip(text, SECTION_LIMIT))}
+    block: Block = {"type": "section", "text": mrkdwn(_clip(text, SLACK_SECTION_LIMIT))}
     if accessory is not None:
         block["accessory"] = accessory
     if block_id is not None:
@@ -135,11 +135,11 @@ def _section(text: str, accessory: Block | None = None, block_id: str | None = N
 
 
 def _header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:HEADER_LIMIT]}}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [mrkdwn(_clip(text, SECTION_LIMIT))]}
+    return {"type": "context", "elements": [mrkdwn(_clip(text, SLACK_SECTION_LIMIT))]}
 
 
 def _clip(text: str, limit: int) -> str:
