@@ -71,10 +71,11 @@ class Home:
         controls = self._core.controls
         note = None
         kind = action.get("action_id")
+        admin = await self._admins.is_admin(team, user, client)  # once: the tab needs it too
         if kind == POLICY_ACTION:
             where = str(action.get("block_id", "")).removeprefix("policy:")
             value = str((action.get("selected_option") or {}).get("value", ""))
-            if not await self._admins.is_admin(team, user, client):
+            if not admin:
                 log.info("%s is not an admin: the policy of %s stays as it is", user, where)
                 note = texts.ADMINS_ONLY
             else:
@@ -86,12 +87,20 @@ class Home:
                     await controls.set_policy(Platform.SLACK, team, where, policy, by=user)
         elif kind in (OPT_OUT_ACTION, OPT_IN_ACTION):
             await controls.set_opt_out(Platform.SLACK, user, kind == OPT_OUT_ACTION)
-        await self.publish(client, team, user, note=note)
+        await self.publish(client, team, user, note=note, admin=admin)
 
     async def publish(
-        self, client: AsyncWebClient, team: str, user: str, *, note: str | None = None
+        self,
+        client: AsyncWebClient,
+        team: str,
+        user: str,
+        *,
+        note: str | None = None,
+        admin: bool | None = None,
     ) -> None:
-        admin = await self._admins.is_admin(team, user, client)
+        """Publish the tab; `admin`: whether `user` is one, when already asked."""
+        if admin is None:
+            admin = await self._admins.is_admin(team, user, client)
         names = await self._channels(client) if admin else {}
         overview = await self._core.controls.overview(
             Platform.SLACK, team, user, admin=admin, channels=list(names)
