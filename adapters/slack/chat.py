@@ -244,7 +244,7 @@ class SlackChat:
                     doomed[str(message["ts"])] = None
                 for i, message in enumerate(replies):
                     if str(message["ts"]) in doomed:
-                        files |= _file_ids_after(replies[i + 1 :])
+                        files |= _files_after(replies[i + 1 :], "id")
             for file_id in sorted(files):
                 await _tolerant(
                     client.files_delete, {"file_not_found", "file_deleted"}, file=file_id
@@ -294,29 +294,18 @@ def _root_context(where: ThreadRef) -> str | None:
     return requested_by(where.requester, shown)
 
 
-def _files_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Names of the files the bot uploaded after a post, up to its next keyed post (which
-    belongs to another step or job: files after that are not this post's)."""
-    names: set[str] = set()
+def _files_after(messages: Sequence[Mapping[str, Any]], field: str = "name") -> set[str]:
+    """The `field` (name, id) of each file the bot uploaded after a post, up to its next
+    keyed post (which belongs to another step or job: files after that are not this post's)."""
+    found: set[str] = set()
     for message in messages:
         if _key(message) is not None:
             break
         if message.get("bot_id"):
-            names.update(
-                f["name"] for f in message.get("files", ()) if isinstance(f.get("name"), str)
+            found.update(
+                f[field] for f in message.get("files", ()) if isinstance(f.get(field), str)
             )
-    return names
-
-
-def _file_ids_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Ids of the files the bot uploaded after a post, up to the next keyed post."""
-    ids: set[str] = set()
-    for message in messages:
-        if _key(message) is not None:
-            break
-        if message.get("bot_id"):
-            ids.update(f["id"] for f in message.get("files", ()) if isinstance(f.get("id"), str))
-    return ids
+    return found
 
 
 async def _tolerant(method: Callable[..., Any], gone: set[str], **args: Any) -> None:
