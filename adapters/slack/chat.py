@@ -197,9 +197,18 @@ class SlackChat:
         else:
             stale = [before] if before != name else []
         try:
-            await self._reaction(client.reactions_add, spot, name, ok="already_reacted")
+            channel, ts = spot
+            await _tolerant(
+                client.reactions_add, {"already_reacted"}, channel=channel, timestamp=ts, name=name
+            )
             for old in stale:
-                await self._reaction(client.reactions_remove, spot, old, ok="no_reaction")
+                await _tolerant(
+                    client.reactions_remove,
+                    {"no_reaction"},
+                    channel=channel,
+                    timestamp=ts,
+                    name=old,
+                )
         except CALL_ERRORS as exc:
             error = self._error(where, exc, "set a reaction")
             if error.retryable:
@@ -213,16 +222,6 @@ class SlackChat:
         else:  # the job is over: nothing more to remember for it
             self._reacted.pop(spot, None)
             self._fresh.pop(where.job_id, None)
-
-    @staticmethod
-    async def _reaction(
-        method: Callable[..., Any], spot: tuple[str, str], name: str, *, ok: str
-    ) -> None:
-        try:
-            await method(channel=spot[0], timestamp=spot[1], name=name)
-        except SlackApiError as exc:
-            if error_code(exc) != ok:
-                raise
 
     # -- erase (forget) -------------------------------------------------------------------
 
@@ -309,7 +308,7 @@ def _files_after(messages: Sequence[Mapping[str, Any]], field: str = "name") -> 
 
 
 async def _tolerant(method: Callable[..., Any], gone: set[str], **args: Any) -> None:
-    """A deletion; Slack saying the thing is gone already is what was wanted."""
+    """A call whose `gone` errors mean it is done already (deleted, reacted, removed)."""
     try:
         await method(**args)
     except SlackApiError as exc:
