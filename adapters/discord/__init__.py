@@ -135,7 +135,7 @@ class DiscordAdapter:
         self._state = _State.NEW
         self.interactions = Interactions()
         self.intake = Events(core, self.interactions)
-        controls = DiscordControls(core, self.intake.running)
+        controls = DiscordControls(core, self.intake)
         self.client = GatewayClient(self.intake, controls, guild_ready_timeout=guild_ready_timeout)
         self._delivery = Delivery(self.client, self.interactions, shared_store=shared_store)
         self._files = AttachmentFetcher(self.client)

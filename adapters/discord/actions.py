@@ -25,7 +25,6 @@ from bot.chat import Answer, Controls, Core, JobRef, Platform, RenameForm
 from bot.render import language_name
 
 log = logging.getLogger(__name__)
-NO_MENTIONS: Final = discord.AllowedMentions.none()
 
 _JOB: Final = r"[0-9a-fA-F-]{36}"
 RENAME_ID: Final = "threadscribe:rename:{job}"
@@ -80,9 +79,13 @@ def _ref(interaction: discord.Interaction, job_id: str) -> JobRef:
 
 
 def _ready(interaction: discord.Interaction) -> Core | None:
-    """The core the client hands triggers to (its `intake`), while it takes work."""
-    core = getattr(getattr(interaction.client, "intake", None), "core", None)
-    return core if isinstance(core, Core) and core.accepting else None
+    """The core the client hands triggers to (its `intake`), while that takes work (not
+    once shutdown has begun: the same check as the commands')."""
+    intake = getattr(interaction.client, "intake", None)
+    core = getattr(intake, "core", None)
+    if not isinstance(core, Core) or not getattr(intake, "accepting", False):
+        return None
+    return core
 
 
 class RenameButton(

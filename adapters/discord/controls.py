@@ -17,9 +17,10 @@ from typing import Any, Final, Literal
 
 import discord
 
-from adapters.discord.events import DM_WORKSPACE, settings_channel
-from adapters.discord.format import CONTENT_LIMIT, NO_MENTIONS, clip, escape
-from adapters.discord.replies import is_admin, refused
+from adapters.discord import texts
+from adapters.discord.events import DM_WORKSPACE, Events, settings_channel
+from adapters.discord.format import CONTENT_LIMIT, clip, escape
+from adapters.discord.replies import NO_MENTIONS, is_admin, refused, say
 from bot import reports
 from bot.chat import ChannelPolicy, ChannelRef, Core, Platform
 from bot.tasks import TaskSet
@@ -41,9 +42,10 @@ def person(user_id: str) -> str:
 
 
 class DiscordControls:
-    def __init__(self, core: Core, running: TaskSet) -> None:
+    def __init__(self, core: Core, intake: Events) -> None:
         self._core = core
-        self._running = running
+        self._intake = intake  # its handlers under way, and whether it takes any now
+        self._running: TaskSet = intake.running
 
     async def _answer(
         self,
@@ -55,7 +57,8 @@ class DiscordControls:
         """Answer within the 3 s: refusals at once, anything that needs the store after a
         deferral (ephemeral, as every answer here)."""
         async with self._running.holding():
-            if await refused(interaction, admins_only=admins_only):
+            accepting = self._intake.accepting
+            if await refused(interaction, admins_only=admins_only, accepting=accepting):
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             text = await work()
@@ -172,6 +175,9 @@ class DiscordControls:
 
     async def forget(self, interaction: discord.Interaction, message: discord.Message) -> None:
         async with self._running.holding():
+            if not self._intake.accepting:
+                await say(interaction, texts.SHUTTING_DOWN)
+                return
             await interaction.response.defer(ephemeral=True, thinking=True)
             where = message.channel
             channels = [str(where.id)]

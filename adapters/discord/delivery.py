@@ -33,13 +33,13 @@ import discord
 from adapters.discord import texts
 from adapters.discord.errors import converted
 from adapters.discord.format import (
-    NO_MENTIONS,
     Outgoing,
     is_marked,
     nonce,
     outgoing,
     thread_name,
 )
+from adapters.discord.replies import NO_MENTIONS
 from bot.chat import PlatformError, PlatformRefused, Post, Reaction, ThreadRef
 
 log = logging.getLogger(__name__)

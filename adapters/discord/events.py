@@ -30,8 +30,8 @@ from adapters.discord import texts
 from adapters.discord.answers import answer_content, search_content
 from adapters.discord.delivery import Hints, Interactions, Reply, reply_mode
 from adapters.discord.files import attachment_of
-from adapters.discord.format import NO_MENTIONS, nonce
-from adapters.discord.replies import refused, say
+from adapters.discord.format import nonce
+from adapters.discord.replies import NO_MENTIONS, refused, say
 from bot import messages
 from bot.chat import (
     Attachment,
@@ -61,7 +61,6 @@ class Events:
 
     def __init__(self, core: Core, interactions: Interactions) -> None:
         self.core = core  # the result's buttons (adapters/discord/actions.py) find it here
-        self._core = core
         self._interactions = interactions
         self._accepting = False
         self._running = TaskSet("discord")
@@ -105,7 +104,7 @@ class Events:
                     await self._ask(message, question)
             return  # nothing else to look at
         async with self._running.holding():
-            taken = await self._core.take(
+            taken = await self.core.take(
                 message_trigger(message, requester=message.author.id, explicit=False)
             )
             if taken.refusals:
@@ -123,13 +122,13 @@ class Events:
     async def _ask(self, message: discord.Message, question: Question) -> None:
         """A reply to a result, or a mention in a transcript's thread: answered in reply,
         the typing indicator showing meanwhile."""
-        if not await self._core.about_a_transcript(question):
+        if not await self.core.about_a_transcript(question):
             return
         try:
             await message.channel.typing()  # "threadscribe is typing…" for ten seconds
         except discord.HTTPException as exc:
             log.info("typing indicator not shown: %s", exc)
-        answered = await self._core.ask(question)  # never raises for the gateway or AssemblyAI
+        answered = await self.core.ask(question)  # never raises for the gateway or AssemblyAI
         if answered is None:
             return
         try:
@@ -148,7 +147,7 @@ class Events:
     async def search_command(self, interaction: discord.Interaction, words: str) -> None:
         """This channel's recordings only, answered to the asker only (ephemeral)."""
         async with self._running.holding():
-            if not self._accepting or not self._core.accepting:
+            if not self.accepting:
                 await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -157,7 +156,7 @@ class Events:
                 str(interaction.guild_id or DM_WORKSPACE),
                 str(interaction.channel_id or 0),
             )
-            results = await self._core.search(where, words, by=str(interaction.user.id))
+            results = await self.core.search(where, words, by=str(interaction.user.id))
             await interaction.followup.send(
                 search_content(results),
                 ephemeral=True,
@@ -207,7 +206,7 @@ class Events:
             if file is not None and not is_media(file.content_type, file.filename):
                 await say(interaction, texts.not_media(file.filename, file.content_type))
                 return
-            if not self._accepting or not self._core.accepting:
+            if not self.accepting:
                 await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(thinking=True)  # the ack, before any I/O of ours
@@ -240,7 +239,7 @@ class Events:
             explicit=True,
             options=dataclasses.replace(options, platform=hints.extra()),
         )
-        taken = await self._core.take(trigger)
+        taken = await self.core.take(trigger)
         if taken.created:
             return  # the engine fills in the deferred response with the status line
         self._interactions.forget(hints.interaction)
@@ -264,12 +263,12 @@ class Events:
             if not message.attachments and not find_links(message.content):
                 await say(interaction, texts.NO_MEDIA_IN_MESSAGE)  # no need to ask anyone
                 return
-            if not self._accepting or not self._core.accepting:
+            if not self.accepting:
                 await say(interaction, texts.SHUTTING_DOWN)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             trigger = message_trigger(message, requester=interaction.user.id, explicit=True)
-            taken = await self._core.take(trigger)
+            taken = await self.core.take(trigger)
             where = _where_results(message)
             if taken.refusals:
                 text = messages.refused(taken.refusals)
@@ -289,7 +288,7 @@ class Events:
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             channel_id = settings_channel(interaction.channel)
-            await self._core.set_auto_transcribe(
+            await self.core.set_auto_transcribe(
                 Platform.DISCORD,
                 str(interaction.guild_id),
                 str(channel_id),

@@ -33,7 +33,6 @@ FIELD_LIMIT: Final = 1024
 THREAD_NAME_LIMIT: Final = 100
 NONCE_LENGTH: Final = 25  # Discord's limit for a string nonce
 ACCENT: Final = 0x4F7CAC
-NO_MENTIONS: Final = discord.AllowedMentions.none()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.events import Events, settings_channel
-from adapters.discord.format import NO_MENTIONS
-from adapters.discord.replies import refused
+from adapters.discord.replies import NO_MENTIONS, refused
 from bot.chat import ChannelRef, Platform
 
 

@@ -3,12 +3,14 @@ it may defer: one place, so the commands of every module refuse alike."""
 
 from __future__ import annotations
 
+from typing import Final
+
 import discord
 
 from adapters.discord import texts
 
-#: adapters.discord.format's NO_MENTIONS (format imports the actions, which import this).
-NO_MENTIONS = discord.AllowedMentions.none()
+#: Every message of the bot's mentions no one (also adapters.discord.format's).
+NO_MENTIONS: Final = discord.AllowedMentions.none()
 
 
 async def say(interaction: discord.Interaction, text: str) -> None:

@@ -153,6 +153,7 @@ class SlackAdapter:
             )
         secret = settings.slack_signing_secret
         self.admins = Admins(self._client_for, admins)
+        controls = SlackControls(core=core, admins=self.admins)
         self.bolt = SlackBolt(
             client=self._client,
             signing_secret=secret.value if secret else "",
@@ -161,11 +162,11 @@ class SlackAdapter:
                 core=core,
                 chat=self.chat,
                 admins=self.admins,
-                controls=SlackControls(core=core, admins=self.admins),
+                controls=controls,
                 tasks=self.tasks,
             ),
             actions=Actions(core=core, tasks=self.tasks),
-            controls=SlackControls(core=core, admins=self.admins),
+            controls=controls,
             home=Home(core=core, admins=self.admins, tasks=self.tasks),
             tasks=self.tasks,
             oauth=oauth,

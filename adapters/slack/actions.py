@@ -21,6 +21,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as fmt
+from adapters.slack import texts
 from adapters.slack.errors import CALL_ERRORS, error_code
 from bot import messages
 from bot.chat import Answer, Core, JobRef, Platform
@@ -54,7 +55,7 @@ class Actions:
             await client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
         except CALL_ERRORS as exc:
             log.warning("views.open failed: %s", error_code(exc))
-            self._whisper(respond, texts_try_again())
+            self._whisper(respond, texts.FORM_NOT_OPENED)
 
     async def redo_chosen(
         self, ack: AsyncAck, body: Mapping[str, Any], respond: AsyncRespond
@@ -102,10 +103,6 @@ class Actions:
 
     def _whisper(self, respond: AsyncRespond, text: str) -> None:
         self._tasks.spawn(_respond(respond, text), "action-answer")
-
-
-def texts_try_again() -> str:
-    return "Slack did not open the form: please try again."
 
 
 def _action(body: Mapping[str, Any]) -> Mapping[str, Any]:

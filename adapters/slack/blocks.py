@@ -29,10 +29,8 @@ Block = dict[str, Any]
 MAX_BLOCKS: Final = 50
 HEADER_LIMIT: Final = 150
 #: Block Kit's limits for what the result's actions use.
-BUTTON_TEXT_LIMIT: Final = 75
 OPTION_TEXT_LIMIT: Final = 75
 OPTION_VALUE_LIMIT: Final = 150
-MODAL_TITLE_LIMIT: Final = 24
 MODAL_INPUTS: Final = 50  # speakers a rename form shows (a modal holds 100 blocks)
 #: The actions of a result (action ids) and the rename modal (its callback id).
 RENAME_ACTION: Final = "threadscribe_rename"

@@ -197,9 +197,18 @@ class SlackChat:
         else:
             stale = [before] if before != name else []
         try:
-            await self._reaction(client.reactions_add, spot, name, ok="already_reacted")
+            channel, ts = spot
+            await _tolerant(
+                client.reactions_add, {"already_reacted"}, channel=channel, timestamp=ts, name=name
+            )
             for old in stale:
-                await self._reaction(client.reactions_remove, spot, old, ok="no_reaction")
+                await _tolerant(
+                    client.reactions_remove,
+                    {"no_reaction"},
+                    channel=channel,
+                    timestamp=ts,
+                    name=old,
+                )
         except CALL_ERRORS as exc:
             error = self._error(where, exc, "set a reaction")
             if error.retryable:
@@ -213,16 +222,6 @@ class SlackChat:
         else:  # the job is over: nothing more to remember for it
             self._reacted.pop(spot, None)
             self._fresh.pop(where.job_id, None)
-
-    @staticmethod
-    async def _reaction(
-        method: Callable[..., Any], spot: tuple[str, str], name: str, *, ok: str
-    ) -> None:
-        try:
-            await method(channel=spot[0], timestamp=spot[1], name=name)
-        except SlackApiError as exc:
-            if error_code(exc) != ok:
-                raise
 
     # -- erase (forget) -------------------------------------------------------------------
 
@@ -244,7 +243,7 @@ class SlackChat:
                     doomed[str(message["ts"])] = None
                 for i, message in enumerate(replies):
                     if str(message["ts"]) in doomed:
-                        files |= _file_ids_after(replies[i + 1 :])
+                        files |= _files_after(replies[i + 1 :], "id")
             for file_id in sorted(files):
                 await _tolerant(
                     client.files_delete, {"file_not_found", "file_deleted"}, file=file_id
@@ -294,33 +293,22 @@ def _root_context(where: ThreadRef) -> str | None:
     return requested_by(where.requester, shown)
 
 
-def _files_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Names of the files the bot uploaded after a post, up to its next keyed post (which
-    belongs to another step or job: files after that are not this post's)."""
-    names: set[str] = set()
+def _files_after(messages: Sequence[Mapping[str, Any]], field: str = "name") -> set[str]:
+    """The `field` (name, id) of each file the bot uploaded after a post, up to its next
+    keyed post (which belongs to another step or job: files after that are not this post's)."""
+    found: set[str] = set()
     for message in messages:
         if _key(message) is not None:
             break
         if message.get("bot_id"):
-            names.update(
-                f["name"] for f in message.get("files", ()) if isinstance(f.get("name"), str)
+            found.update(
+                f[field] for f in message.get("files", ()) if isinstance(f.get(field), str)
             )
-    return names
-
-
-def _file_ids_after(messages: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Ids of the files the bot uploaded after a post, up to the next keyed post."""
-    ids: set[str] = set()
-    for message in messages:
-        if _key(message) is not None:
-            break
-        if message.get("bot_id"):
-            ids.update(f["id"] for f in message.get("files", ()) if isinstance(f.get("id"), str))
-    return ids
+    return found
 
 
 async def _tolerant(method: Callable[..., Any], gone: set[str], **args: Any) -> None:
-    """A deletion; Slack saying the thing is gone already is what was wanted."""
+    """A call whose `gone` errors mean it is done already (deleted, reacted, removed)."""
     try:
         await method(**args)
     except SlackApiError as exc:

@@ -57,13 +57,13 @@ class Commands:
         chat: SlackChat,
         admins: Admins,
         controls: SlackControls,
-        tasks: TaskSet | None = None,
+        tasks: TaskSet,
     ) -> None:
         self._core = core
         self._chat = chat
         self._admins = admins
         self._controls = controls
-        self._tasks = tasks or TaskSet("slack-commands")
+        self._tasks = tasks
 
     async def transcribe(
         self,

@@ -20,12 +20,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import texts
 from adapters.slack.admins import Admins
-from adapters.slack.blocks import escape, mrkdwn
+from adapters.slack.blocks import HEADER_LIMIT, escape, mrkdwn
 from adapters.slack.controls import channel, person
 from adapters.slack.errors import CALL_ERRORS, error_code
 from bot import reports
 from bot.chat import ChannelPolicy, Core, Platform
 from bot.controls import Overview
+from bot.render import SLACK_SECTION_LIMIT
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ OPT_IN_ACTION: Final = "home_optin"
 MAX_CHANNELS: Final = 80
 #: Channels read with users.conversations at most.
 MAX_READ: Final = 1000
-SECTION_LIMIT: Final = 3000
 _OPTION_TEXT: Final = {
     ChannelPolicy.AUTO: "auto: every recording",
     ChannelPolicy.ON_REQUEST: "on-request: when someone asks",
@@ -71,10 +71,11 @@ class Home:
         controls = self._core.controls
         note = None
         kind = action.get("action_id")
+        admin = await self._admins.is_admin(team, user, client)  # once: the tab needs it too
         if kind == POLICY_ACTION:
             where = str(action.get("block_id", "")).removeprefix("policy:")
             value = str((action.get("selected_option") or {}).get("value", ""))
-            if not await self._admins.is_admin(team, user, client):
+            if not admin:
                 log.info("%s is not an admin: the policy of %s stays as it is", user, where)
                 note = texts.ADMINS_ONLY
             else:
@@ -86,12 +87,20 @@ class Home:
                     await controls.set_policy(Platform.SLACK, team, where, policy, by=user)
         elif kind in (OPT_OUT_ACTION, OPT_IN_ACTION):
             await controls.set_opt_out(Platform.SLACK, user, kind == OPT_OUT_ACTION)
-        await self.publish(client, team, user, note=note)
+        await self.publish(client, team, user, note=note, admin=admin)
 
     async def publish(
-        self, client: AsyncWebClient, team: str, user: str, *, note: str | None = None
+        self,
+        client: AsyncWebClient,
+        team: str,
+        user: str,
+        *,
+        note: str | None = None,
+        admin: bool | None = None,
     ) -> None:
-        admin = await self._admins.is_admin(team, user, client)
+        """Publish the tab; `admin`: whether `user` is one, when already asked."""
+        if admin is None:
+            admin = await self._admins.is_admin(team, user, client)
         names = await self._channels(client) if admin else {}
         overview = await self._core.controls.overview(
             Platform.SLACK, team, user, admin=admin, channels=list(names)
@@ -126,7 +135,7 @@ class Home:
 
 
 def _section(text: str, accessory: Block | None = None, block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": mrkdwn(_clip(text, SECTION_LIMIT))}
+    block: Block = {"type": "section", "text": mrkdwn(_clip(text, SLACK_SECTION_LIMIT))}
     if accessory is not None:
         block["accessory"] = accessory
     if block_id is not None:
@@ -135,11 +144,11 @@ def _section(text: str, accessory: Block | None = None, block_id: str | None = N
 
 
 def _header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:HEADER_LIMIT]}}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [mrkdwn(_clip(text, SECTION_LIMIT))]}
+    return {"type": "context", "elements": [mrkdwn(_clip(text, SLACK_SECTION_LIMIT))]}
 
 
 def _clip(text: str, limit: int) -> str:

@@ -125,6 +125,7 @@ SETTINGS_HELP: Final = (
 )
 
 NO_MESSAGE: Final = "Slack did not say which message that was: try again on the message."
+FORM_NOT_OPENED: Final = "Slack did not open the form: please try again."
 FORGET_HOW: Final = (
     "To remove a transcript, use More actions (⋯) → Forget transcript on the recording's "
     "message or on my result in its thread: my posts there, the transcript at AssemblyAI "

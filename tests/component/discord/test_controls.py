@@ -338,3 +338,19 @@ async def test_forget_of_a_job_still_being_transcribed(
             assert public == []  # the status went, and no result was ever posted
             assert bot.fake.reactions(voice) == []
             assert await bot.store.recent() == []
+
+
+async def test_while_shutting_down_the_controls_say_so_and_change_nothing(
+    bot: Harness, dialogue: AudioSample
+) -> None:
+    world = bot.fake.world
+    voice = await bot.fake.dispatch_voice_message(audio=dialogue.path.read_bytes(), duration_secs=9)
+    await bot.settle()
+    await bot.drain()
+    bot.adapter.intake.pause()  # shutdown, phase one: handlers under way finish, no new ones
+    assert await settings(bot, "policy", world.mod, mode="off") == texts.SHUTTING_DOWN
+    ix = await bot.fake.dispatch_message_command("Forget transcript", voice, user=world.alice)
+    assert await answer(bot, ix) == texts.SHUTTING_DOWN
+    assert len(await bot.store.recent()) == 1
+    bot.adapter.intake.resume()
+    assert "auto (default)" in await settings(bot, "show", world.mod)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from adapters.discord import texts
 from bot.jobs import JobStore
 from tests.fakes.discord import FakeDiscord, FakeInteraction, Intent, Upload
 from tests.fakes.discord_harness import (
@@ -263,3 +264,16 @@ async def test_a_failed_job_offers_redo_and_its_result_replaces_the_notice(
     assert result["id"] == notice["id"] and result["edited_timestamp"] is not None
     assert shown(result).startswith("Alice [00:00]: Good morning.")
     assert len(in_thread(bot, message)) == 2  # the status and the one result
+
+
+async def test_while_shutting_down_a_click_says_so_and_redoes_nothing(
+    bot: Harness, meeting: AudioSample
+) -> None:
+    message = await share(bot, meeting)
+    result = result_in(bot, message)
+    bot.adapter.intake.pause()  # shutdown, phase one: the commands refuse, and so do clicks
+    ix = await click(bot, result, "Rename speakers")
+    [first] = bot.fake.interaction_responses(ix)
+    assert first["type"] == 4  # an answer, not the modal
+    assert shown(first["data"]) == texts.SHUTTING_DOWN
+    assert len(await bot.store.recent()) == 1
