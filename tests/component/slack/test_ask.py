@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +54,9 @@ def people(fake: FakeSlack) -> None:
 
 
 @pytest.fixture
-async def bot(
-    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
-) -> AsyncIterator[SlackBot]:
+def bot_options(fake_slack: FakeSlack, emulator: EmulatorServer) -> dict[str, Any]:
     people(fake_slack)
-    async with slack_bot(fake_slack, tmp_path, emulator=emulator) as running:
-        yield running
+    return {"emulator": emulator}
 
 
 async def drain(bot: SlackBot) -> None:
