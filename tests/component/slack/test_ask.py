@@ -30,20 +30,12 @@ from tests.fakes.slack import (
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.emulator_server import EmulatorServer
 from tests.helpers.engine import FAST_ENGINE
-from tests.helpers.meeting import write_meeting
 
 ADA = "U0ADA00001"
 GRACE = "U0GRACE001"
 STANDUP = "C0STANDUP1"
-
-
-@pytest.fixture
-def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
-    sample = audio_library.dialogue("mp3")
-    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
-    return sample
 
 
 def people(fake: FakeSlack) -> None:

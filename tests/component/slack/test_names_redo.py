@@ -25,18 +25,10 @@ from tests.fakes.slack import (
 from tests.fakes.slack_harness import SlackBot
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.helpers.meeting import write_meeting
+from tests.helpers.emulator_server import EmulatorServer
 
 ADA = "U0ADA00001"
 GRACE = "U0GRACE001"
-
-
-@pytest.fixture
-def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
-    sample = audio_library.dialogue("mp3")
-    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
-    return sample
 
 
 @pytest.fixture
