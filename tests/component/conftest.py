@@ -6,6 +6,8 @@ emulator over loopback.
     harness     the engine in burst mode on those, delivering to a RecordingPlatform
                 (tests/helpers/engine.py); a module changes how it is made by
                 overriding `engine_options` (running_engine's keyword arguments)
+    meeting     the dialogue (MP3) with the meeting's script (tests/helpers/meeting.py):
+                speakers A and B are Ada Lovelace and Grace Hopper
 
 slack/ and discord/ add `bot`, the adapter started on the fake with the real engine.
 """
@@ -20,8 +22,10 @@ import pytest
 
 from bot.assemblyai import AssemblyAIClient
 from bot.jobs import JobStore
-from tests.helpers.emulator_server import EmulatorServer
+from tests.helpers.audio import AudioSample
+from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
 from tests.helpers.engine import EngineHarness, emulator_client, open_store, running_engine
+from tests.helpers.meeting import write_meeting
 
 
 @pytest.fixture
@@ -50,3 +54,10 @@ async def harness(
 ) -> AsyncIterator[EngineHarness]:
     async with running_engine(tmp_path, emulator, **engine_options) as running:
         yield running
+
+
+@pytest.fixture
+def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
+    sample = audio_library.dialogue("mp3")  # spoken once a session; its script is ours
+    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
+    return sample

@@ -110,13 +110,6 @@ async def harness(tmp_path: Path, emulator: EmulatorServer) -> AsyncIterator[Har
         yield h
 
 
-@pytest.fixture
-def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
-    sample = audio_library.dialogue("mp3")  # spoken once a session; its script is ours
-    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
-    return sample
-
-
 PEOPLE = [Person("U1", "Ada Lovelace", "ada"), Person("U2", "Grace Hopper", "grace")]
 
 

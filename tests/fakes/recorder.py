@@ -59,6 +59,8 @@ T = TypeVar("T")
 URL_ENV: Final = "THREADSCRIBE_RECORDER_URL"
 FACTORY: Final = "tests.fakes.recorder:create"
 PID_HEADER: Final = "X-Recorder-Pid"
+#: characters a message may hold (the adapter says so; the recorder refuses longer ones)
+MESSAGE_LIMIT: Final = 3000
 
 
 # == the platform side ==================================================================
@@ -310,6 +312,8 @@ class Recorder:
 
     async def _post(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if len(str(body["text"])) > MESSAGE_LIMIT:  # refused, as Slack and Discord do
+            return web.json_response({"error": "msg_too_long"}, status=400)
         key = str(body["key"])
         await self._wait_if_held(request, "post", key, Stage.BEFORE)
         pid = _pid(request)
@@ -329,6 +333,8 @@ class Recorder:
 
     async def _edit(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if len(str(body["text"])) > MESSAGE_LIMIT:  # refused, as Slack and Discord do
+            return web.json_response({"error": "msg_too_long"}, status=400)
         for message in self.messages:
             if message.id == body["message_id"]:
                 await self._wait_if_held(request, "edit", message.key, Stage.BEFORE)
@@ -469,7 +475,7 @@ class RecorderAdapter:
     """The recorder as a platform adapter: ChatPlatform calls become HTTP calls to it."""
 
     name = Platform.SLACK  # it stands in for a platform
-    message_limit = 3000
+    message_limit = MESSAGE_LIMIT
 
     def __init__(self, base_url: str, core: Core, *, poll_wait: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")

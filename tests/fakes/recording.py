@@ -109,8 +109,14 @@ class RecordingPlatform:
     async def public_url(self, where: ThreadRef, source: FileSource) -> str | None:
         return self.links.get(str(source.ref["id"]))
 
+    def _fits(self, post: Post) -> None:
+        # As Slack and Discord do, a message longer than the platform allows is refused.
+        if len(post.text) > self.message_limit:
+            raise PlatformRefused(f"{len(post.text)} characters, over {self.message_limit}")
+
     async def post(self, where: ThreadRef, post: Post, *, key: str) -> str:
         self._fault("post")
+        self._fits(post)
         message_id = f"m{next(self._ids)}"
         files = {f.name: f.data for f in post.files}
         self.posts.append(Posted(message_id, where, post.text, key, files))
@@ -119,6 +125,7 @@ class RecordingPlatform:
 
     async def edit(self, where: ThreadRef, message_id: str, post: Post, *, key: str) -> None:
         self._fault("edit")
+        self._fits(post)
         for posted in self.posts:
             if posted.id == message_id:
                 posted.edits.append(post.text)

@@ -15,7 +15,13 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_gateway import Session
 from tests.fakes.discord_harness import shown
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.helpers.processes import BotProcess, environment, free_port, threadscribe
+from tests.helpers.processes import (
+    BotProcess,
+    assemblyai_lines,
+    environment,
+    free_port,
+    threadscribe,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,9 +31,7 @@ async def bot(
     fake_discord: FakeDiscord, emulator: EmulatorServer, tmp_path: Path
 ) -> AsyncIterator[BotProcess]:
     env = environment(
-        ASSEMBLYAI_API_KEY=emulator.api_key,
-        ASSEMBLYAI_BASE_URL=emulator.base_url,
-        ASSEMBLYAI_LLM_GATEWAY_URL=emulator.base_url,
+        **assemblyai_lines(emulator),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
         PORT=str(free_port()),
         JOB_LEASE_SECONDS="2",

@@ -24,7 +24,7 @@ from tests.fakes.slack import (
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.helpers.processes import BotProcess, environment, free_port, until
+from tests.helpers.processes import BotProcess, assemblyai_lines, environment, free_port, until
 
 
 @pytest.fixture
@@ -32,9 +32,7 @@ async def bot(
     fake_slack: FakeSlack, emulator: EmulatorServer, tmp_path: Path
 ) -> AsyncIterator[BotProcess]:
     env = environment(
-        ASSEMBLYAI_API_KEY=emulator.api_key,
-        ASSEMBLYAI_BASE_URL=emulator.base_url,
-        ASSEMBLYAI_LLM_GATEWAY_URL=emulator.base_url,
+        **assemblyai_lines(emulator),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'threadscribe.db'}",
         PORT=str(free_port()),
         SLACK_BOT_TOKEN=BOT_TOKEN,

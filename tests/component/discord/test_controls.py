@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def dialogue(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
     return audio_library.dialogue("ogg", scripts_dir=emulator.scripts_dir)
-
-
-@pytest.fixture
-async def bot(
-    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any
-) -> AsyncIterator[Harness]:
-    async with running_bot(fake_discord, store, assemblyai) as harness:
-        yield harness
 
 
 async def answer(bot: Harness, ix: Any) -> str:

@@ -7,7 +7,6 @@ SQLite and the AssemblyAI emulator."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.fakes.discord_harness import (
 )
 from tests.helpers.audio import AudioSample
 from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.meeting import write_meeting
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,22 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
     sample = audio_library.dialogue("ogg")
-    write_names(emulator, sample, {"A": "Alice", "B": "Morgan"})
+    write_meeting(emulator.scripts_dir, sample, {"A": "Alice", "B": "Morgan"})
     return sample
-
-
-def write_names(emulator: EmulatorServer, sample: AudioSample, names: dict[str, str]) -> None:
-    from tests.helpers.meeting import write_meeting
-
-    write_meeting(emulator.scripts_dir, sample, names)
-
-
-@pytest.fixture
-async def bot(
-    fake_discord: FakeDiscord, store: JobStore, assemblyai: Any
-) -> AsyncIterator[Harness]:
-    async with running_bot(fake_discord, store, assemblyai) as harness:
-        yield harness
 
 
 async def share(bot: Harness, meeting: AudioSample) -> dict[str, Any]:

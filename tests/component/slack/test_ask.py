@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,12 @@ from tests.fakes.slack import (
 from tests.fakes.slack_harness import SlackBot, slack_bot
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
+from tests.helpers.emulator_server import EmulatorServer
 from tests.helpers.engine import FAST_ENGINE
-from tests.helpers.meeting import write_meeting
 
 ADA = "U0ADA00001"
 GRACE = "U0GRACE001"
 STANDUP = "C0STANDUP1"
-
-
-@pytest.fixture
-def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
-    sample = audio_library.dialogue("mp3")
-    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
-    return sample
 
 
 def people(fake: FakeSlack) -> None:
@@ -55,12 +46,9 @@ def people(fake: FakeSlack) -> None:
 
 
 @pytest.fixture
-async def bot(
-    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
-) -> AsyncIterator[SlackBot]:
+def bot_options(fake_slack: FakeSlack, emulator: EmulatorServer) -> dict[str, Any]:
     people(fake_slack)
-    async with slack_bot(fake_slack, tmp_path, emulator=emulator) as running:
-        yield running
+    return {"emulator": emulator}
 
 
 async def drain(bot: SlackBot) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,8 @@ def dialogue(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSamp
 
 
 @pytest.fixture
-async def bot(
-    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
-) -> AsyncIterator[SlackBot]:
-    async with slack_bot(fake_slack, tmp_path, emulator=emulator) as running:
-        yield running
+def bot_options(emulator: EmulatorServer) -> dict[str, Any]:
+    return {"emulator": emulator}
 
 
 async def drain(bot: SlackBot) -> None:

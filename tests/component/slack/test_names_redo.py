@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,35 +22,24 @@ from tests.fakes.slack import (
     DANA,
     FakeSlack,
 )
-from tests.fakes.slack_harness import SlackBot, slack_bot
+from tests.fakes.slack_harness import SlackBot
 from tests.fakes.slack_state import Message
 from tests.helpers.audio import AudioSample
-from tests.helpers.emulator_server import AudioLibrary, EmulatorServer
-from tests.helpers.meeting import write_meeting
+from tests.helpers.emulator_server import EmulatorServer
 
 ADA = "U0ADA00001"
 GRACE = "U0GRACE001"
 
 
 @pytest.fixture
-def meeting(audio_library: AudioLibrary, emulator: EmulatorServer) -> AudioSample:
-    sample = audio_library.dialogue("mp3")
-    write_meeting(emulator.scripts_dir, sample, {"A": "Ada Lovelace", "B": "Grace Hopper"})
-    return sample
-
-
-@pytest.fixture
-async def bot(
-    fake_slack: FakeSlack, tmp_path: Path, emulator: EmulatorServer
-) -> AsyncIterator[SlackBot]:
+def bot_options(fake_slack: FakeSlack, emulator: EmulatorServer) -> dict[str, Any]:
     fake_slack.set_scopes(BOT_TOKEN, BOT_SCOPES)  # exactly what slack-manifest.yml grants
     # Two people whose profiles have no display name, as many have: Slack shows their
     # full names.
     fake_slack.add_user(ADA, "ada", real_name="Ada Lovelace", display_name="")
     fake_slack.add_user(GRACE, "grace", real_name="Grace Hopper", display_name="")
     fake_slack.add_channel("standup", "C0STANDUP1", members={ADA, GRACE, ALICE, BOT_USER_ID})
-    async with slack_bot(fake_slack, tmp_path, emulator=emulator) as running:
-        yield running
+    return {"emulator": emulator}
 
 
 async def drain(bot: SlackBot) -> None:

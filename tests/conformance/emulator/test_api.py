@@ -40,12 +40,6 @@ def client_for(server: EmulatorServer, key: str | None = None) -> httpx.AsyncCli
     )
 
 
-@pytest.fixture
-async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(emulator) as client:
-        yield client
-
-
 def error_body(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()

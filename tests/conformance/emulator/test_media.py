@@ -42,14 +42,6 @@ def pseudo_random(size: int) -> bytes:
     return bytes(out[:size])
 
 
-@pytest.fixture
-async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=emulator.base_url, headers={"authorization": emulator.api_key}, timeout=10
-    ) as client:
-        yield client
-
-
 async def transcribe_url(api: httpx.AsyncClient, url: str, **params: Any) -> dict[str, Any]:
     response = await api.post(
         "/v2/transcript", json={"audio_url": url, "speech_models": MODELS} | params

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.helpers import openapi_schema
-from tests.helpers.audio import AudioSample, make_pii_dialogue, write_script
+from tests.helpers.audio import AudioSample, make_pii_dialogue, probe_duration, write_script
 from tests.helpers.emulator_server import FAST, EmulatorServer, start_emulator, wait_done
 
 MODELS = ["assemblyai-stt-3-7", "universal-2"]
@@ -154,16 +154,6 @@ async def test_requests_that_cannot_work_are_refused(
     assert error(await api.post("/v2/transcript", json=body)) == message
 
 
-def duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return float(out)
-
-
 async def test_the_redacted_audio_is_presigned_audio_of_the_same_length(
     api: httpx.AsyncClient, dialogue: AudioSample, tmp_path: Path
 ) -> None:
@@ -190,7 +180,7 @@ async def test_the_redacted_audio_is_presigned_audio_of_the_same_length(
     redacted = tmp_path / "redacted.wav"
     redacted.write_bytes(fetched.content)
     assert fetched.content[:4] == b"RIFF"
-    assert abs(duration(redacted) - dialogue.duration) < 0.2
+    assert abs(probe_duration(redacted) - dialogue.duration) < 0.2
     # Deleting the transcript deletes its redacted audio.
     assert (await api.delete(f"/v2/transcript/{done['id']}")).status_code == 200
     assert error(await api.get(f"/v2/transcript/{done['id']}/redacted-audio")) == (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -204,14 +204,6 @@ def test_parser_reads_ffmpeg_print_output() -> None:
 
 
 # --- the emulator ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=emulator.base_url, headers={"authorization": emulator.api_key}, timeout=10
-    ) as client:
-        yield client
 
 
 async def transcribe(api: httpx.AsyncClient, path: Path, **params: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ checked against the published schemas (openapi.yml, llm-gateway.yml)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,14 +22,6 @@ from tests.helpers.meeting import write_meeting
 MODELS = ["assemblyai-stt-3-7", "universal-2"]
 MODEL = "claude-sonnet-4-5-20250929"
 NAMES = {"A": "Ada Lovelace", "B": "Grace Hopper"}
-
-
-@pytest.fixture
-async def api(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=emulator.base_url, headers={"authorization": emulator.api_key}, timeout=10
-    ) as client:
-        yield client
 
 
 @pytest.fixture
